@@ -164,11 +164,11 @@ func (r *Record) Reset() {
 // must not keep a *Record after RequestFinished returns (records are reused).
 type Observer interface {
 	// RequestStarted is called when a request is handed to the client.
-	RequestStarted(t *TargetInfo, adapter string)
+	RequestStarted(t *TargetInfo)
 	// RequestFinished is called once per started request with its complete record.
 	RequestFinished(r *Record)
 	// RequestDropped is called when the pacer released a request the in-flight cap refused.
-	RequestDropped(t *TargetInfo, adapter string)
+	RequestDropped(t *TargetInfo)
 	// WarmupChanged is called when the gate opens (forced says it was forced by max_duration)
 	// or re-arms (complete=false).
 	WarmupChanged(t *TargetInfo, complete, forced bool)

@@ -1,0 +1,291 @@
+// Package collector exposes what inferprobe measured: the probe metrics of every target (this
+// file), and in sub-packages the model-server scrape and the accelerator metrics.
+package collector
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inferprobe/inferprobe/prober"
+)
+
+// Classic bucket layouts. Each starts at the floor the contract sets (5 ms for TTFT, 1 ms for
+// ITL and TPOT); every configured SLO threshold is added as a boundary so SLO ratios are exact.
+var (
+	ttftBuckets = []float64{0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60}
+	tokenBuckets = []float64{0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5}
+	e2eBuckets   = []float64{0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300}
+	delayBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+)
+
+// Native histogram settings shared by every histogram: 1.1 growth factor (about 5% relative
+// error), a bounded bucket count, and an hourly reset to keep resolution after outliers.
+const (
+	nativeFactor     = 1.1
+	nativeMaxBuckets = 160
+	nativeMinReset   = time.Hour
+)
+
+// Probe is the Prometheus collector for probe metrics and the prober's Observer. It keeps one
+// set of series per target generation; a reload that replaces a target calls Forget on the old
+// one so its series disappear.
+type Probe struct {
+	mu      sync.RWMutex
+	targets map[*prober.TargetInfo]*targetMetrics
+}
+
+// NewProbe returns an empty probe collector.
+func NewProbe() *Probe {
+	return &Probe{targets: map[*prober.TargetInfo]*targetMetrics{}}
+}
+
+var _ prober.Observer = (*Probe)(nil)
+
+// targetMetrics are the series of one target. Histograms and result counters carry the
+// adapter label; target-level gauges do not.
+type targetMetrics struct {
+	ttft, itl, tpot, e2e, delay *prometheus.HistogramVec
+	requests, warmupRequests    *prometheus.CounterVec
+	goodput                     *prometheus.CounterVec
+	promptTokens, outputTokens  *prometheus.CounterVec
+	dropped, warmupForced       prometheus.Counter
+	inFlight, targetRate        prometheus.Gauge
+	warmupComplete              prometheus.Gauge
+	coldStart                   prometheus.Gauge
+	coldStartSet                bool // guarded by Probe.mu (write lock)
+
+	collectors []prometheus.Collector
+
+	adaptersMu sync.RWMutex
+	adapters   map[string]*adapterSeries
+}
+
+// adapterSeries caches the resolved series of one adapter so the per-request path does no
+// label hashing.
+type adapterSeries struct {
+	ttft, itl, tpot, e2e, delay prometheus.Observer
+	results, warmupResults      map[string]prometheus.Counter
+	goodput                     prometheus.Counter
+	promptTokens, outputTokens  map[string]prometheus.Counter
+}
+
+func withSLO(base []float64, slo []float64) []float64 {
+	b := append(slices.Clone(base), slo...)
+	slices.Sort(b)
+	return slices.Compact(b)
+}
+
+func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
+	labels := prometheus.Labels{"target": t.Name, "model": t.Model}
+	hist := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: name, Help: help, ConstLabels: labels, Buckets: buckets,
+			NativeHistogramBucketFactor:     nativeFactor,
+			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+			NativeHistogramMinResetDuration: nativeMinReset,
+		}, []string{"adapter"})
+	}
+	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			append([]string{"adapter"}, extra...))
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels})
+	}
+	ttftSLO, tpotSLO, e2eSLO := t.SLO.Thresholds()
+	m := &targetMetrics{
+		ttft: hist("inferprobe_time_to_first_token_seconds",
+			"Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.",
+			withSLO(ttftBuckets, ttftSLO)),
+		itl: hist("inferprobe_inter_token_latency_seconds",
+			"Each gap between consecutive token chunks of a successful request after warmup (one observation per gap).",
+			tokenBuckets),
+		tpot: hist("inferprobe_time_per_output_token_seconds",
+			"(t(last token chunk) - t(first token chunk)) / (N - 1) per successful request with N >= 2 output tokens, after warmup.",
+			withSLO(tokenBuckets, tpotSLO)),
+		e2e: hist("inferprobe_request_duration_seconds",
+			"Time from writing the request (t0) to the end of the stream, successful requests after warmup.",
+			withSLO(e2eBuckets, e2eSLO)),
+		delay: hist("inferprobe_schedule_delay_seconds",
+			"t0 minus the time the pacer intended for the request (client-side lateness), requests after warmup.",
+			delayBuckets),
+		requests: counter("inferprobe_requests_total",
+			"Requests finished after the warmup gate opened, by result (success or an error class).", "result"),
+		warmupRequests: counter("inferprobe_warmup_requests_total",
+			"Requests finished while the warmup gate was closed, by result; never in the latency histograms.", "result"),
+		goodput: counter("inferprobe_goodput_requests_total",
+			"Successful requests after warmup that met every configured SLO (ttft, tpot, e2e)."),
+		promptTokens: counter("inferprobe_prompt_tokens_total",
+			"Prompt tokens of successful requests after warmup, by source: usage (server-reported) or estimate (the request source's count).", "source"),
+		outputTokens: counter("inferprobe_output_tokens_total",
+			"Output tokens of successful requests after warmup, by source: usage (server-reported) or chunks (token chunks counted).", "source"),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_requests_dropped_total",
+			Help: "Requests the pacer released but the in-flight cap refused.", ConstLabels: labels}),
+		warmupForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_warmup_forced_total",
+			Help: "Times the warmup gate was forced open because max_duration passed.", ConstLabels: labels}),
+		inFlight:       gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
+		targetRate:     gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
+		warmupComplete: gauge("inferprobe_warmup_complete", "1 once the warmup gate opened for the target, else 0."),
+		coldStart: gauge("inferprobe_cold_start_time_to_first_token_seconds",
+			"TTFT of the first request after start or after the warmup gate re-armed."),
+		adapters: map[string]*adapterSeries{},
+	}
+	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
+		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
+		m.inFlight, m.targetRate, m.warmupComplete}
+	m.series("") // the base model's series exist from the start, at zero
+	return m
+}
+
+// series returns the cached series of one adapter, creating them on first use.
+func (m *targetMetrics) series(adapter string) *adapterSeries {
+	m.adaptersMu.RLock()
+	s := m.adapters[adapter]
+	m.adaptersMu.RUnlock()
+	if s != nil {
+		return s
+	}
+	m.adaptersMu.Lock()
+	defer m.adaptersMu.Unlock()
+	if s = m.adapters[adapter]; s != nil {
+		return s
+	}
+	s = &adapterSeries{
+		ttft:          m.ttft.WithLabelValues(adapter),
+		itl:           m.itl.WithLabelValues(adapter),
+		tpot:          m.tpot.WithLabelValues(adapter),
+		e2e:           m.e2e.WithLabelValues(adapter),
+		delay:         m.delay.WithLabelValues(adapter),
+		results:       map[string]prometheus.Counter{},
+		warmupResults: map[string]prometheus.Counter{},
+		goodput:       m.goodput.WithLabelValues(adapter),
+		promptTokens:  map[string]prometheus.Counter{},
+		outputTokens:  map[string]prometheus.Counter{},
+	}
+	for _, r := range prober.Results {
+		s.results[r] = m.requests.WithLabelValues(adapter, r)
+		s.warmupResults[r] = m.warmupRequests.WithLabelValues(adapter, r)
+	}
+	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate} {
+		s.promptTokens[src] = m.promptTokens.WithLabelValues(adapter, src)
+	}
+	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
+		s.outputTokens[src] = m.outputTokens.WithLabelValues(adapter, src)
+	}
+	m.adapters[adapter] = s
+	return s
+}
+
+// target returns the metrics of t, creating them on first use.
+func (p *Probe) target(t *prober.TargetInfo) *targetMetrics {
+	p.mu.RLock()
+	m := p.targets[t]
+	p.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m = p.targets[t]; m == nil {
+		m = newTargetMetrics(t)
+		p.targets[t] = m
+	}
+	return m
+}
+
+// Register creates t's series now, so they are exposed (at zero) before the first request.
+func (p *Probe) Register(t *prober.TargetInfo) { p.target(t) }
+
+// Forget removes every series of t (a target removed or replaced by a reload).
+func (p *Probe) Forget(t *prober.TargetInfo) {
+	p.mu.Lock()
+	delete(p.targets, t)
+	p.mu.Unlock()
+}
+
+// Describe sends nothing: the series set changes with the configuration, so Probe is an
+// unchecked collector.
+func (p *Probe) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends every target's series.
+func (p *Probe) Collect(ch chan<- prometheus.Metric) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, m := range p.targets {
+		for _, c := range m.collectors {
+			c.Collect(ch)
+		}
+		if m.coldStartSet {
+			m.coldStart.Collect(ch)
+		}
+	}
+}
+
+// RequestStarted implements prober.Observer.
+func (p *Probe) RequestStarted(t *prober.TargetInfo) { p.target(t).inFlight.Inc() }
+
+// RequestDropped implements prober.Observer.
+func (p *Probe) RequestDropped(t *prober.TargetInfo) { p.target(t).dropped.Inc() }
+
+// TargetRate implements prober.Observer.
+func (p *Probe) TargetRate(t *prober.TargetInfo, rps float64) { p.target(t).targetRate.Set(rps) }
+
+// WarmupChanged implements prober.Observer.
+func (p *Probe) WarmupChanged(t *prober.TargetInfo, complete, forced bool) {
+	m := p.target(t)
+	if complete {
+		m.warmupComplete.Set(1)
+	} else {
+		m.warmupComplete.Set(0)
+	}
+	if forced {
+		m.warmupForced.Inc()
+	}
+}
+
+// ColdStart implements prober.Observer.
+func (p *Probe) ColdStart(t *prober.TargetInfo, ttft time.Duration) {
+	m := p.target(t)
+	m.coldStart.Set(ttft.Seconds())
+	p.mu.Lock()
+	m.coldStartSet = true
+	p.mu.Unlock()
+}
+
+// RequestFinished implements prober.Observer: the per-request hot path.
+func (p *Probe) RequestFinished(r *prober.Record) {
+	m := p.target(r.Target)
+	m.inFlight.Dec()
+	s := m.series(r.Adapter)
+	if r.Warmup {
+		s.warmupResults[r.Result].Inc()
+		return
+	}
+	s.results[r.Result].Inc()
+	s.delay.Observe(r.ScheduleDelay().Seconds())
+	if r.Result != prober.ResultSuccess {
+		return
+	}
+	if ttft, ok := r.TTFT(); ok {
+		s.ttft.Observe(ttft.Seconds())
+	}
+	for _, gap := range r.Gaps {
+		s.itl.Observe(gap.Seconds())
+	}
+	if tpot, ok := r.TPOT(); ok {
+		s.tpot.Observe(tpot.Seconds())
+	}
+	s.e2e.Observe(r.End.Seconds())
+	if r.Target.SLO.Met(r) {
+		s.goodput.Inc()
+	}
+	if c := s.outputTokens[r.OutputSource]; c != nil {
+		c.Add(float64(r.OutputTokens))
+	}
+	if c := s.promptTokens[r.PromptSource]; c != nil {
+		c.Add(float64(r.PromptTokens))
+	}
+}

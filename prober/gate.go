@@ -1,0 +1,175 @@
+package prober
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// stableWindow is how many recent TTFTs form one median for the stability check: the gate
+// compares the median of the last stableWindow requests with that of the stableWindow before.
+const stableWindow = 5
+
+// WarmupConfig configures a Gate.
+type WarmupConfig struct {
+	// Requests is the number of successful requests needed before the gate opens.
+	Requests int
+	// MinDuration is the least time the gate stays closed after it is armed.
+	MinDuration time.Duration
+	// MaxDuration forces the gate open if it is still closed after this long.
+	MaxDuration time.Duration
+	// StableWithin, when > 0, also requires the TTFT medians of the last two windows to differ
+	// by less than this ratio.
+	StableWithin float64
+}
+
+// GateEvent says what a gate call changed, for the caller to report.
+type GateEvent struct {
+	// Opened is set when the gate opened during the call; Forced when max_duration forced it.
+	Opened, Forced bool
+	// ColdStart is set when the call saw the first TTFT after the gate was armed.
+	ColdStart    bool
+	ColdStartTTF time.Duration
+}
+
+// Gate holds measurement back until a target is warm. It is closed when created and after
+// Rearm; requests that finish while it is closed are warmup requests and never reach the
+// latency histograms. It is safe for concurrent use.
+type Gate struct {
+	cfg WarmupConfig
+	now func() time.Time
+
+	mu          sync.Mutex
+	armedAt     time.Time
+	open        bool
+	forced      bool
+	successes   int
+	ttfts       []time.Duration // the last 2*stableWindow TTFTs, oldest first
+	coldPending bool
+	onRearm     func(reason string)
+}
+
+// NewGate returns a closed gate armed now. now may be nil (time.Now).
+func NewGate(cfg WarmupConfig, now func() time.Time) *Gate {
+	if now == nil {
+		now = time.Now
+	}
+	g := &Gate{cfg: cfg, now: now}
+	g.arm()
+	return g
+}
+
+func (g *Gate) arm() {
+	g.armedAt = g.now()
+	g.open, g.forced = false, false
+	g.successes = 0
+	g.ttfts = g.ttfts[:0]
+	g.coldPending = true
+}
+
+// SetRearmHook sets a function called (outside the gate's lock) after every Rearm; the run loop
+// uses it to report the closed gate.
+func (g *Gate) SetRearmHook(f func(reason string)) {
+	g.mu.Lock()
+	g.onRearm = f
+	g.mu.Unlock()
+}
+
+// Rearm closes the gate again, as at start: the next requests are warmup, and the first TTFT is
+// reported as a cold start. The model-server scrape calls it when the server restarted.
+func (g *Gate) Rearm(reason string) {
+	g.mu.Lock()
+	g.arm()
+	hook := g.onRearm
+	g.mu.Unlock()
+	if hook != nil {
+		hook(reason)
+	}
+}
+
+// IsOpen reports whether the gate is open, and whether it was forced open.
+func (g *Gate) IsOpen() (open, forced bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open, g.forced
+}
+
+// Finish accounts a finished request. It returns whether the request counts as warmup (it
+// finished while the gate was closed) and what changed.
+func (g *Gate) Finish(r *Record) (warmup bool, ev GateEvent) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ttft, ok := r.TTFT(); ok && g.coldPending {
+		g.coldPending = false
+		ev.ColdStart, ev.ColdStartTTF = true, ttft
+	}
+	if g.open {
+		return false, ev
+	}
+	if r.Result == ResultSuccess {
+		g.successes++
+		if ttft, ok := r.TTFT(); ok {
+			if len(g.ttfts) == 2*stableWindow {
+				g.ttfts = append(g.ttfts[:0], g.ttfts[1:]...)
+			}
+			g.ttfts = append(g.ttfts, ttft)
+		}
+	}
+	ev.Opened, ev.Forced = g.evaluate()
+	return true, ev
+}
+
+// Tick opens the gate if its conditions hold on time alone (min_duration passed after enough
+// successes, or max_duration reached). The run loop calls it as time passes.
+func (g *Gate) Tick() GateEvent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open {
+		return GateEvent{}
+	}
+	opened, forced := g.evaluate()
+	return GateEvent{Opened: opened, Forced: forced}
+}
+
+// evaluate opens the gate when its conditions hold; g.mu is held.
+func (g *Gate) evaluate() (opened, forced bool) {
+	elapsed := g.now().Sub(g.armedAt)
+	if g.cfg.MaxDuration > 0 && elapsed >= g.cfg.MaxDuration {
+		g.open, g.forced = true, true
+		return true, true
+	}
+	if elapsed < g.cfg.MinDuration || g.successes < g.cfg.Requests || !g.stable() {
+		return false, false
+	}
+	g.open = true
+	return true, false
+}
+
+// stable reports whether the TTFT medians of the last two windows agree within StableWithin.
+func (g *Gate) stable() bool {
+	if g.cfg.StableWithin <= 0 {
+		return true
+	}
+	if len(g.ttfts) < 2*stableWindow {
+		return false
+	}
+	prev, last := median(g.ttfts[:stableWindow]), median(g.ttfts[stableWindow:])
+	if prev <= 0 {
+		return last <= 0
+	}
+	diff := float64(last-prev) / float64(prev)
+	if diff < 0 {
+		diff = -diff
+	}
+	return diff < g.cfg.StableWithin
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
