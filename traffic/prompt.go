@@ -1,0 +1,268 @@
+package traffic
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// WeightedAdapter is one LoRA adapter's share of a target's traffic.
+type WeightedAdapter struct {
+	// Name is the adapter addressed instead of the base model; "" names the base model, so
+	// a split like {"", 1}, {"sql-lora", 1} sends half the requests to the base model.
+	Name string
+	// Weight is the adapter's relative share; shares are normalised over all adapters.
+	// Adapters whose weight is not a positive finite number get no traffic.
+	Weight float64
+}
+
+// PromptOptions configures NewPromptSource.
+type PromptOptions struct {
+	// Prompt is a fixed prompt. When set it wins over InputTokens.
+	Prompt string
+	// InputTokens asks for a generated prompt of exactly this many words, which the simulator
+	// counts as tokens (real tokenizers see about one token per word of the vocabulary).
+	InputTokens int
+	// MaxTokens is copied into every request.
+	MaxTokens int
+	// CacheBust makes every prompt unique from its first word on, so prefix caches cannot
+	// hide prefill cost.
+	CacheBust bool
+	// Seed makes the prompts and the adapter choice reproducible.
+	Seed uint64
+	// Adapters optionally splits the traffic over LoRA adapters; empty sends everything to
+	// the base model.
+	Adapters []WeightedAdapter
+}
+
+// vocabulary holds 256 plain lowercase English words, each with a leading space, so a word is
+// picked with 8 random bits and written with one copy. Common short words keep real
+// tokenizers close to one token per word.
+const vocabulary = "" +
+	" apple river stone cloud green table window garden market letter summer winter morning evening yellow silver" +
+	" bread water light sound paper music story house field horse bird tree road bridge city train" +
+	" walk read write open close carry bring build clean cook drive learn speak teach watch wait" +
+	" happy quiet simple early late small large warm cold bright dark soft hard fresh clear gentle" +
+	" north south east west left right under over after before between around along inside outside across" +
+	" chair door floor wall roof kitchen room lamp clock glass plate spoon knife bottle basket blanket" +
+	" mountain valley forest lake ocean island beach desert hill meadow snow rain wind storm friend family" +
+	" mother father sister brother child teacher doctor farmer baker driver player singer writer painter red blue" +
+	" white black brown orange purple gray pink gold one two three four five six seven eight" +
+	" nine ten hundred thousand day night week month year hour minute second today tomorrow sun moon" +
+	" star sky earth fire air metal wood sand dog cat fish cow sheep goat duck mouse" +
+	" rabbit tiger lion bear wolf fox deer run jump swim climb sing dance play laugh smile" +
+	" sleep dream think know feel hear see book pen desk school class lesson test answer question" +
+	" idea word page note list map plan car bus boat ship plane bike wheel engine track" +
+	" station port street corner park square food rice soup salt sugar milk cheese egg butter honey" +
+	" tea coffee juice cake fruit shirt coat hat shoe dress pocket button ring belt good bad"
+
+const (
+	vocabularySize = 256
+	// noncePrefix starts every cache-busting nonce; 16 hex digits follow.
+	noncePrefix = "req-"
+	nonceLen    = len(noncePrefix) + 16
+)
+
+// NewPromptSource returns a Source that builds each request from opts as a pure function of
+// (opts, n); it keeps no state between calls, so it is also safe for concurrent use.
+//
+// Prompts:
+//   - Generated (InputTokens > 0, no Prompt): InputTokens words drawn uniformly from a fixed
+//     vocabulary of plain lowercase English words, separated by single spaces, and
+//     PromptTokens = InputTokens exactly (the simulator counts one token per
+//     whitespace-separated word). With CacheBust the first word is a nonce and the other
+//     words are drawn afresh for every n, so no two prompts share a prefix (or, in practice,
+//     any long run of words); without it every request carries the same prompt, derived
+//     from the seed, so a prefix cache sees repeats — which is what turning CacheBust off
+//     asks for.
+//   - Fixed (Prompt set): the prompt as given, with PromptTokens its number of
+//     whitespace-separated words (an estimate for real tokenizers). CacheBust prepends the
+//     nonce and a space, adding one word.
+//   - Neither: an empty prompt, or the nonce alone with CacheBust.
+//
+// The nonce is "req-" and 16 lowercase hex digits: a bijective hash of n keyed by the seed, so
+// it never repeats within one source. Real tokenizers split it into several tokens, so for
+// real servers PromptTokens undercounts by a few tokens with CacheBust on.
+//
+// Adapter is chosen per n from Adapters by weight with its own seeded stream, independent of
+// the prompt text; it is "" (the base model) when no adapter has a positive weight.
+func NewPromptSource(opts PromptOptions) Source {
+	s := &promptSource{
+		inputTokens: max(opts.InputTokens, 0),
+		maxTokens:   opts.MaxTokens,
+		prompt:      opts.Prompt,
+		promptWords: countWords(opts.Prompt),
+		cacheBust:   opts.CacheBust,
+		wordKey:     opts.Seed,
+		nonceKey:    mix64(opts.Seed ^ streamNonce),
+		adapterKey:  mix64(opts.Seed ^ streamAdapters),
+	}
+	// Offsets of the vocabulary's words: word i with its leading space is
+	// vocabulary[off[i]:off[i+1]].
+	k := 0
+	for i := 0; i < len(vocabulary); i++ {
+		if vocabulary[i] == ' ' {
+			s.off[k] = uint16(i)
+			k++
+		}
+	}
+	s.off[vocabularySize] = uint16(len(vocabulary))
+
+	total := 0.0
+	for _, a := range opts.Adapters {
+		if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
+			total += a.Weight
+		}
+	}
+	if total > 0 && !math.IsInf(total, 1) {
+		acc := 0.0
+		for _, a := range opts.Adapters {
+			if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
+				acc += a.Weight
+				s.names = append(s.names, a.Name)
+				s.cum = append(s.cum, acc/total)
+			}
+		}
+		s.cum[len(s.cum)-1] = 1 // rounding must never leave a draw past the last adapter
+	}
+
+	if !s.cacheBust {
+		switch {
+		case s.prompt != "":
+			s.fixed, s.fixedTokens = s.prompt, s.promptWords
+		case s.inputTokens > 0:
+			var p rand.PCG
+			seedPCG(&p, s.wordKey, streamFixed)
+			s.fixed, s.fixedTokens = s.generate(p, false, 0), s.inputTokens
+		}
+	}
+	return s
+}
+
+type promptSource struct {
+	inputTokens int
+	maxTokens   int
+	prompt      string
+	promptWords int
+	cacheBust   bool
+
+	wordKey, nonceKey, adapterKey uint64
+
+	// fixed is the prompt of every request when it does not vary with n.
+	fixed       string
+	fixedTokens int
+
+	off [vocabularySize + 1]uint16
+
+	// names[i] is chosen when a uniform draw falls below cum[i] (and not below cum[i-1]).
+	names []string
+	cum   []float64
+}
+
+func (s *promptSource) Next(n uint64) Request {
+	r := Request{MaxTokens: s.maxTokens, Adapter: s.adapter(n)}
+	switch {
+	case !s.cacheBust:
+		r.Prompt, r.PromptTokens = s.fixed, s.fixedTokens
+	case s.prompt != "":
+		var b strings.Builder
+		b.Grow(nonceLen + 1 + len(s.prompt))
+		s.writeNonce(&b, n)
+		b.WriteByte(' ')
+		b.WriteString(s.prompt)
+		r.Prompt, r.PromptTokens = b.String(), s.promptWords+1
+	case s.inputTokens > 0:
+		var p rand.PCG
+		seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
+		r.Prompt, r.PromptTokens = s.generate(p, true, n), s.inputTokens
+	default:
+		var b strings.Builder
+		b.Grow(nonceLen)
+		s.writeNonce(&b, n)
+		r.Prompt, r.PromptTokens = b.String(), 1
+	}
+	return r
+}
+
+// generate builds a prompt of s.inputTokens words from p's draws, the first being the nonce
+// for n if nonce is set. It runs the generator twice from the same state: once to size the
+// buffer exactly, once to fill it, so the prompt costs a single allocation.
+func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64) string {
+	body := s.inputTokens
+	size := 0
+	if nonce {
+		body--
+		size = nonceLen
+	}
+	sizer := p // a copy replays the same draws
+	for left := body; left > 0; {
+		x := sizer.Uint64()
+		for j := 0; j < 8 && left > 0; j++ {
+			size += int(s.off[x&0xff+1] - s.off[x&0xff])
+			x >>= 8
+			left--
+		}
+	}
+	if !nonce {
+		size-- // the first word goes without its leading space
+	}
+
+	var b strings.Builder
+	b.Grow(size)
+	first := true
+	if nonce {
+		s.writeNonce(&b, n)
+		first = false
+	}
+	for left := body; left > 0; {
+		x := p.Uint64()
+		for j := 0; j < 8 && left > 0; j++ {
+			w := vocabulary[s.off[x&0xff]:s.off[x&0xff+1]]
+			if first {
+				w, first = w[1:], false
+			}
+			b.WriteString(w)
+			x >>= 8
+			left--
+		}
+	}
+	return b.String()
+}
+
+func (s *promptSource) writeNonce(b *strings.Builder, n uint64) {
+	const hex = "0123456789abcdef"
+	var buf [nonceLen]byte
+	copy(buf[:], noncePrefix)
+	v := hashIndex(s.nonceKey, n)
+	for i := nonceLen - 1; i >= len(noncePrefix); i-- {
+		buf[i] = hex[v&0xf]
+		v >>= 4
+	}
+	b.Write(buf[:])
+}
+
+func (s *promptSource) adapter(n uint64) string {
+	switch len(s.names) {
+	case 0:
+		return ""
+	case 1:
+		return s.names[0]
+	}
+	u := float64(hashIndex(s.adapterKey, n)>>11) * 0x1p-53
+	return s.names[sort.Search(len(s.cum), func(i int) bool { return u < s.cum[i] })]
+}
+
+// countWords counts whitespace-separated words without allocating.
+func countWords(s string) int {
+	words, in := 0, false
+	for _, r := range s {
+		space := unicode.IsSpace(r)
+		if !space && !in {
+			words++
+		}
+		in = !space
+	}
+	return words
+}
