@@ -1,0 +1,367 @@
+package collector
+
+import (
+	"bufio"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/inferprobe/inferprobe/prober"
+)
+
+const ms = time.Millisecond
+
+func successRecord(t *prober.TargetInfo, adapter string, ttft time.Duration, gaps ...time.Duration) *prober.Record {
+	now := time.Now()
+	r := &prober.Record{Target: t, Adapter: adapter, Intended: now, Start: now.Add(2 * ms), Result: prober.ResultSuccess,
+		Chunks: 1 + len(gaps), FirstToken: ttft, LastToken: ttft, OutputTokens: 1 + len(gaps), OutputSource: prober.SourceUsage,
+		PromptTokens: 10, PromptSource: prober.SourceUsage}
+	for _, g := range gaps {
+		r.LastToken += g
+		r.Gaps = append(r.Gaps, g)
+	}
+	r.End = r.LastToken + ms
+	return r
+}
+
+func TestProbeRecordsExactly(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "vllm", Model: "llama", SLO: prober.SLO{TTFT: 100 * ms}}
+	p := NewProbe()
+	p.Register(tgt)
+
+	// Warmup: counted apart, never in the histograms.
+	warm := successRecord(tgt, "", 900*ms, 10*ms)
+	warm.Warmup = true
+	p.RequestStarted(tgt)
+	p.RequestFinished(warm)
+
+	// Two measured successes (one misses the TTFT SLO) and one failure.
+	for _, r := range []*prober.Record{
+		successRecord(tgt, "", 50*ms, 10*ms, 20*ms),
+		successRecord(tgt, "", 150*ms, 10*ms),
+		{Target: tgt, Result: prober.ResultHTTP429, Status: 429},
+	} {
+		p.RequestStarted(tgt)
+		p.RequestFinished(r)
+	}
+	p.RequestDropped(tgt)
+	p.TargetRate(tgt, 2.5)
+	p.WarmupChanged(tgt, true, true)
+
+	expect := `
+# HELP inferprobe_time_to_first_token_seconds Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.
+# TYPE inferprobe_time_to_first_token_seconds histogram
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.005"} 0
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.01"} 0
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.02"} 0
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.04"} 0
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.06"} 1
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.08"} 1
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.1"} 1
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.15"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.2"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.25"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.3"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.4"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.5"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="0.75"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="1"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="1.5"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="2"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="3"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="5"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="7.5"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="10"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="20"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="30"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="60"} 2
+inferprobe_time_to_first_token_seconds_bucket{adapter="",model="llama",target="vllm",le="+Inf"} 2
+inferprobe_time_to_first_token_seconds_sum{adapter="",model="llama",target="vllm"} 0.2
+inferprobe_time_to_first_token_seconds_count{adapter="",model="llama",target="vllm"} 2
+# HELP inferprobe_goodput_requests_total Successful requests after warmup that met every configured SLO (ttft, tpot, e2e).
+# TYPE inferprobe_goodput_requests_total counter
+inferprobe_goodput_requests_total{adapter="",model="llama",target="vllm"} 1
+# HELP inferprobe_requests_dropped_total Requests the pacer released but the in-flight cap refused.
+# TYPE inferprobe_requests_dropped_total counter
+inferprobe_requests_dropped_total{model="llama",target="vllm"} 1
+# HELP inferprobe_in_flight_requests Requests started and not finished.
+# TYPE inferprobe_in_flight_requests gauge
+inferprobe_in_flight_requests{model="llama",target="vllm"} 0
+# HELP inferprobe_target_request_rate The request rate the pacer aims at now, in requests per second (0 for closed loop).
+# TYPE inferprobe_target_request_rate gauge
+inferprobe_target_request_rate{model="llama",target="vllm"} 2.5
+# HELP inferprobe_warmup_complete 1 once the warmup gate opened for the target, else 0.
+# TYPE inferprobe_warmup_complete gauge
+inferprobe_warmup_complete{model="llama",target="vllm"} 1
+# HELP inferprobe_warmup_forced_total Times the warmup gate was forced open because max_duration passed.
+# TYPE inferprobe_warmup_forced_total counter
+inferprobe_warmup_forced_total{model="llama",target="vllm"} 1
+`
+	if err := testutil.CollectAndCompare(p, strings.NewReader(expect),
+		"inferprobe_time_to_first_token_seconds", "inferprobe_goodput_requests_total", "inferprobe_requests_dropped_total",
+		"inferprobe_in_flight_requests", "inferprobe_target_request_rate", "inferprobe_warmup_complete",
+		"inferprobe_warmup_forced_total"); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"inferprobe_requests_total", map[string]string{"result": "success"}, 2},
+		{"inferprobe_requests_total", map[string]string{"result": "http_429"}, 1},
+		{"inferprobe_requests_total", map[string]string{"result": "timeout"}, 0},
+		{"inferprobe_warmup_requests_total", map[string]string{"result": "success"}, 1},
+		{"inferprobe_output_tokens_total", map[string]string{"source": "usage"}, 5},
+		{"inferprobe_output_tokens_total", map[string]string{"source": "chunks"}, 0},
+		{"inferprobe_prompt_tokens_total", map[string]string{"source": "usage"}, 20},
+		{"inferprobe_inter_token_latency_seconds_count", nil, 3},
+		{"inferprobe_inter_token_latency_seconds_sum", nil, 0.04},
+		{"inferprobe_time_per_output_token_seconds_count", nil, 2},
+		{"inferprobe_schedule_delay_seconds_count", nil, 3},
+		{"inferprobe_request_duration_seconds_count", nil, 2},
+	} {
+		if got := sample(t, reg, c.name, c.labels); !approx(got, c.want) {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+func approx(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }
+
+// sample returns the value of the one series of name (a counter, gauge, or a histogram's
+// _count/_sum) whose labels include want.
+func sample(t *testing.T, g prometheus.Gatherer, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, suffix := name, ""
+	for _, s := range []string{"_count", "_sum"} {
+		if strings.HasSuffix(name, s) && strings.Contains(name, "_seconds") {
+			base, suffix = strings.TrimSuffix(name, s), s
+		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != base {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range want {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case suffix == "_count":
+				return float64(m.GetHistogram().GetSampleCount())
+			case suffix == "_sum":
+				return m.GetHistogram().GetSampleSum()
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s%v", name, want)
+	return 0
+}
+
+func TestProbeSLOBucketsAndNative(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TTFT: 333 * ms, TPOT: 17 * ms, E2E: 4200 * ms}}
+	p := NewProbe()
+	p.RequestFinished(successRecord(tgt, "", 10*ms, 5*ms))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBound := map[string]float64{
+		"inferprobe_time_to_first_token_seconds":   0.333,
+		"inferprobe_time_per_output_token_seconds": 0.017,
+		"inferprobe_request_duration_seconds":      4.2,
+	}
+	seen := 0
+	for _, mf := range mfs {
+		if mf.GetType() != dto.MetricType_HISTOGRAM {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if h.GetSchema() == 0 && h.GetZeroThreshold() == 0 {
+				t.Errorf("%s has no native histogram part", mf.GetName())
+			}
+			var bounds []float64
+			for _, b := range h.GetBucket() {
+				bounds = append(bounds, b.GetUpperBound())
+			}
+			if !slices.IsSorted(bounds) {
+				t.Errorf("%s buckets not sorted: %v", mf.GetName(), bounds)
+			}
+			if want, ok := wantBound[mf.GetName()]; ok {
+				seen++
+				if !slices.Contains(bounds, want) {
+					t.Errorf("%s: SLO threshold %v is not a bucket boundary: %v", mf.GetName(), want, bounds)
+				}
+			}
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("saw %d of the 3 SLO histograms", seen)
+	}
+}
+
+func TestProbeForgetAndAdapters(t *testing.T) {
+	a := &prober.TargetInfo{Name: "a", Model: "m"}
+	b := &prober.TargetInfo{Name: "b", Model: "m"}
+	p := NewProbe()
+	p.RequestFinished(successRecord(a, "sql-lora", 10*ms))
+	p.RequestFinished(successRecord(b, "", 10*ms))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_requests_total", map[string]string{"target": "a", "adapter": "sql-lora", "result": "success"}); got != 1 {
+		t.Fatalf("adapter series = %v", got)
+	}
+	p.Forget(a)
+	n, err := testutil.GatherAndCount(reg, "inferprobe_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(prober.Results) { // only b's base-model series remain
+		t.Fatalf("%d series after Forget, want %d", n, len(prober.Results))
+	}
+}
+
+func TestColdStartAbsentUntilMeasured(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	p := NewProbe()
+	p.Register(tgt)
+	if n := testutil.CollectAndCount(p, "inferprobe_cold_start_time_to_first_token_seconds"); n != 0 {
+		t.Fatalf("cold start exposed before it was measured (%d series)", n)
+	}
+	p.ColdStart(tgt, 1234*ms)
+	if err := testutil.CollectAndCompare(p, strings.NewReader(`
+# HELP inferprobe_cold_start_time_to_first_token_seconds TTFT of the first request after start or after the warmup gate re-armed.
+# TYPE inferprobe_cold_start_time_to_first_token_seconds gauge
+inferprobe_cold_start_time_to_first_token_seconds{model="m",target="a"} 1.234
+`), "inferprobe_cold_start_time_to_first_token_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// docRow is one row of a metric table in docs/metrics.md.
+type docRow struct {
+	typ    string
+	labels []string
+}
+
+// ReadMetricDocs parses the metric tables of docs/metrics.md.
+func readMetricDocs(t *testing.T, path string) map[string]docRow {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	row := regexp.MustCompile("^\\| `([a-z_:]+)` \\| (counter|gauge|histogram|info) \\| ([a-z_, ]*) \\|")
+	docs := map[string]docRow{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := row.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		docs[m[1]] = docRow{typ: m[2], labels: labels}
+	}
+	if len(docs) == 0 {
+		t.Fatalf("no metric rows found in %s", path)
+	}
+	return docs
+}
+
+func TestProbeMatchesMetricDocs(t *testing.T) {
+	docs := readMetricDocs(t, "../docs/metrics.md")
+	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	p := NewProbe()
+	p.Register(tgt)
+	p.RequestFinished(successRecord(tgt, "", 10*ms, 5*ms))
+	p.ColdStart(tgt, 10*ms)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed := map[string]bool{}
+	for _, mf := range mfs {
+		exposed[mf.GetName()] = true
+		doc, ok := docs[mf.GetName()]
+		if !ok {
+			t.Errorf("%s is exposed but not documented in docs/metrics.md", mf.GetName())
+			continue
+		}
+		if got := strings.ToLower(mf.GetType().String()); got != doc.typ {
+			t.Errorf("%s: type %s, documented %s", mf.GetName(), got, doc.typ)
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName())
+			}
+			slices.Sort(labels)
+			if !slices.Equal(labels, doc.labels) {
+				t.Errorf("%s: labels %v, documented %v", mf.GetName(), labels, doc.labels)
+			}
+		}
+	}
+	for name := range docs {
+		if strings.HasPrefix(name, "inferprobe_") && !strings.HasPrefix(name, "inferprobe_config_") &&
+			!strings.HasPrefix(name, "inferprobe_build_") && !strings.HasPrefix(name, "inferprobe_server_") &&
+			!strings.HasPrefix(name, "inferprobe_accelerator_") && !exposed[name] {
+			t.Errorf("%s is documented as a probe series but not exposed", name)
+		}
+	}
+}
+
+func BenchmarkProbeRequestFinished(b *testing.B) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TTFT: 100 * ms}}
+	p := NewProbe()
+	gaps := make([]time.Duration, 15)
+	for i := range gaps {
+		gaps[i] = 10 * ms
+	}
+	r := successRecord(tgt, "", 50*ms, gaps...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.RequestStarted(tgt)
+		p.RequestFinished(r)
+	}
+}
