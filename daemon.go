@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/inferprobe/inferprobe/collector"
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/simulator"
+	"github.com/inferprobe/inferprobe/traffic"
+)
+
+// daemonOptions are the daemon command's flags plus test hooks.
+type daemonOptions struct {
+	configFile    string
+	telemetryPath string
+	web           *web.FlagConfig
+	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
+	onListen func([]net.Addr)
+	// getenv reads environment variables for api_key_env (nil: os.Getenv).
+	getenv func(string) string
+}
+
+// daemon owns the running targets and the reload logic.
+type daemon struct {
+	logger   *slog.Logger
+	opts     daemonOptions
+	probe    *collector.Probe
+	builtin  *config.Config // the no-file configuration, nil when a file is used
+	ctx      context.Context
+	started  time.Time
+	reloadOK prometheus.Gauge
+	reloadTS prometheus.Gauge
+
+	mu      sync.Mutex
+	targets map[string]*runningTarget
+	order   []string // target names in configuration order, for the landing page
+}
+
+// runningTarget is one target generation: its config and the goroutine probing it.
+type runningTarget struct {
+	cfg         config.Target
+	fingerprint string
+	seed        uint64
+	info        *prober.TargetInfo
+	gate        *prober.Gate
+	runner      *prober.Runner
+	client      prober.Client
+	cancel      context.CancelFunc
+	done        chan struct{}
+}
+
+// runDaemon runs the daemon until ctx ends.
+func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) error {
+	if opts.getenv == nil {
+		opts.getenv = os.Getenv
+	}
+	d := &daemon{
+		logger:  logger,
+		opts:    opts,
+		probe:   collector.NewProbe(),
+		ctx:     ctx,
+		started: time.Now(),
+		targets: map[string]*runningTarget{},
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_successful",
+			Help: "Whether the last configuration reload attempt was successful."}),
+		reloadTS: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_success_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload."}),
+	}
+
+	var cfg *config.Config
+	if opts.configFile == "" {
+		stopSim, url, err := startEmbeddedSimulator(ctx, logger)
+		if err != nil {
+			return fmt.Errorf("starting the embedded simulator: %w", err)
+		}
+		defer stopSim()
+		d.builtin = config.Default(url)
+		cfg = d.builtin
+		logger.Info("no --config.file given: probing the embedded simulator", "url", url)
+	} else {
+		var err error
+		if cfg, err = d.load(); err != nil {
+			return fmt.Errorf("loading %s: %w", opts.configFile, err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(appName),
+		d.probe, d.reloadOK, d.reloadTS,
+	)
+
+	d.apply(cfg)
+	d.reloadOK.Set(1)
+	d.reloadTS.SetToCurrentTime()
+	defer d.stopAll()
+
+	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
+	listeners, err := listen(*opts.web.WebListenAddresses)
+	if err != nil {
+		return err
+	}
+	if opts.onListen != nil {
+		addrs := make([]net.Addr, len(listeners))
+		for i, l := range listeners {
+			addrs[i] = l.Addr()
+		}
+		opts.onListen(addrs)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	sigCtx, stopSig := context.WithCancel(ctx)
+	defer stopSig()
+	go func() { // owned by runDaemon through stopSig
+		for {
+			select {
+			case <-sigCtx.Done():
+				return
+			case <-hup:
+				_ = d.reload()
+			}
+		}
+	}()
+
+	return serveMany(ctx, srv, listeners, opts.web, logger)
+}
+
+// listen opens every listen address before serving, so the bound ports are known (":0").
+func listen(addrs []string) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// serveMany serves on every listener through exporter-toolkit (TLS, basic auth) until ctx ends.
+func serveMany(ctx context.Context, srv *http.Server, ls []net.Listener, flags *web.FlagConfig, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- web.ServeMultiple(ls, srv, flags, logger) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// startEmbeddedSimulator serves the simulator on a loopback port until stop is called.
+func startEmbeddedSimulator(ctx context.Context, logger *slog.Logger) (stop func(), url string, err error) {
+	sim, err := simulator.New(simulator.DefaultConfig(), logger.With("component", "simulator"))
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sim.Close()
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	stop = func() {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+		srv.Close()
+		<-done
+		sim.Close()
+	}
+	return stop, "http://" + l.Addr().String(), nil
+}
+
+// load reads the configuration file, secrets included.
+func (d *daemon) load() (*config.Config, error) {
+	if d.opts.configFile == "" {
+		return d.builtin, nil
+	}
+	cfg, err := config.Load(d.opts.configFile)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// reload loads the configuration again and applies it; on error the running one stays.
+func (d *daemon) reload() error {
+	cfg, err := d.load()
+	if err != nil {
+		d.reloadOK.Set(0)
+		d.logger.Error("reload failed; keeping the running configuration", "file", d.opts.configFile, "err", err)
+		return err
+	}
+	d.apply(cfg)
+	d.reloadOK.Set(1)
+	d.reloadTS.SetToCurrentTime()
+	d.logger.Info("configuration reloaded", "file", d.opts.configFile, "targets", len(cfg.Targets))
+	return nil
+}
+
+// apply makes the running targets match cfg: targets whose settings did not change keep
+// running (and keep their warmup state); the others are stopped, started or replaced.
+func (d *daemon) apply(cfg *config.Config) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := map[string]config.Target{}
+	order := make([]string, 0, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		want[t.Name] = t
+		order = append(order, t.Name)
+	}
+	for name, rt := range d.targets {
+		if t, ok := want[name]; !ok || t.Fingerprint() != rt.fingerprint {
+			d.stop(rt)
+			delete(d.targets, name)
+		}
+	}
+	for _, name := range order {
+		if _, ok := d.targets[name]; ok {
+			continue
+		}
+		rt, err := d.start(want[name])
+		if err != nil {
+			// Validation makes this rare (e.g. a CA file that became unreadable); the target
+			// is reported as not running and the others go on.
+			d.logger.Error("cannot start target", "target", name, "err", err)
+			continue
+		}
+		d.targets[name] = rt
+	}
+	d.order = order
+}
+
+// start builds and launches one target's run loop.
+func (d *daemon) start(t config.Target) (*runningTarget, error) {
+	client, err := prober.NewClient(t)
+	if err != nil {
+		return nil, err
+	}
+	seed := uint64(t.Traffic.Seed)
+	if seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	pacer, err := traffic.New(t.Traffic.Pacer, t.Traffic.Rate, traffic.SubSeed(seed, t.Name, "pacer"))
+	if err != nil {
+		return nil, err
+	}
+	cacheBust := t.Request.CacheBust == nil || *t.Request.CacheBust
+	source := traffic.NewPromptSource(traffic.PromptOptions{
+		Prompt:      t.Request.Prompt,
+		InputTokens: t.Request.InputTokens,
+		MaxTokens:   t.Request.MaxTokens,
+		CacheBust:   cacheBust,
+		Seed:        traffic.SubSeed(seed, t.Name, "source"),
+	})
+	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
+		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
+	gate := prober.NewGate(prober.WarmupConfig{
+		Requests:     t.Warmup.Requests,
+		MinDuration:  t.Warmup.MinDuration,
+		MaxDuration:  t.Warmup.MaxDuration,
+		StableWithin: t.Warmup.StableWithin,
+	}, nil)
+	logger := d.logger.With("target", t.Name)
+	runner := prober.NewRunner(prober.RunnerConfig{
+		Target: info, Pacer: pacer, Source: source, Client: client, Gate: gate,
+		Observer: d.probe, MaxInFlight: t.Traffic.MaxInFlight, Logger: logger,
+	})
+	d.probe.Register(info)
+	ctx, cancel := context.WithCancel(d.ctx)
+	rt := &runningTarget{cfg: t, fingerprint: t.Fingerprint(), seed: seed, info: info, gate: gate,
+		runner: runner, client: client, cancel: cancel, done: make(chan struct{})}
+	go func() { // owned by the daemon through rt.cancel and rt.done
+		defer close(rt.done)
+		runner.Run(ctx)
+	}()
+	logger.Info("probing target", "url", redactURL(t.URL), "api", t.API, "model", t.Model,
+		"pacer", t.Traffic.Pacer, "rate", t.Traffic.Rate, "seed", seed,
+		"warmup_requests", t.Warmup.Requests, "warmup_min_duration", t.Warmup.MinDuration)
+	return rt, nil
+}
+
+// stop ends one target generation and removes its series.
+func (d *daemon) stop(rt *runningTarget) {
+	rt.cancel()
+	<-rt.done
+	if c, ok := rt.client.(interface{ Close() }); ok {
+		c.Close()
+	}
+	d.probe.Forget(rt.info)
+	d.logger.Info("stopped probing target", "target", rt.cfg.Name)
+}
+
+// stopAll stops every target (daemon shutdown).
+func (d *daemon) stopAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, rt := range d.targets {
+		d.stop(rt)
+		delete(d.targets, name)
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+)
+
+// routes builds the daemon's HTTP handler: metrics, landing page, health, readiness, reload.
+func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(d.opts.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		ErrorLog:          slogPromLogger{d},
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("Healthy\n"))
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("Ready\n"))
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "This endpoint requires a POST or PUT request.\n", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := d.reload(); err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("OK\n"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := landingTemplate.Execute(w, d.landingData()); err != nil {
+			d.logger.Error("rendering landing page", "err", err)
+		}
+	})
+	return mux
+}
+
+// slogPromLogger adapts the daemon's logger to promhttp's error log.
+type slogPromLogger struct{ d *daemon }
+
+func (l slogPromLogger) Println(v ...any) { l.d.logger.Error("metrics handler", "err", v) }
+
+// targetRow is one line of the landing page. It holds nothing secret: the URL is redacted and
+// headers and keys are left out.
+type targetRow struct {
+	Name, URL, API, Model, Pacer string
+	Rate                         float64
+	Seed                         uint64
+	Warmup                       string
+	InFlight                     int
+}
+
+type landingData struct {
+	Version, ConfigFile, MetricsPath, Uptime string
+	Targets                                  []targetRow
+}
+
+func (d *daemon) landingData() landingData {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	data := landingData{
+		Version:     version.Info(),
+		ConfigFile:  d.opts.configFile,
+		MetricsPath: d.opts.telemetryPath,
+		Uptime:      time.Since(d.started).Round(time.Second).String(),
+	}
+	if data.ConfigFile == "" {
+		data.ConfigFile = "(none: embedded simulator)"
+	}
+	for _, name := range d.order {
+		rt, ok := d.targets[name]
+		if !ok {
+			data.Targets = append(data.Targets, targetRow{Name: name, Warmup: "not running (see log)"})
+			continue
+		}
+		warm := "warming up"
+		if open, forced := rt.gate.IsOpen(); open && forced {
+			warm = "measuring (warmup forced open)"
+		} else if open {
+			warm = "measuring"
+		}
+		data.Targets = append(data.Targets, targetRow{
+			Name: name, URL: redactURL(rt.cfg.URL), API: rt.cfg.API, Model: rt.cfg.Model,
+			Pacer: rt.cfg.Traffic.Pacer, Rate: rt.cfg.Traffic.Rate, Seed: rt.seed,
+			Warmup: warm, InFlight: rt.runner.InFlight(),
+		})
+	}
+	return data
+}
+
+// redactURL hides any password in a URL's user info.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+var landingTemplate = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>inferprobe</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: left; }
+th { background: #f3f3f3; } code { background: #f6f6f6; padding: 0 3px; }
+</style></head>
+<body>
+<h1>inferprobe</h1>
+<p>Prometheus exporter and continuous synthetic prober for LLM inference endpoints.</p>
+<p><a href="{{.MetricsPath}}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p>Configuration: <code>{{.ConfigFile}}</code> · Uptime: {{.Uptime}} · Version: <code>{{.Version}}</code></p>
+<h2>Targets</h2>
+<table>
+<tr><th>Target</th><th>URL</th><th>API</th><th>Model</th><th>Pacer</th><th>Rate (req/s)</th><th>Seed</th><th>Warmup</th><th>In flight</th></tr>
+{{range .Targets}}<tr><td>{{.Name}}</td><td>{{.URL}}</td><td>{{.API}}</td><td>{{.Model}}</td><td>{{.Pacer}}</td><td>{{.Rate}}</td><td>{{.Seed}}</td><td>{{.Warmup}}</td><td>{{.InFlight}}</td></tr>
+{{else}}<tr><td colspan="9">no targets</td></tr>{{end}}
+</table>
+</body></html>
+`))

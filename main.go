@@ -1,0 +1,160 @@
+// Command inferprobe is a Prometheus exporter and continuous synthetic prober for LLM inference
+// endpoints. See README.md for the quick start and docs/ for the reference.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/simulator"
+)
+
+const appName = "inferprobe"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and runs the chosen command until ctx ends; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(appName, "Prometheus exporter and continuous synthetic prober for LLM inference endpoints.")
+	app.Version(version.Print(appName))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout).ErrorWriter(stderr)
+	exit := -1
+	app.Terminate(func(code int) {
+		if exit < 0 {
+			exit = code
+		}
+	})
+	logConfig := &promslog.Config{Writer: stderr}
+	promslogflag.AddFlags(app, logConfig)
+
+	daemonCmd := app.Command("daemon", "Probe the configured targets continuously and serve /metrics (the default command).").Default()
+	var opts daemonOptions
+	daemonCmd.Flag("config.file", "Configuration file; without one, inferprobe starts its embedded simulator on loopback and probes it.").
+		PlaceHolder("FILE").StringVar(&opts.configFile)
+	daemonCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&opts.telemetryPath)
+	opts.web = kingpinflag.AddFlags(daemonCmd, ":9788")
+
+	simCmd := app.Command("simulate", "Run the OpenAI-compatible streaming simulator standalone.")
+	simCfg := simulator.AddFlags(simCmd)
+	simAddr := simCmd.Flag("listen-address", "Address the simulator listens on.").Default("127.0.0.1:8000").String()
+
+	checkCmd := app.Command("check-config", "Check configuration files for errors (exit code 1 on any).")
+	checkFiles := checkCmd.Arg("config-files", "Configuration files to check.").Required().Strings()
+
+	cmd, err := app.Parse(args)
+	if exit >= 0 {
+		return exit // --help or --version
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", appName, err)
+		return 2
+	}
+	logger := promslog.New(logConfig)
+
+	switch cmd {
+	case checkCmd.FullCommand():
+		return checkConfig(*checkFiles, stdout, stderr)
+	case simCmd.FullCommand():
+		if err := runSimulator(ctx, *simCfg, *simAddr, logger); err != nil {
+			logger.Error("simulator failed", "err", err)
+			return 1
+		}
+		return 0
+	default:
+		logger.Info("starting "+appName, "version", version.Info(), "build_context", version.BuildContext())
+		if err := runDaemon(ctx, opts, logger); err != nil {
+			logger.Error(appName+" failed", "err", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// checkConfig validates files like `promtool check config`: a line per file, errors below it.
+func checkConfig(files []string, stdout, stderr io.Writer) int {
+	code := 0
+	for _, f := range files {
+		fmt.Fprintf(stdout, "Checking %s\n", f)
+		cfg, err := config.Load(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "  FAILED:\n%s\n", indent(err.Error(), "    "))
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "  SUCCESS: %d targets found\n", len(cfg.Targets))
+	}
+	return code
+}
+
+// runSimulator serves the simulator until ctx ends.
+func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger *slog.Logger) error {
+	sim, err := simulator.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("simulator listening", "address", l.Addr().String(), "model", cfg.ModelName)
+	return serveUntil(ctx, &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}, l, nil, logger)
+}
+
+// serveUntil serves on l (through exporter-toolkit when flags are given, for TLS and basic
+// auth) until ctx ends, then shuts the server down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, l net.Listener, flags *web.FlagConfig, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() {
+		if flags != nil {
+			errc <- web.Serve(l, srv, flags, logger)
+		} else {
+			errc <- srv.Serve(l)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func indent(s, prefix string) string {
+	out := prefix
+	for _, r := range s {
+		out += string(r)
+		if r == '\n' {
+			out += prefix
+		}
+	}
+	return out
+}
