@@ -1,0 +1,442 @@
+package simulator
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCountTokens(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"   \t\n", 0},
+		{"one", 1},
+		{" one two  three ", 3},
+		{"a\tb\nc\r\nd", 4},
+		{"héllo wörld", 2},
+		{"x\u00a0y", 2},      // no-break space separates
+		{"x\u3000y z", 3},    // ideographic space separates
+		{"日本語 テキスト", 2}, // non-Latin words are single tokens when unspaced
+	}
+	for _, tt := range tests {
+		if got := CountTokens(tt.in); got != tt.want {
+			t.Errorf("CountTokens(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestStreamFormat reads whole streams line by line and checks every event against vLLM's
+// layout: role chunk (chat only), one chunk per token, the finish chunk, the usage chunk only
+// when asked for, then [DONE].
+func TestStreamFormat(t *testing.T) {
+	_, ts := startServer(t, fastConfig())
+	tests := []struct {
+		name  string
+		path  string
+		chat  bool
+		usage bool
+		max   int
+	}{
+		{"chat", "/v1/chat/completions", true, false, 5},
+		{"chat usage", "/v1/chat/completions", true, true, 3},
+		{"chat one token", "/v1/chat/completions", true, true, 1},
+		{"completions", "/v1/completions", false, false, 4},
+		{"completions usage", "/v1/completions", false, true, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prompt := "one two three four five six seven"
+			body := map[string]any{"model": "inferprobe-sim", "max_tokens": tt.max, "ignore_eos": true, "stream": true}
+			if tt.chat {
+				body["messages"] = []map[string]any{{"role": "user", "content": prompt}}
+			} else {
+				body["prompt"] = prompt
+			}
+			if tt.usage {
+				body["stream_options"] = map[string]any{"include_usage": true}
+			}
+			resp := post(t, context.Background(), ts, tt.path, body)
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			events, err := readSSE(resp.Body)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+
+			want := tt.max + 2 // tokens, finish, [DONE]
+			if tt.chat {
+				want++
+			}
+			if tt.usage {
+				want++
+			}
+			if len(events) != want {
+				t.Fatalf("got %d events, want %d: %v", len(events), want, events)
+			}
+			if last := events[len(events)-1].data; last != "[DONE]" {
+				t.Fatalf("last event %q, want [DONE]", last)
+			}
+
+			object := "text_completion"
+			if tt.chat {
+				object = "chat.completion.chunk"
+			}
+			var id string
+			var created int64
+			i := 0
+			chunk := func(data string) (map[string]any, wireChunk) {
+				t.Helper()
+				var m map[string]any
+				var c wireChunk
+				if err := json.Unmarshal([]byte(data), &m); err != nil {
+					t.Fatalf("event %d: %v in %q", i, err, data)
+				}
+				_ = json.Unmarshal([]byte(data), &c)
+				if i == 0 {
+					id, created = c.ID, c.Created
+				}
+				prefix := "cmpl-"
+				if tt.chat {
+					prefix = "chatcmpl-"
+				}
+				if c.ID != id || !strings.HasPrefix(id, prefix) || len(id) != len(prefix)+32 {
+					t.Errorf("event %d: id %q (first %q)", i, c.ID, id)
+				}
+				if c.Object != object || c.Created != created || created == 0 || c.Model != "inferprobe-sim" {
+					t.Errorf("event %d: header fields %q %d %q", i, c.Object, c.Created, c.Model)
+				}
+				return m, c
+			}
+			choiceKeys := func(m map[string]any) []string {
+				ch := m["choices"].([]any)[0].(map[string]any)
+				var keys []string
+				for k := range ch {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				return keys
+			}
+			tokenKey := "text"
+			if tt.chat {
+				tokenKey = "delta"
+			}
+			wantKeys := []string{"finish_reason", "index", "logprobs", tokenKey}
+			slices.Sort(wantKeys)
+
+			if tt.chat {
+				m, c := chunk(events[i].data)
+				d := c.Choices[0].Delta
+				if d == nil || d.Role == nil || *d.Role != "assistant" || d.Content == nil || *d.Content != "" || c.Choices[0].FinishReason != nil {
+					t.Errorf("role chunk wrong: %s", events[i].data)
+				}
+				if !slices.Equal(choiceKeys(m), wantKeys) {
+					t.Errorf("role chunk choice keys %v", choiceKeys(m))
+				}
+				i++
+			}
+			var text string
+			for k := 0; k < tt.max; k, i = k+1, i+1 {
+				m, c := chunk(events[i].data)
+				txt, ok := c.tokenText()
+				if !ok || !strings.HasPrefix(txt, " ") || CountTokens(txt) != 1 || c.Choices[0].FinishReason != nil {
+					t.Errorf("token chunk %d wrong: %s", k, events[i].data)
+				}
+				if c.Choices[0].Index != 0 || string(c.Choices[0].Logprobs) != "null" || c.Usage != nil {
+					t.Errorf("token chunk %d fields: %s", k, events[i].data)
+				}
+				if tt.chat && c.Choices[0].Delta.Role != nil {
+					t.Errorf("token chunk %d repeats the role", k)
+				}
+				if !slices.Equal(choiceKeys(m), wantKeys) {
+					t.Errorf("token chunk choice keys %v", choiceKeys(m))
+				}
+				text += txt
+			}
+			if CountTokens(text) != tt.max {
+				t.Errorf("text %q has %d tokens, want %d", text, CountTokens(text), tt.max)
+			}
+
+			_, c := chunk(events[i].data)
+			if _, ok := c.tokenText(); ok || c.Choices[0].FinishReason == nil || *c.Choices[0].FinishReason != "length" {
+				t.Errorf("finish chunk wrong: %s", events[i].data)
+			}
+			if tt.chat && (c.Choices[0].Delta == nil || c.Choices[0].Delta.Role != nil || c.Choices[0].Delta.Content != nil) {
+				t.Errorf("finish chunk delta not empty: %s", events[i].data)
+			}
+			i++
+
+			if tt.usage {
+				m, c := chunk(events[i].data)
+				if ch, ok := m["choices"].([]any); !ok || len(ch) != 0 {
+					t.Errorf("usage chunk choices %v, want []", m["choices"])
+				}
+				u := c.Usage
+				if u == nil || u.PromptTokens != CountTokens(prompt) || u.CompletionTokens != tt.max || u.TotalTokens != u.PromptTokens+tt.max {
+					t.Errorf("usage chunk wrong: %s", events[i].data)
+				}
+			}
+		})
+	}
+}
+
+// TestOutputLength checks ignore_eos gives exactly max_tokens and that otherwise the length
+// stays in [max(1, min_tokens), max_tokens] with a matching finish_reason.
+func TestOutputLength(t *testing.T) {
+	cfg := fastConfig()
+	cfg.ITL = 0
+	cfg.TTFTBase = 0
+	_, ts := startServer(t, cfg)
+	tests := []struct {
+		name      string
+		body      map[string]any
+		lo, hi    int
+		exact     bool
+		wantShort bool // some answers should end early with "stop"
+	}{
+		{"ignore_eos 1", map[string]any{"max_tokens": 1, "ignore_eos": true}, 1, 1, true, false},
+		{"ignore_eos 37", map[string]any{"max_tokens": 37, "ignore_eos": true}, 37, 37, true, false},
+		{"max_completion_tokens wins", map[string]any{"max_tokens": 5, "max_completion_tokens": 9, "ignore_eos": true}, 9, 9, true, false},
+		{"eos 40", map[string]any{"max_tokens": 40}, 1, 40, false, true},
+		{"eos min_tokens", map[string]any{"max_tokens": 40, "min_tokens": 35}, 35, 40, false, false},
+		{"default max tokens", map[string]any{"ignore_eos": true}, cfg.DefaultMaxTokens, cfg.DefaultMaxTokens, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			short := 0
+			for range 20 {
+				tt.body["messages"] = []map[string]any{{"role": "user", "content": "hi"}}
+				tt.body["stream_options"] = map[string]any{"include_usage": true}
+				sum := stream(context.Background(), ts, "/v1/chat/completions", tt.body)
+				if sum.status != http.StatusOK || sum.readErr != nil || !sum.done {
+					t.Fatalf("bad stream: %+v", sum)
+				}
+				if sum.tokens < tt.lo || sum.tokens > tt.hi || sum.usage != sum.tokens {
+					t.Fatalf("got %d tokens (usage %d), want %d..%d", sum.tokens, sum.usage, tt.lo, tt.hi)
+				}
+				wantFinish := "stop"
+				if sum.tokens == tt.hi {
+					wantFinish = "length"
+				}
+				if sum.finish != wantFinish {
+					t.Fatalf("%d tokens finished with %q, want %q", sum.tokens, sum.finish, wantFinish)
+				}
+				if sum.tokens < tt.hi {
+					short++
+				}
+			}
+			if tt.exact && short > 0 {
+				t.Errorf("%d answers shorter than max_tokens with ignore_eos", short)
+			}
+			if tt.wantShort && short == 0 {
+				t.Errorf("no answer ended with EOS in 20 tries")
+			}
+		})
+	}
+}
+
+func TestNonStreaming(t *testing.T) {
+	_, ts := startServer(t, fastConfig())
+	tests := []struct {
+		name string
+		path string
+		body map[string]any
+	}{
+		{"chat", "/v1/chat/completions", map[string]any{"messages": []map[string]any{{"role": "user", "content": []map[string]any{{"type": "text", "text": "a b"}, {"type": "image_url", "image_url": map[string]any{"url": "x"}}, {"type": "text", "text": "c"}}}}}},
+		{"completions", "/v1/completions", map[string]any{"prompt": "a b c"}},
+		{"completions token ids", "/v1/completions", map[string]any{"prompt": []int{1, 2, 3}}},
+		{"completions one-element list", "/v1/completions", map[string]any{"prompt": []string{"a b c"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.body["max_tokens"] = 6
+			tt.body["ignore_eos"] = true
+			tt.body["model"] = "inferprobe-sim"
+			resp := post(t, context.Background(), ts, tt.path, tt.body)
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			var r struct {
+				ID      string `json:"id"`
+				Object  string `json:"object"`
+				Created int64  `json:"created"`
+				Model   string `json:"model"`
+				Choices []struct {
+					Index   int `json:"index"`
+					Message *struct {
+						Role    string `json:"role"`
+						Content string `json:"content"`
+					} `json:"message"`
+					Text         *string `json:"text"`
+					FinishReason string  `json:"finish_reason"`
+				} `json:"choices"`
+				Usage struct {
+					PromptTokens     int `json:"prompt_tokens"`
+					CompletionTokens int `json:"completion_tokens"`
+					TotalTokens      int `json:"total_tokens"`
+				} `json:"usage"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			chat := tt.path == "/v1/chat/completions"
+			wantObj, wantPrefix := "text_completion", "cmpl-"
+			if chat {
+				wantObj, wantPrefix = "chat.completion", "chatcmpl-"
+			}
+			if r.Object != wantObj || !strings.HasPrefix(r.ID, wantPrefix) || r.Created == 0 || r.Model != "inferprobe-sim" || len(r.Choices) != 1 {
+				t.Fatalf("bad response: %+v", r)
+			}
+			c := r.Choices[0]
+			var text string
+			switch {
+			case chat && c.Message != nil && c.Message.Role == "assistant" && c.Text == nil:
+				text = c.Message.Content
+			case !chat && c.Text != nil && c.Message == nil:
+				text = *c.Text
+			default:
+				t.Fatalf("bad choice: %+v", c)
+			}
+			if CountTokens(text) != 6 || c.FinishReason != "length" {
+				t.Errorf("text %q finish %q", text, c.FinishReason)
+			}
+			if r.Usage.PromptTokens != 3 || r.Usage.CompletionTokens != 6 || r.Usage.TotalTokens != 9 {
+				t.Errorf("usage %+v", r.Usage)
+			}
+		})
+	}
+}
+
+// TestErrors covers requests the server refuses, and the OpenAI-style error body.
+func TestErrors(t *testing.T) {
+	cfg := fastConfig()
+	cfg.AcceptAnyModel = false
+	cfg.Adapters = []string{"lora-a"}
+	cfg.MaxModelLen = 100
+	s, ts := startServer(t, cfg)
+	msgs := []map[string]any{{"role": "user", "content": "hi"}}
+	tests := []struct {
+		name   string
+		path   string
+		body   any
+		status int
+		param  string
+	}{
+		{"bad JSON", "/v1/chat/completions", `{"messages": [`, 400, ""},
+		{"trailing data", "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}]} {}`, 400, ""},
+		{"no messages", "/v1/chat/completions", map[string]any{}, 400, "messages"},
+		{"bad content", "/v1/chat/completions", map[string]any{"messages": []map[string]any{{"role": "user", "content": 5}}}, 400, "messages"},
+		{"no prompt", "/v1/completions", map[string]any{"max_tokens": 3}, 400, "prompt"},
+		{"batched prompt", "/v1/completions", map[string]any{"prompt": []string{"a", "b"}}, 400, "prompt"},
+		{"max_tokens 0", "/v1/chat/completions", map[string]any{"messages": msgs, "max_tokens": 0}, 400, "max_tokens"},
+		{"too long", "/v1/completions", map[string]any{"prompt": words(90), "max_tokens": 20}, 400, "max_tokens"},
+		{"prompt fills context", "/v1/completions", map[string]any{"prompt": words(100)}, 400, "max_tokens"},
+		{"min_tokens above max", "/v1/chat/completions", map[string]any{"messages": msgs, "max_tokens": 2, "min_tokens": 3}, 400, "min_tokens"},
+		{"n=2", "/v1/chat/completions", map[string]any{"messages": msgs, "n": 2}, 400, "n"},
+		{"stream_options without stream", "/v1/chat/completions", map[string]any{"messages": msgs, "stream_options": map[string]any{"include_usage": true}}, 400, "stream_options"},
+		{"unknown model", "/v1/chat/completions", map[string]any{"model": "nope", "messages": msgs}, 404, "model"},
+		{"adapter accepted", "/v1/chat/completions", map[string]any{"model": "lora-a", "messages": msgs, "max_tokens": 1}, 200, ""},
+		{"default model", "/v1/chat/completions", map[string]any{"messages": msgs, "max_tokens": 1}, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := post(t, context.Background(), ts, tt.path, tt.body)
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, b)
+			}
+			if tt.status == 200 {
+				return
+			}
+			var e struct {
+				Error struct {
+					Message string  `json:"message"`
+					Type    string  `json:"type"`
+					Param   *string `json:"param"`
+					Code    int     `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatalf("error body: %v", err)
+			}
+			if e.Error.Code != tt.status || e.Error.Message == "" || e.Error.Type == "" {
+				t.Errorf("error body %+v", e.Error)
+			}
+			if got := ""; e.Error.Param != nil {
+				got = *e.Error.Param
+				if got != tt.param {
+					t.Errorf("param %q, want %q", got, tt.param)
+				}
+			} else if tt.param != "" {
+				t.Errorf("param null, want %q", tt.param)
+			}
+		})
+	}
+	st := s.Stats()
+	if st.Outcomes[OutcomeBadRequest] != 12 || st.Outcomes[OutcomeNotFound] != 1 || st.Outcomes[OutcomeSuccess] != 2 {
+		t.Errorf("outcomes %v", st.Outcomes)
+	}
+}
+
+func TestOtherEndpoints(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Adapters = []string{"lora-a"}
+	_, ts := startServer(t, cfg)
+	tests := []struct {
+		method, path string
+		status       int
+		check        func(t *testing.T, body []byte)
+	}{
+		{"GET", "/health", 200, nil},
+		{"GET", "/v1/models", 200, func(t *testing.T, body []byte) {
+			var r struct {
+				Object string `json:"object"`
+				Data   []struct {
+					ID     string  `json:"id"`
+					Object string  `json:"object"`
+					Parent *string `json:"parent"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Object != "list" || len(r.Data) != 2 || r.Data[0].ID != "inferprobe-sim" || r.Data[0].Parent != nil ||
+				r.Data[1].ID != "lora-a" || r.Data[1].Parent == nil || *r.Data[1].Parent != "inferprobe-sim" {
+				t.Errorf("models: %s", body)
+			}
+		}},
+		{"GET", "/v1/chat/completions", 405, nil},
+		{"POST", "/health", 405, nil},
+		{"GET", "/nope", 404, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, ts.URL+tt.path, nil)
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.check != nil {
+				tt.check(t, body)
+			}
+		})
+	}
+}

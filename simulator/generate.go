@@ -1,0 +1,469 @@
+package simulator
+
+import (
+	"context"
+	"encoding/json"
+	"math/bits"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// plan is everything random about one request, fixed when it arrives.
+type plan struct {
+	fault500, fault429 bool
+	length             int    // output tokens to generate
+	finish             string // finish_reason when all are sent
+	stallAt            int    // token index whose wait includes the stall; -1 for none
+	truncateAfter      int    // tokens sent before a stream is cut; -1 for none (0 never happens)
+	malformedAt        int    // token index preceded by an invalid event; -1 for none
+	id                 [2]uint64
+	rng                rand.PCG // words and jitter of this request
+}
+
+// uniform returns a float64 in [0, 1).
+func uniform(r *rand.PCG) float64 { return float64(r.Uint64()>>11) * 0x1p-53 }
+
+// below returns an int in [0, n) for n > 0.
+func below(r *rand.PCG, n int) int {
+	hi, _ := bits.Mul64(r.Uint64(), uint64(n))
+	return int(hi)
+}
+
+// draw fixes a request's plan. Only two numbers come from the shared source, under its lock;
+// the rest come from a per-request generator seeded with them, in a fixed order, so request k
+// behaves the same for a given seed however the requests before it interleaved.
+//
+// Output length: ignore_eos gives exactly max_tokens. Otherwise the length is
+// max_tokens − ⌊max_tokens·u³⌋ for u uniform in [0,1), raised to min_tokens (and 1): long
+// answers dominate (median ⅞ of max_tokens, mean ¾) as when a model is capped mid-thought, and
+// the finish_reason is "length" when it reaches max_tokens, "stop" (an EOS) otherwise.
+func (s *Server) draw(p *plan, g *genRequest) {
+	s.rngMu.Lock()
+	a, b := s.rng.Uint64(), s.rng.Uint64()
+	s.rngMu.Unlock()
+	p.rng.Seed(a, b)
+	r := &p.rng
+
+	p.id = [2]uint64{r.Uint64(), r.Uint64()}
+	u500, u429 := uniform(r), uniform(r)
+	uLen := uniform(r)
+	uStall, stallPos := uniform(r), r.Uint64()
+	uTrunc, truncPos := uniform(r), r.Uint64()
+	uMal, malPos := uniform(r), r.Uint64()
+
+	p.fault500 = u500 < s.cfg.Error500Rate
+	p.fault429 = !p.fault500 && u429 < s.cfg.Error429Rate
+
+	m := g.maxTokens
+	p.length = m
+	if !g.ignoreEOS {
+		p.length = m - int(float64(m)*uLen*uLen*uLen)
+	}
+	p.length = min(m, max(p.length, g.minTokens, 1))
+	p.finish = finishStop
+	if p.length == m {
+		p.finish = finishLength
+	}
+
+	// pick maps a raw draw into [lo, hi] without another draw, keeping the order fixed.
+	pick := func(raw uint64, lo, hi int) int {
+		h, _ := bits.Mul64(raw, uint64(hi-lo+1))
+		return lo + int(h)
+	}
+	n := p.length
+	p.stallAt, p.truncateAfter, p.malformedAt = -1, -1, -1
+	if uStall < s.cfg.StallRate {
+		// Between two tokens when there are two; before the only one otherwise.
+		p.stallAt = 0
+		if n >= 2 {
+			p.stallAt = pick(stallPos, 1, n-1)
+		}
+	}
+	if uTrunc < s.cfg.TruncateRate {
+		// At least one token is sent, and at least one is missing when there are two.
+		p.truncateAfter = pick(truncPos, 1, max(1, n-1))
+	}
+	if uMal < s.cfg.MalformedRate {
+		p.malformedAt = pick(malPos, 0, n-1)
+	}
+}
+
+// Fixed pieces of the SSE events. A chunk is head + one of the choice bodies below, where
+// head is `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`.
+const (
+	chatRoleChoice  = `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	chatTokenPre    = `{"index":0,"delta":{"content":"`
+	chatTokenPost   = `"},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	chatFinishPre   = `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`
+	chatMalformed   = `{"index":0,"delta":{"content":` + "\n\n"
+	textTokenPre    = `{"index":0,"text":"`
+	textTokenPost   = `","logprobs":null,"finish_reason":null}]}` + "\n\n"
+	textFinishPre   = `{"index":0,"text":"","logprobs":null,"finish_reason":"`
+	textMalformed   = `{"index":0,"text":` + "\n\n"
+	finishPost      = `"}]}` + "\n\n"
+	eventDone       = "data: [DONE]\n\n"
+	contentTypeSSE  = "text/event-stream"
+	contentTypeJSON = "application/json"
+)
+
+// job is one generation request in flight, owned by its handler goroutine.
+type job struct {
+	s        *Server
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	ctx      context.Context
+	received time.Time
+	g        *genRequest
+	p        plan
+	st       RequestStats
+	timer    *time.Timer
+	head     []byte
+	buf      []byte
+}
+
+// finish records the request's ground truth.
+func (j *job) finish() {
+	j.st.E2E = time.Since(j.received)
+	j.s.stats.record(&j.st)
+}
+
+// sleepUntil waits for t, or returns false if the client left or the server closed first.
+func (j *job) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		select {
+		case <-j.ctx.Done():
+			return false
+		case <-j.s.ctx.Done():
+			return false
+		default:
+			return true
+		}
+	}
+	if j.timer == nil {
+		j.timer = time.NewTimer(d)
+	} else {
+		j.timer.Reset(d)
+	}
+	select {
+	case <-j.timer.C:
+		return true
+	case <-j.ctx.Done():
+	case <-j.s.ctx.Done():
+	}
+	j.timer.Stop()
+	return false
+}
+
+// gap draws the wait between two tokens.
+func (j *job) gap() time.Duration {
+	cfg := &j.s.cfg
+	d := cfg.ITL + cfg.ITLPerRunningSeq*time.Duration(j.s.sched.runningNow.Load())
+	if cfg.ITLJitter > 0 {
+		d = time.Duration(float64(d) * (1 + cfg.ITLJitter*(2*uniform(&j.p.rng)-1)))
+	}
+	return d
+}
+
+// word draws the next output token.
+func (j *job) word() string {
+	return j.s.vocab[below(&j.p.rng, len(j.s.vocab))]
+}
+
+// buildHead pre-encodes the part every chunk of this response shares.
+func (j *job) buildHead(created int64) {
+	model := j.s.modelJSON
+	if j.g.model != j.s.cfg.ModelName {
+		model = mustJSON(j.g.model)
+	}
+	h := make([]byte, 0, 128+len(model))
+	h = append(h, `data: {"id":"`...)
+	h = j.appendID(h)
+	h = append(h, `","object":"`...)
+	if j.g.chat {
+		h = append(h, "chat.completion.chunk"...)
+	} else {
+		h = append(h, "text_completion"...)
+	}
+	h = append(h, `","created":`...)
+	h = strconv.AppendInt(h, created, 10)
+	h = append(h, `,"model":`...)
+	h = append(h, model...)
+	h = append(h, `,"choices":[`...)
+	j.head = h
+}
+
+// appendID appends the response id: chatcmpl-/cmpl- and 32 hex digits, like vLLM's.
+func (j *job) appendID(b []byte) []byte {
+	if j.g.chat {
+		b = append(b, "chatcmpl-"...)
+	} else {
+		b = append(b, "cmpl-"...)
+	}
+	const hex = "0123456789abcdef"
+	for _, v := range j.p.id {
+		for shift := 60; shift >= 0; shift -= 4 {
+			b = append(b, hex[(v>>shift)&0xf])
+		}
+	}
+	return b
+}
+
+// appendTail appends the end of a complete stream: the finish chunk, the usage chunk when
+// asked for, and [DONE].
+func (j *job) appendTail(b []byte) []byte {
+	b = append(b, j.head...)
+	if j.g.chat {
+		b = append(b, chatFinishPre...)
+	} else {
+		b = append(b, textFinishPre...)
+	}
+	b = append(b, j.p.finish...)
+	b = append(b, finishPost...)
+	if j.g.includeUsage {
+		b = append(b, j.head...)
+		b = append(b, `],"usage":{"prompt_tokens":`...)
+		b = strconv.AppendInt(b, int64(j.g.promptTokens), 10)
+		b = append(b, `,"total_tokens":`...)
+		b = strconv.AppendInt(b, int64(j.g.promptTokens+j.st.OutputTokens), 10)
+		b = append(b, `,"completion_tokens":`...)
+		b = strconv.AppendInt(b, int64(j.st.OutputTokens), 10)
+		b = append(b, "}}\n\n"...)
+	}
+	return append(b, eventDone...)
+}
+
+// generate runs an admitted-or-queued request to its end and answers it.
+func (j *job) generate() {
+	s, g, p := j.s, j.g, &j.p
+	cfg := &s.cfg
+	m := s.metrics
+	created := time.Now().Unix()
+	if g.stream {
+		j.rc = http.NewResponseController(j.w)
+		j.buildHead(created)
+		// Room for the largest write: the last token with finish, usage and [DONE].
+		j.buf = make([]byte, 0, 4*len(j.head)+512)
+		// Headers go out at once, before any queueing, as uvicorn sends them when vLLM's
+		// streaming response starts.
+		j.w.Header().Set("Content-Type", contentTypeSSE)
+		j.w.WriteHeader(http.StatusOK)
+		_ = j.rc.Flush()
+	}
+
+	need := g.promptTokens + g.maxTokens
+	if !s.sched.acquire(j.ctx, s.ctx.Done(), need) {
+		j.st.Outcome = OutcomeCanceled
+		j.finish()
+		return
+	}
+	admitted := time.Now()
+	held := g.promptTokens
+	s.sched.held.Add(int64(held))
+	defer func() {
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		s.sched.release(need, held)
+	}()
+	j.st.Queue = admitted.Sub(j.received)
+	m.queue.Observe(j.st.Queue.Seconds())
+	m.promptTokens.Add(float64(g.promptTokens))
+	m.promptHist.Observe(float64(g.promptTokens))
+
+	var text []byte // non-streaming output
+	if !g.stream {
+		text = make([]byte, 0, 8*p.length)
+	}
+	j.st.Gaps = make([]time.Duration, 0, max(p.length-1, 0))
+	deadline := admitted.Add(cfg.TTFTBase + cfg.TTFTPerPromptToken*time.Duration(g.promptTokens))
+	var first, last time.Time
+	ended := false // a stream's tail was written
+	for i := 0; i < p.length; i++ {
+		if i > 0 {
+			deadline = deadline.Add(j.gap())
+		}
+		if i == p.stallAt {
+			deadline = deadline.Add(cfg.StallDuration)
+			j.st.Stalled = true
+		}
+		if !j.sleepUntil(deadline) {
+			j.abort(OutcomeCanceled)
+			return
+		}
+		w := j.word()
+		if g.stream {
+			b := j.buf[:0]
+			if g.chat && i == 0 {
+				b = append(b, j.head...)
+				b = append(b, chatRoleChoice...)
+			}
+			if i == p.malformedAt {
+				b = append(b, j.head...)
+				if g.chat {
+					b = append(b, chatMalformed...)
+				} else {
+					b = append(b, textMalformed...)
+				}
+				j.st.Malformed = true
+			}
+			b = append(b, j.head...)
+			if g.chat {
+				b = append(b, chatTokenPre...)
+				b = append(b, w...)
+				b = append(b, chatTokenPost...)
+			} else {
+				b = append(b, textTokenPre...)
+				b = append(b, w...)
+				b = append(b, textTokenPost...)
+			}
+			j.st.OutputTokens++
+			// The finish chunk rides with the last token, as vLLM attaches finish_reason to
+			// the final output: one write and one flush fewer per request.
+			if i == p.length-1 && p.truncateAfter < 0 {
+				b = j.appendTail(b)
+				ended = true
+			}
+			j.buf = b
+			if _, err := j.w.Write(b); err != nil {
+				j.abort(OutcomeCanceled)
+				return
+			}
+			if err := j.rc.Flush(); err != nil {
+				j.abort(OutcomeCanceled)
+				return
+			}
+		} else {
+			text = append(text, w...)
+			j.st.OutputTokens++
+		}
+
+		now := time.Now()
+		if i == 0 {
+			first = now
+			j.st.TTFT = now.Sub(j.received)
+			m.ttft.Observe(j.st.TTFT.Seconds())
+		} else {
+			gap := now.Sub(last)
+			j.st.Gaps = append(j.st.Gaps, gap)
+			m.itl.Observe(gap.Seconds())
+		}
+		last = now
+		held++
+		s.sched.held.Add(1)
+		m.generationTokens.Inc()
+
+		if g.stream && j.st.OutputTokens == p.truncateAfter {
+			j.abort(OutcomeTruncated)
+			return
+		}
+		// Fell more than a gap behind (slow reader, overloaded host): restart the schedule
+		// here rather than burst the backlog.
+		if now.Sub(deadline) > cfg.ITL {
+			deadline = now
+		}
+	}
+
+	if !g.stream {
+		if !j.writeBody(text, created) {
+			return
+		}
+	} else if !ended {
+		// Only reachable with zero tokens, which parseRequest rules out; kept for safety.
+		j.buf = j.appendTail(j.buf[:0])
+		_, _ = j.w.Write(j.buf)
+		_ = j.rc.Flush()
+	}
+
+	j.st.Outcome = OutcomeSuccess
+	j.st.FinishReason = p.finish
+	m.success[p.finish].Inc()
+	m.prefill.Observe(first.Sub(admitted).Seconds())
+	m.decode.Observe(last.Sub(first).Seconds())
+	if n := j.st.OutputTokens; n >= 2 {
+		m.tpot.Observe(last.Sub(first).Seconds() / float64(n-1))
+	}
+	m.generationHist.Observe(float64(j.st.OutputTokens))
+	j.finish()
+	m.e2e.Observe(j.st.E2E.Seconds())
+}
+
+// abort ends an admitted request that did not finish.
+func (j *job) abort(o Outcome) {
+	j.st.Outcome = o
+	j.s.metrics.success[finishAbort].Inc()
+	j.finish()
+}
+
+// writeBody answers a non-streaming request, applying the body faults. It reports whether
+// the response counts as a success.
+func (j *job) writeBody(text []byte, created int64) bool {
+	type usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	}
+	type message struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	type choice struct {
+		Index        int       `json:"index"`
+		Message      *message  `json:"message,omitempty"`
+		Text         *string   `json:"text,omitempty"`
+		Logprobs     *struct{} `json:"logprobs"`
+		FinishReason string    `json:"finish_reason"`
+	}
+	type response struct {
+		ID      string   `json:"id"`
+		Object  string   `json:"object"`
+		Created int64    `json:"created"`
+		Model   string   `json:"model"`
+		Choices []choice `json:"choices"`
+		Usage   usage    `json:"usage"`
+	}
+	out := string(text)
+	c := choice{FinishReason: j.p.finish}
+	obj := "text_completion"
+	if j.g.chat {
+		obj = "chat.completion"
+		c.Message = &message{Role: "assistant", Content: out}
+	} else {
+		c.Text = &out
+	}
+	n := j.st.OutputTokens
+	body, err := json.Marshal(response{
+		ID: string(j.appendID(nil)), Object: obj, Created: created, Model: j.g.model,
+		Choices: []choice{c},
+		Usage:   usage{PromptTokens: j.g.promptTokens, TotalTokens: j.g.promptTokens + n, CompletionTokens: n},
+	})
+	if err != nil {
+		// Unreachable: every field is a plain value.
+		panic("simulator: encoding response: " + err.Error())
+	}
+
+	h := j.w.Header()
+	h.Set("Content-Type", contentTypeJSON)
+	switch {
+	case j.p.truncateAfter >= 0:
+		// Promise the whole body and send half: the server then closes the connection and
+		// the client reads an unexpected EOF.
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		j.w.WriteHeader(http.StatusOK)
+		_, _ = j.w.Write(body[:len(body)/2])
+		j.abort(OutcomeTruncated)
+		return false
+	case j.p.malformedAt >= 0:
+		j.st.Malformed = true
+		body = body[:len(body)-1] // drop the closing brace
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	j.w.WriteHeader(http.StatusOK)
+	if _, err := j.w.Write(body); err != nil {
+		j.abort(OutcomeCanceled)
+		return false
+	}
+	return true
+}
