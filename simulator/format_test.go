@@ -21,9 +21,9 @@ func TestCountTokens(t *testing.T) {
 		{" one two  three ", 3},
 		{"a\tb\nc\r\nd", 4},
 		{"héllo wörld", 2},
-		{"x\u00a0y", 2},      // no-break space separates
-		{"x\u3000y z", 3},    // ideographic space separates
-		{"日本語 テキスト", 2}, // non-Latin words are single tokens when unspaced
+		{"x\u00a0y", 2},   // no-break space separates
+		{"x\u3000y z", 3}, // ideographic space separates
+		{"日本語 テキスト", 2},   // non-Latin words are single tokens when unspaced
 	}
 	for _, tt := range tests {
 		if got := CountTokens(tt.in); got != tt.want {
