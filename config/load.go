@@ -1,0 +1,157 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxKeyFileSize bounds what LoadSecrets reads from an api_key_file: keys are short, and a
+// large file is a wrong path (a log, a binary), not a key.
+const maxKeyFileSize = 64 << 10
+
+// Load reads the configuration file at path, parses it strictly, applies defaults, validates
+// it and loads the API keys it names (environment variables through os.Getenv). Relative
+// api_key_file and tls file paths are taken relative to the directory of path, and are
+// absolute in the returned Config.
+//
+// A problem with the content comes back as Errors (every problem, each naming its field path
+// and line; the file name is not repeated in them); a file that cannot be read comes back
+// as a wrapped os error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	c, m, errs := parse(data, dir)
+	if errs != nil {
+		return nil, errs
+	}
+	if errs := loadSecrets(c, os.Getenv, m); errs != nil {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Parse parses a configuration held in memory, strictly (unknown keys, duplicate keys and
+// values of the wrong type are errors), applies defaults and validates it. It returns Errors
+// listing every problem. Relative file paths stay relative to the working directory, and API
+// keys are not loaded: call LoadSecrets for that.
+func Parse(data []byte) (*Config, error) {
+	c, _, errs := parse(data, "")
+	if errs != nil {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// parse is Parse with relative paths resolved against dir (when not empty). It also returns
+// what it learnt about the source, so that later errors (secrets) can name lines too.
+func parse(data []byte, dir string) (*Config, *meta, Errors) {
+	c := &Config{}
+	m := newMeta()
+	errs, usable := decodeDocument(data, c, m)
+	if !usable {
+		return nil, nil, errs
+	}
+	if dir != "" {
+		resolvePaths(c, dir)
+	}
+	applyDefaults(c, m.set)
+	errs = append(errs, validate(c, m)...)
+	if len(errs) > 0 {
+		return nil, nil, errs.sorted()
+	}
+	return c, m, nil
+}
+
+// resolvePaths makes the file paths of every target absolute, relative to dir, so that they
+// mean the same whatever the daemon's working directory.
+func resolvePaths(c *Config, dir string) {
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		for _, p := range []*string{&t.APIKeyFile, &t.TLS.CAFile, &t.TLS.CertFile, &t.TLS.KeyFile} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
+	}
+}
+
+// LoadSecrets sets each target's APIKey from its api_key_file (the file's content, trimmed of
+// surrounding white space) or its api_key_env (the variable's value, likewise trimmed, read
+// through getenv; nil means os.Getenv), and clears it for a target that names neither. A
+// relative api_key_file is relative to the working directory (Load has already made it
+// absolute). A file that cannot be read or is empty, and a variable that is unset or empty,
+// are errors naming the field; they never contain the key. Every target is tried and every
+// problem returned as Errors.
+func (c *Config) LoadSecrets(getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return loadSecrets(c, getenv, nil).err()
+}
+
+func loadSecrets(c *Config, getenv func(string) string, m *meta) Errors {
+	v := &validator{m: m}
+	targets := v.at(v.locate(loc{}, ""), "targets")
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		tl := v.item(targets, i)
+		t.APIKey = ""
+		switch {
+		case t.APIKeyFile != "":
+			key, problem := readKeyFile(t.APIKeyFile)
+			if problem != "" {
+				v.errorf(v.at(tl, "api_key_file"), "%s", problem)
+				continue
+			}
+			t.APIKey = Secret(key)
+		case t.APIKeyEnv != "":
+			key := strings.TrimSpace(getenv(t.APIKeyEnv))
+			switch {
+			case key == "":
+				v.errorf(v.at(tl, "api_key_env"), "environment variable %s is unset or empty", t.APIKeyEnv)
+			case hasControl(key):
+				v.errorf(v.at(tl, "api_key_env"), "environment variable %s holds a line break or control character; it must hold only the key", t.APIKeyEnv)
+			default:
+				t.APIKey = Secret(key)
+			}
+		}
+	}
+	return v.errs
+}
+
+// readKeyFile returns the trimmed key in path, or why it cannot. The reason never quotes the
+// content.
+func readKeyFile(path string) (key, problem string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "cannot read: " + err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return "", quote(path) + " is a directory, not a file"
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return "", "cannot read: " + err.Error()
+	}
+	if len(data) > maxKeyFileSize {
+		return "", fmt.Sprintf("%s is larger than %d KiB, too large for an API key: is it the right file?", quote(path), maxKeyFileSize>>10)
+	}
+	key = strings.TrimSpace(string(data))
+	switch {
+	case key == "":
+		return "", quote(path) + " is empty"
+	case hasControl(key):
+		return "", quote(path) + " holds more than one line or a control character; it must hold only the key"
+	}
+	return key, ""
+}
