@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,8 +33,8 @@ type daemonOptions struct {
 	web           *web.FlagConfig
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
 	onListen func([]net.Addr)
-	// getenv reads environment variables for api_key_env (nil: os.Getenv).
-	getenv func(string) string
+	// observer, when set, also receives every probe event (tests record per-request values).
+	observer prober.Observer
 }
 
 // daemon owns the running targets and the reload logic.
@@ -43,6 +42,7 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	probe    *collector.Probe
+	observer prober.Observer // probe, plus opts.observer when set
 	builtin  *config.Config // the no-file configuration, nil when a file is used
 	ctx      context.Context
 	started  time.Time
@@ -69,9 +69,6 @@ type runningTarget struct {
 
 // runDaemon runs the daemon until ctx ends.
 func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) error {
-	if opts.getenv == nil {
-		opts.getenv = os.Getenv
-	}
 	d := &daemon{
 		logger:  logger,
 		opts:    opts,
@@ -83,6 +80,11 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 			Help: "Whether the last configuration reload attempt was successful."}),
 		reloadTS: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_success_timestamp_seconds",
 			Help: "Timestamp of the last successful configuration reload."}),
+	}
+
+	d.observer = d.probe
+	if opts.observer != nil {
+		d.observer = prober.Observers{d.probe, opts.observer}
 	}
 
 	var cfg *config.Config
@@ -116,6 +118,9 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 	defer d.stopAll()
 
 	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
+	if opts.web.WebSystemdSocket != nil && *opts.web.WebSystemdSocket {
+		return serveUntil(ctx, srv, func() error { return web.ListenAndServe(srv, opts.web, logger) })
+	}
 	listeners, err := listen(*opts.web.WebListenAddresses)
 	if err != nil {
 		return err
@@ -144,7 +149,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}
 	}()
 
-	return serveMany(ctx, srv, listeners, opts.web, logger)
+	return serveUntil(ctx, srv, func() error { return web.ServeMultiple(listeners, srv, opts.web, logger) })
 }
 
 // listen opens every listen address before serving, so the bound ports are known (":0").
@@ -161,24 +166,6 @@ func listen(addrs []string) ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
-}
-
-// serveMany serves on every listener through exporter-toolkit (TLS, basic auth) until ctx ends.
-func serveMany(ctx context.Context, srv *http.Server, ls []net.Listener, flags *web.FlagConfig, logger *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- web.ServeMultiple(ls, srv, flags, logger) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(shutCtx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
 }
 
 // startEmbeddedSimulator serves the simulator on a loopback port until stop is called.
@@ -301,7 +288,7 @@ func (d *daemon) start(t config.Target) (*runningTarget, error) {
 	logger := d.logger.With("target", t.Name)
 	runner := prober.NewRunner(prober.RunnerConfig{
 		Target: info, Pacer: pacer, Source: source, Client: client, Gate: gate,
-		Observer: d.probe, MaxInFlight: t.Traffic.MaxInFlight, Logger: logger,
+		Observer: d.observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: logger,
 	})
 	d.probe.Register(info)
 	ctx, cancel := context.WithCancel(d.ctx)

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/inferprobe/inferprobe/config"
@@ -120,20 +119,14 @@ func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger
 		return err
 	}
 	logger.Info("simulator listening", "address", l.Addr().String(), "model", cfg.ModelName)
-	return serveUntil(ctx, &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}, l, nil, logger)
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return serveUntil(ctx, srv, func() error { return srv.Serve(l) })
 }
 
-// serveUntil serves on l (through exporter-toolkit when flags are given, for TLS and basic
-// auth) until ctx ends, then shuts the server down gracefully.
-func serveUntil(ctx context.Context, srv *http.Server, l net.Listener, flags *web.FlagConfig, logger *slog.Logger) error {
+// serveUntil runs serve (which serves srv) until ctx ends, then shuts srv down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, serve func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		if flags != nil {
-			errc <- web.Serve(l, srv, flags, logger)
-		} else {
-			errc <- srv.Serve(l)
-		}
-	}()
+	go func() { errc <- serve() }() // owned by serveUntil: Shutdown makes serve return
 	select {
 	case err := <-errc:
 		return err

@@ -1,9 +1,7 @@
 package collector
 
 import (
-	"bufio"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/inferprobe/inferprobe/internal/metricdocs"
 	"github.com/inferprobe/inferprobe/prober"
 )
 
@@ -269,45 +268,16 @@ inferprobe_cold_start_time_to_first_token_seconds{model="m",target="a"} 1.234
 	}
 }
 
-// docRow is one row of a metric table in docs/metrics.md.
-type docRow struct {
-	typ    string
-	labels []string
-}
-
-// ReadMetricDocs parses the metric tables of docs/metrics.md.
-func readMetricDocs(t *testing.T, path string) map[string]docRow {
-	t.Helper()
-	f, err := os.Open(path)
+func TestProbeMatchesMetricDocs(t *testing.T) {
+	f, err := os.Open("../docs/metrics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| `([a-z_:]+)` \\| (counter|gauge|histogram|info) \\| ([a-z_, ]*) \\|")
-	docs := map[string]docRow{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		m := row.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		var labels []string
-		for _, l := range strings.Split(m[3], ",") {
-			if l = strings.TrimSpace(l); l != "" {
-				labels = append(labels, l)
-			}
-		}
-		slices.Sort(labels)
-		docs[m[1]] = docRow{typ: m[2], labels: labels}
+	docs, err := metricdocs.Parse(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(docs) == 0 {
-		t.Fatalf("no metric rows found in %s", path)
-	}
-	return docs
-}
-
-func TestProbeMatchesMetricDocs(t *testing.T) {
-	docs := readMetricDocs(t, "../docs/metrics.md")
 	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
 	p := NewProbe()
 	p.Register(tgt)
@@ -327,8 +297,8 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 			t.Errorf("%s is exposed but not documented in docs/metrics.md", mf.GetName())
 			continue
 		}
-		if got := strings.ToLower(mf.GetType().String()); got != doc.typ {
-			t.Errorf("%s: type %s, documented %s", mf.GetName(), got, doc.typ)
+		if got := strings.ToLower(mf.GetType().String()); got != doc.Type {
+			t.Errorf("%s: type %s, documented %s", mf.GetName(), got, doc.Type)
 		}
 		for _, m := range mf.GetMetric() {
 			var labels []string
@@ -336,8 +306,8 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 				labels = append(labels, lp.GetName())
 			}
 			slices.Sort(labels)
-			if !slices.Equal(labels, doc.labels) {
-				t.Errorf("%s: labels %v, documented %v", mf.GetName(), labels, doc.labels)
+			if !slices.Equal(labels, doc.Labels) {
+				t.Errorf("%s: labels %v, documented %v", mf.GetName(), labels, doc.Labels)
 			}
 		}
 	}

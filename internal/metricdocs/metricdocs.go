@@ -1,0 +1,53 @@
+// Package metricdocs reads the metric tables of docs/metrics.md, so tests can hold what is
+// exposed to what is documented.
+package metricdocs
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Metric is one documented series family.
+type Metric struct {
+	// Type is counter, gauge, histogram or info.
+	Type string
+	// Labels are the documented label names, sorted.
+	Labels []string
+}
+
+// row matches "| `name` | type | labels | definition |".
+var row = regexp.MustCompile("^\\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \\| (counter|gauge|histogram|info) \\|\\s*([a-z_, ]*?)\\s*\\|")
+
+// Parse reads every metric row of a markdown document.
+func Parse(r io.Reader) (map[string]Metric, error) {
+	docs := map[string]Metric{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := row.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		if _, dup := docs[m[1]]; dup {
+			return nil, fmt.Errorf("%s is documented twice", m[1])
+		}
+		docs[m[1]] = Metric{Type: m[2], Labels: labels}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("no metric rows found")
+	}
+	return docs, nil
+}

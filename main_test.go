@@ -1,0 +1,699 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.uber.org/goleak"
+
+	"github.com/inferprobe/inferprobe/internal/metricdocs"
+	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/simulator"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recorder keeps what the tests need of every finished record.
+type recorder struct {
+	mu       sync.Mutex
+	finished map[string][]recorded // by target
+	dropped  map[string]int
+}
+
+type recorded struct {
+	warmup         bool
+	result         string
+	ttft           time.Duration
+	hasTTFT        bool
+	gaps           []time.Duration
+	n              int
+	nSource        string
+	scheduleDelay  time.Duration
+	promptTokens   int
+	promptSource   string
+	intendedOffset time.Time
+	err            string
+	end            time.Duration
+}
+
+func newRecorder() *recorder {
+	return &recorder{finished: map[string][]recorded{}, dropped: map[string]int{}}
+}
+
+func (r *recorder) RequestStarted(*prober.TargetInfo) {}
+func (r *recorder) RequestDropped(t *prober.TargetInfo) {
+	r.mu.Lock()
+	r.dropped[t.Name]++
+	r.mu.Unlock()
+}
+func (r *recorder) WarmupChanged(*prober.TargetInfo, bool, bool)  {}
+func (r *recorder) ColdStart(*prober.TargetInfo, time.Duration)   {}
+func (r *recorder) TargetRate(*prober.TargetInfo, float64)        {}
+func (r *recorder) RequestFinished(rec *prober.Record) {
+	ttft, ok := rec.TTFT()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished[rec.Target.Name] = append(r.finished[rec.Target.Name], recorded{
+		warmup: rec.Warmup, result: rec.Result, ttft: ttft, hasTTFT: ok, gaps: slices.Clone(rec.Gaps),
+		n: rec.OutputTokens, nSource: rec.OutputSource, scheduleDelay: rec.ScheduleDelay(),
+		promptTokens: rec.PromptTokens, promptSource: rec.PromptSource, intendedOffset: rec.Intended,
+		end: rec.End, err: fmt.Sprint(rec.Err),
+	})
+}
+
+func (r *recorder) records(target string) []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.finished[target])
+}
+
+// count returns how many records of target match keep.
+func (r *recorder) count(target string, keep func(recorded) bool) int {
+	n := 0
+	for _, rec := range r.records(target) {
+		if keep(rec) {
+			n++
+		}
+	}
+	return n
+}
+
+// testDaemon is a daemon running in-process on a loopback port.
+type testDaemon struct {
+	base   string
+	logs   *syncBuffer
+	rec    *recorder
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startDaemon runs the daemon with configFile ("" = embedded simulator) until the test ends.
+func startDaemon(t *testing.T, configFile string) *testDaemon {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	addrs := make(chan []net.Addr, 1)
+	listen, systemd, webConfig := []string{"127.0.0.1:0"}, false, ""
+	rec := newRecorder()
+	opts := daemonOptions{
+		configFile:    configFile,
+		telemetryPath: "/metrics",
+		web:           &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: &systemd, WebConfigFile: &webConfig},
+		onListen:      func(a []net.Addr) { addrs <- a },
+		observer:      rec,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &testDaemon{logs: logs, rec: rec, cancel: cancel, done: make(chan error, 1)}
+	go func() { d.done <- runDaemon(ctx, opts, logger) }()
+	select {
+	case a := <-addrs:
+		d.base = "http://" + a[0].String()
+	case err := <-d.done:
+		cancel()
+		t.Fatalf("daemon exited at start: %v\nlogs:\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("daemon did not start listening")
+	}
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+func (d *testDaemon) stop(t *testing.T) {
+	t.Helper()
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("daemon returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
+
+var testClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := testClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// scrape parses the daemon's /metrics.
+func (d *testDaemon) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	body := get(t, d.base+"/metrics")
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// value returns the sample of family name whose labels include want; for histograms, the count.
+func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	mf, ok := mfs[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		for k, v := range want {
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || (lp.GetName() == k && lp.GetValue() == v)
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// waitFor polls cond every 50ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startSim serves a simulator on a loopback port until the test ends.
+func startSim(t *testing.T, mutate func(*simulator.Config)) (*simulator.Server, string) {
+	t.Helper()
+	cfg := simulator.DefaultConfig()
+	cfg.Seed = 7
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); sim.Close() })
+	return sim, srv.URL
+}
+
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, "inferprobe.yml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestTimingMatchesSimulatorGroundTruth is the core promise: what the daemon measures is what
+// the server did, within 2 ms on loopback.
+func TestTimingMatchesSimulatorGroundTruth(t *testing.T) {
+	sim, url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase = 40 * time.Millisecond
+		c.TTFTPerPromptToken = 100 * time.Microsecond
+		c.ITL = 8 * time.Millisecond
+		c.ITLJitter = 0.25
+	})
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: poisson, rate: 15, seed: 42}
+    request: {input_tokens: 200, max_tokens: 12, ignore_eos: true}
+    warmup: {requests: 5, min_duration: 0s, max_duration: 1m}
+    slo: {ttft: 5s}
+`, url))
+	d := startDaemon(t, cfg)
+	measured := func(r recorded) bool { return !r.warmup && r.result == prober.ResultSuccess }
+	waitFor(t, 30*time.Second, "60 measured requests", func() bool { return d.rec.count("sim", measured) >= 60 })
+
+	// /metrics holds the same requests: read the recorder, scrape, read again.
+	before := d.rec.count("sim", measured)
+	mfs := d.scrape(t)
+	after := d.rec.count("sim", measured)
+	d.stop(t)
+
+	labels := map[string]string{"target": "sim", "model": "inferprobe-sim", "adapter": ""}
+	if n, _ := value(mfs, "inferprobe_time_to_first_token_seconds", labels); n < float64(before) || n > float64(after) {
+		t.Errorf("TTFT histogram count %v outside [%d, %d] measured successes", n, before, after)
+	}
+	if w, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"}); w != 5 {
+		t.Errorf("warmup requests = %v, want 5", w)
+	}
+	if g, _ := value(mfs, "inferprobe_goodput_requests_total", labels); g < float64(before) {
+		t.Errorf("goodput %v < %d successes, all of which met a 5s TTFT SLO", g, before)
+	}
+	if c, ok := value(mfs, "inferprobe_cold_start_time_to_first_token_seconds", nil); !ok || c <= 0.040 {
+		t.Errorf("cold start TTFT %v (present %v), want above the 40ms base", c, ok)
+	}
+
+	recs := d.rec.records("sim")
+	var ttfts, gaps []time.Duration
+	for i, r := range recs {
+		if r.result == prober.ResultCanceled && i >= after {
+			continue // in flight when the daemon stopped
+		}
+		if r.result != prober.ResultSuccess {
+			t.Fatalf("request %d: %s", i, r.result)
+		}
+		if r.warmup != (i < 5) {
+			t.Errorf("request %d warmup=%v; the first 5 and only they are warmup", i, r.warmup)
+		}
+		if r.n != 12 || r.nSource != prober.SourceUsage {
+			t.Errorf("request %d: N=%d from %s, want 12 from usage", i, r.n, r.nSource)
+		}
+		if r.promptTokens != 200 || r.promptSource != prober.SourceUsage {
+			t.Errorf("request %d: prompt %d from %s, want 200 from usage", i, r.promptTokens, r.promptSource)
+		}
+		ttfts = append(ttfts, r.ttft)
+		gaps = append(gaps, r.gaps...)
+	}
+	truth := sim.Stats()
+	simTTFT, simITL := simulator.Median(truth.TTFTs()), simulator.Median(truth.Gaps())
+	clientTTFT, clientITL := median(ttfts), median(gaps)
+	t.Logf("TTFT median client %v server %v; ITL median client %v server %v (%d requests, %d gaps)",
+		clientTTFT, simTTFT, clientITL, simITL, len(ttfts), len(gaps))
+	if len(truth.TTFTs()) != len(ttfts) {
+		t.Errorf("server saw %d successful streams, client %d", len(truth.TTFTs()), len(ttfts))
+	}
+	if diff := absDur(clientTTFT - simTTFT); diff > 2*time.Millisecond {
+		t.Errorf("TTFT median differs by %v (client %v, server %v), want ≤ 2ms", diff, clientTTFT, simTTFT)
+	}
+	if diff := absDur(clientITL - simITL); diff > 2*time.Millisecond {
+		t.Errorf("ITL median differs by %v (client %v, server %v), want ≤ 2ms", diff, clientITL, simITL)
+	}
+	// Sanity against the configured model: 40ms + 200×0.1ms = 60ms prefill.
+	if clientTTFT < 60*time.Millisecond || clientTTFT > 120*time.Millisecond {
+		t.Errorf("TTFT median %v, want about 60ms", clientTTFT)
+	}
+}
+
+// TestFaultsAreClassedAndRateKept runs one target per fault and checks its result class, and
+// that a failing server does not slow the pacer.
+func TestFaultsAreClassedAndRateKept(t *testing.T) {
+	faults := []struct {
+		name   string
+		mutate func(*simulator.Config)
+		result string
+	}{
+		{"e500", func(c *simulator.Config) { c.Error500Rate = 1 }, prober.ResultHTTP5xx},
+		{"e429", func(c *simulator.Config) { c.Error429Rate = 1 }, prober.ResultHTTP429},
+		{"truncate", func(c *simulator.Config) { c.TruncateRate = 1 }, prober.ResultStreamTruncated},
+		{"malformed", func(c *simulator.Config) { c.MalformedRate = 1 }, prober.ResultProtocol},
+		{"stall", func(c *simulator.Config) { c.StallRate = 1; c.StallDuration = 5 * time.Second }, prober.ResultTimeout},
+	}
+	var sb strings.Builder
+	sb.WriteString("targets:\n")
+	for _, f := range faults {
+		_, url := startSim(t, func(c *simulator.Config) { c.ITL = 2 * time.Millisecond; f.mutate(c) })
+		fmt.Fprintf(&sb, `  - name: %s
+    url: %s
+    model: inferprobe-sim
+    idle_timeout: 1s
+    traffic: {rate: 10, max_in_flight: 64}
+    request: {input_tokens: 16, max_tokens: 8, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, f.name, url)
+	}
+	d := startDaemon(t, writeConfig(t, t.TempDir(), sb.String()))
+	start := time.Now()
+	waitFor(t, 30*time.Second, "every fault class", func() bool {
+		for _, f := range faults {
+			if d.rec.count(f.name, func(r recorded) bool { return r.result == f.result }) < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(time.Second) // let the stall target build up in-flight requests
+	elapsed := time.Since(start).Seconds()
+	mfs := d.scrape(t)
+	for _, f := range faults {
+		recs := d.rec.records(f.name)
+		for _, r := range recs {
+			if r.result != f.result {
+				t.Errorf("%s: a request finished %s (%s after %v), want %s", f.name, r.result, r.err, r.end, f.result)
+				break
+			}
+		}
+		got, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": f.result})
+		if got < 5 {
+			t.Errorf("%s: inferprobe_requests_total{result=%q} = %v", f.name, f.result, got)
+		}
+		// Open loop: released = finished + in flight + dropped ≈ rate × elapsed, however the
+		// server fails. Allow for the time before the first scrape and the last poll.
+		inflight, _ := value(mfs, "inferprobe_in_flight_requests", map[string]string{"target": f.name})
+		dropped, _ := value(mfs, "inferprobe_requests_dropped_total", map[string]string{"target": f.name})
+		finished := 0.0
+		for _, res := range prober.Results {
+			v, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": res})
+			finished += v
+		}
+		released := finished + inflight + dropped
+		if want := 10 * elapsed; released < 0.85*want || released > 1.15*want+2 {
+			t.Errorf("%s: %v requests released in %.1fs, want about %.0f at 10 req/s", f.name, released, elapsed, want)
+		}
+	}
+}
+
+func TestReloadKeepsRunningConfigOnError(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	good := fmt.Sprintf(`
+targets:
+  - name: a
+    url: %s
+    model: inferprobe-sim
+    traffic: {rate: 20}
+    request: {input_tokens: 8, max_tokens: 4}
+    warmup: {requests: 2, min_duration: 0s}
+`, url)
+	path := writeConfig(t, dir, good)
+	d := startDaemon(t, path)
+	waitFor(t, 20*time.Second, "warmup to finish", func() bool {
+		v, _ := value(d.scrape(t), "inferprobe_warmup_complete", map[string]string{"target": "a"})
+		return v == 1
+	})
+
+	// A broken config: the reload fails, the old config keeps running.
+	writeConfig(t, dir, good+"    bogus_key: 1\n")
+	resp, err := testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "bogus_key") {
+		t.Errorf("bad reload answered %d %q; want 500 naming the field", resp.StatusCode, body)
+	}
+	mfs := d.scrape(t)
+	if v, _ := value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
+		t.Errorf("reload_successful = %v after a bad reload", v)
+	}
+	n0 := d.rec.count("a", func(recorded) bool { return true })
+	waitFor(t, 10*time.Second, "probing to go on", func() bool { return d.rec.count("a", func(recorded) bool { return true }) > n0+5 })
+
+	// A good config adding a target: a keeps its warmup state, b starts.
+	writeConfig(t, dir, good+strings.ReplaceAll(strings.SplitN(good, "targets:\n", 2)[1], "name: a", "name: b"))
+	resp, err = testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("good reload answered %d", resp.StatusCode)
+	}
+	mfs = d.scrape(t)
+	if v, _ := value(mfs, "inferprobe_config_last_reload_successful", nil); v != 1 {
+		t.Errorf("reload_successful = %v after a good reload", v)
+	}
+	if v, _ := value(mfs, "inferprobe_warmup_complete", map[string]string{"target": "a"}); v != 1 {
+		t.Error("unchanged target a lost its warmup state on reload")
+	}
+	if w, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "a", "result": "success"}); w != 2 {
+		t.Errorf("target a warmup requests = %v, want still 2 (not restarted)", w)
+	}
+	if _, ok := value(mfs, "inferprobe_requests_total", map[string]string{"target": "b"}); !ok {
+		t.Error("new target b not exposed after reload")
+	}
+	if page := get(t, d.base+"/"); !strings.Contains(page, "<td>b</td>") || !strings.Contains(page, "<td>a</td>") {
+		t.Error("landing page does not list both targets")
+	}
+
+	// Removing a target removes its series.
+	writeConfig(t, dir, good)
+	resp, err = testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, ok := value(d.scrape(t), "inferprobe_requests_total", map[string]string{"target": "b"}); ok {
+		t.Error("removed target b still exposed")
+	}
+	if resp, err := testClient.Get(d.base + "/-/reload"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET /-/reload answered %d, want 405", resp.StatusCode)
+		}
+	}
+}
+
+func TestAPIKeyNeverExposed(t *testing.T) {
+	const key = "sk-test-0123456789abcdef-SECRET"
+	var sawKey sync.Once
+	saw := make(chan struct{})
+	_, simURL := startSim(t, nil)
+	// A proxy in front of the simulator checks that the key is sent as a bearer token.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+key {
+			sawKey.Do(func() { close(saw) })
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, simURL+r.URL.Path, r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			_, _ = w.Write(buf[:n])
+			w.(http.Flusher).Flush()
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer proxy.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+targets:
+  - name: secret
+    url: %s
+    model: inferprobe-sim
+    api_key_file: key
+    traffic: {rate: 10}
+    request: {input_tokens: 8, max_tokens: 4}
+    warmup: {requests: 1, min_duration: 0s}
+`, proxy.URL))
+	d := startDaemon(t, cfg)
+	select {
+	case <-saw:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the key never reached the server as a bearer token")
+	}
+	// Make the reload path log too, then look everywhere a key could leak.
+	resp, err := testClient.Post(d.base+"/-/reload", "", nil)
+	if err == nil {
+		resp.Body.Close()
+	}
+	pages := map[string]string{
+		"/metrics": get(t, d.base+"/metrics"),
+		"/":        get(t, d.base+"/"),
+	}
+	d.stop(t)
+	pages["logs"] = d.logs.String()
+	for where, text := range pages {
+		if strings.Contains(text, key) || strings.Contains(text, "0123456789abcdef") {
+			t.Errorf("the API key appears in %s", where)
+		}
+	}
+	if !strings.Contains(pages["logs"], "target=secret") {
+		t.Error("logs hold nothing about the target; the leak check would prove nothing")
+	}
+}
+
+// TestDefaultRunProbesEmbeddedSimulator is the quick start: no config, real series at once.
+func TestDefaultRunProbesEmbeddedSimulator(t *testing.T) {
+	d := startDaemon(t, "")
+	var mfs map[string]*dto.MetricFamily
+	waitFor(t, 20*time.Second, "TTFT observations from the embedded simulator", func() bool {
+		mfs = d.scrape(t)
+		n, _ := value(mfs, "inferprobe_time_to_first_token_seconds", map[string]string{"target": "simulator"})
+		return n >= 1
+	})
+	for _, name := range []string{"inferprobe_inter_token_latency_seconds", "inferprobe_time_per_output_token_seconds",
+		"inferprobe_request_duration_seconds", "inferprobe_schedule_delay_seconds"} {
+		if n, _ := value(mfs, name, map[string]string{"target": "simulator"}); n < 1 {
+			t.Errorf("%s has no observations", name)
+		}
+	}
+	if v, _ := value(mfs, "inferprobe_target_request_rate", map[string]string{"target": "simulator"}); v != 1 {
+		t.Errorf("target rate %v, want 1 req/s", v)
+	}
+	if !strings.Contains(d.logs.String(), "warmup gate opened") {
+		t.Error("the log does not say the warmup gate opened")
+	}
+	page := get(t, d.base+"/")
+	if !strings.Contains(page, "embedded simulator") || !strings.Contains(page, "measuring") {
+		t.Errorf("landing page lacks the target state:\n%s", page)
+	}
+	if get(t, d.base+"/-/healthy") == "" || get(t, d.base+"/-/ready") == "" {
+		t.Error("health endpoints empty")
+	}
+	checkAgainstDocs(t, mfs)
+}
+
+// checkAgainstDocs holds every inferprobe_ family on /metrics to docs/metrics.md.
+func checkAgainstDocs(t *testing.T, mfs map[string]*dto.MetricFamily) {
+	t.Helper()
+	f, err := os.Open("docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	docs, err := metricdocs.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mf := range mfs {
+		if !strings.HasPrefix(name, "inferprobe_") {
+			continue
+		}
+		doc, ok := docs[name]
+		if !ok {
+			t.Errorf("%s is exposed but not documented", name)
+			continue
+		}
+		if got := strings.ToLower(mf.GetType().String()); got != doc.Type {
+			t.Errorf("%s: type %s, documented %s", name, got, doc.Type)
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName())
+			}
+			slices.Sort(labels)
+			if !slices.Equal(labels, doc.Labels) {
+				t.Errorf("%s: labels %v, documented %v", name, labels, doc.Labels)
+			}
+		}
+	}
+}
+
+func TestCheckConfigCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeConfig(t, dir, "targets:\n  - name: a\n    url: http://127.0.0.1:8000\n    model: m\n")
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("targets:\n  - name: a\n    url: http://127.0.0.1:8000\n    model: m\n    traffic:\n      rate: -1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", good}, &out, &errOut); code != 0 {
+		t.Fatalf("good config: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "SUCCESS") {
+		t.Errorf("no SUCCESS line: %s", out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"check-config", good, bad}, &out, &errOut); code != 1 {
+		t.Fatalf("bad config: exit %d, want 1", code)
+	}
+	if !strings.Contains(errOut.String(), "targets[0].traffic.rate") || !strings.Contains(errOut.String(), "line 6") {
+		t.Errorf("error does not name the field and line:\n%s", errOut.String())
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &out, &errOut); code != 0 {
+		t.Fatalf("--version exit %d", code)
+	}
+	if !strings.Contains(out.String()+errOut.String(), "inferprobe, version") {
+		t.Errorf("--version printed %q %q", out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--nonsense"}, &out, &errOut); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
