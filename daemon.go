@@ -43,7 +43,7 @@ type daemon struct {
 	opts     daemonOptions
 	probe    *collector.Probe
 	observer prober.Observer // probe, plus opts.observer when set
-	builtin  *config.Config // the no-file configuration, nil when a file is used
+	builtin  *config.Config  // the no-file configuration, nil when a file is used
 	ctx      context.Context
 	started  time.Time
 	reloadOK prometheus.Gauge

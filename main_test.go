@@ -79,9 +79,9 @@ func (r *recorder) RequestDropped(t *prober.TargetInfo) {
 	r.dropped[t.Name]++
 	r.mu.Unlock()
 }
-func (r *recorder) WarmupChanged(*prober.TargetInfo, bool, bool)  {}
-func (r *recorder) ColdStart(*prober.TargetInfo, time.Duration)   {}
-func (r *recorder) TargetRate(*prober.TargetInfo, float64)        {}
+func (r *recorder) WarmupChanged(*prober.TargetInfo, bool, bool) {}
+func (r *recorder) ColdStart(*prober.TargetInfo, time.Duration)  {}
+func (r *recorder) TargetRate(*prober.TargetInfo, float64)       {}
 func (r *recorder) RequestFinished(rec *prober.Record) {
 	ttft, ok := rec.TTFT()
 	r.mu.Lock()

@@ -288,7 +288,9 @@ func TestOpenAIErrorClasses(t *testing.T) {
 		{"429", status(429), nil, ResultHTTP429, 429},
 		{"404", status(404), nil, ResultHTTP4xx, 404},
 		{"400", status(400), nil, ResultHTTP4xx, 400},
-		{"redirect is not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect) }, nil, ResultProtocol, 307},
+		{"redirect is not followed", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}, nil, ResultProtocol, 307},
 		{"truncated: EOF without finish", transcript(sse, 0, vllmChat[:3]...), nil, ResultStreamTruncated, 200},
 		{"truncated: connection closed mid-stream", hangup, nil, ResultStreamTruncated, 200},
 		{"malformed chunk", transcript(sse, 0, vllmChat[0], "data: {\"choices\":[{\"delta\":\n\n", vllmChat[6]), nil, ResultProtocol, 200},

@@ -87,7 +87,7 @@ func TestSSEReaderLongLine(t *testing.T) {
 
 func TestSSEReaderEventTooLarge(t *testing.T) {
 	for _, input := range []string{
-		"data: " + strings.Repeat("x", 2000) + "\n\n",                    // one line
+		"data: " + strings.Repeat("x", 2000) + "\n\n",                     // one line
 		strings.Repeat("data: "+strings.Repeat("x", 300)+"\n", 10) + "\n", // many lines
 		"data: " + strings.Repeat("x", 40<<10) + "\n\n",                   // beyond the buffer
 	} {
