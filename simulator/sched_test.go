@@ -202,4 +202,11 @@ func TestCloseAbortsInFlight(t *testing.T) {
 	waitFor(t, "both to be counted as canceled", 2*time.Second, func() bool {
 		return s.Stats().Outcomes[OutcomeCanceled] == 2
 	})
+
+	// After Close, new requests are refused outright.
+	resp := post(t, context.Background(), ts, "/v1/completions", map[string]any{"prompt": "a", "stream": true})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || s.Stats().Outcomes[OutcomeUnavailable] != 1 {
+		t.Errorf("request after Close: status %d, outcomes %v", resp.StatusCode, s.Stats().Outcomes)
+	}
 }

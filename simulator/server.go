@@ -106,8 +106,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // Handler returns the server's HTTP handler: the OpenAI endpoints, /health and /metrics.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close aborts every in-flight and queued request (their streams end without [DONE]). The
-// server starts no goroutines of its own; handlers return promptly after Close.
+// Close aborts every in-flight and queued request (their streams end without [DONE]) and
+// answers later requests with 503. The server starts no goroutines of its own; handlers
+// return promptly after Close, so call it before shutting the HTTP server down gracefully.
 func (s *Server) Close() { s.cancel() }
 
 func (s *Server) acceptModel(name string) bool {
@@ -173,6 +174,15 @@ func mustJSON(v any) []byte {
 func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, chat bool) {
 	j := job{s: s, w: w, ctx: r.Context(), received: time.Now()}
 	j.st.Chat = chat
+	if s.ctx.Err() != nil {
+		// Closed: refuse new work as a server going down does, rather than open a stream
+		// only to abort it.
+		j.st.Outcome = OutcomeUnavailable
+		writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: "ServiceUnavailableError",
+			message: "the simulator is shutting down"})
+		j.finish()
+		return
+	}
 	g, aerr := parseRequest(w, r, chat, &s.cfg)
 	if aerr == nil && !s.acceptModel(g.model) {
 		aerr = &apiError{status: http.StatusNotFound, typ: "NotFoundError", param: "model",

@@ -26,6 +26,8 @@ const (
 	OutcomeBadRequest Outcome = "bad_request"
 	// OutcomeNotFound: the request named an unknown model (404).
 	OutcomeNotFound Outcome = "not_found"
+	// OutcomeUnavailable: the request came after Close (503).
+	OutcomeUnavailable Outcome = "unavailable"
 )
 
 // RequestStats is the server-side ground truth of one request. Times are taken with the
