@@ -277,7 +277,10 @@ func (j *job) generate() {
 	if !g.stream {
 		text = make([]byte, 0, 8*p.length)
 	}
-	j.st.Gaps = make([]time.Duration, 0, max(p.length-1, 0))
+	keepGaps := cfg.StatsSize > 0 // nobody will read them otherwise
+	if keepGaps {
+		j.st.Gaps = make([]time.Duration, 0, max(p.length-1, 0))
+	}
 	deadline := admitted.Add(cfg.TTFTBase + cfg.TTFTPerPromptToken*time.Duration(g.promptTokens))
 	var first, last time.Time
 	ended := false // a stream's tail was written
@@ -347,7 +350,9 @@ func (j *job) generate() {
 			m.ttft.Observe(j.st.TTFT.Seconds())
 		} else {
 			gap := now.Sub(last)
-			j.st.Gaps = append(j.st.Gaps, gap)
+			if keepGaps {
+				j.st.Gaps = append(j.st.Gaps, gap)
+			}
 			m.itl.Observe(gap.Seconds())
 		}
 		last = now
