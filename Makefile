@@ -1,0 +1,55 @@
+# inferprobe: the README's two commands are `make run` and `make test`.
+GO           ?= go
+STATICCHECK  ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+STATICCHECK_VERSION := v0.8.2
+BIN          := inferprobe
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH       ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+LDFLAGS      := -X github.com/prometheus/common/version.Version=$(VERSION) \
+                -X github.com/prometheus/common/version.Revision=$(REVISION) \
+                -X github.com/prometheus/common/version.Branch=$(BRANCH)
+
+.PHONY: all build run test vet staticcheck unit fuzz bench bench-load clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# The daemon with no config: probes its embedded simulator; metrics on :9788/metrics.
+run:
+	$(GO) run -ldflags "$(LDFLAGS)" . $(ARGS)
+
+# Everything CI checks: formatting, vet, staticcheck, the race-enabled tests, and a short
+# run of every fuzz target.
+test: vet staticcheck unit fuzz
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	 if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Each fuzz target for a few seconds (the seed corpus also runs in `unit`).
+FUZZTIME ?= 5s
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Load benchmark against a separate simulator process (see docs/benchmarks.md).
+bench-load: build
+	scripts/bench-load.sh
+
+clean:
+	rm -f $(BIN)
