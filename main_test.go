@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -510,6 +511,15 @@ targets:
 	if _, ok := value(d.scrape(t), "inferprobe_requests_total", map[string]string{"target": "b"}); ok {
 		t.Error("removed target b still exposed")
 	}
+	// SIGHUP reloads too: a new rate for a replaces the target.
+	writeConfig(t, dir, strings.Replace(good, "rate: 20", "rate: 7", 1))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "SIGHUP to apply the new rate", func() bool {
+		v, _ := value(d.scrape(t), "inferprobe_target_request_rate", map[string]string{"target": "a"})
+		return v == 7
+	})
 	if resp, err := testClient.Get(d.base + "/-/reload"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusMethodNotAllowed {
