@@ -200,7 +200,9 @@ func TestStatsMatchClient(t *testing.T) {
 		t.Fatalf("%d TTFTs and %d gaps recorded", len(serverTTFT), len(serverGaps))
 	}
 
-	const modelTol, clientTol = 3 * time.Millisecond, 2 * time.Millisecond
+	// Timers may fire late on a loaded host, so the model gets some slack; the client must
+	// agree with the server within the 2 ms the prober's end-to-end tests rely on.
+	const modelTol, clientTol = 5 * time.Millisecond, 2 * time.Millisecond
 	checks := []struct {
 		name         string
 		got, want    time.Duration
@@ -213,6 +215,7 @@ func TestStatsMatchClient(t *testing.T) {
 		{"client ITL vs server", Median(clientGaps), Median(serverGaps), clientTol, clientTol},
 	}
 	for _, c := range checks {
+		t.Logf("%s: median %s, want %s", c.name, c.got, c.want)
 		if c.got < c.want-c.below || c.got > c.want+c.above {
 			t.Errorf("%s: median %s, want %s (-%s/+%s)", c.name, c.got, c.want, c.below, c.above)
 		}
