@@ -142,7 +142,7 @@ inferprobe_accelerator_mig_mode{gpu="1",uuid="U1"} 0
 # TYPE inferprobe_accelerator_power_limit_watts gauge
 inferprobe_accelerator_power_limit_watts{gpu="0",uuid="U0"} 700
 inferprobe_accelerator_power_limit_watts{gpu="1",uuid="U1"} 700
-# HELP inferprobe_accelerator_power_watts Board power draw in watts (NVML power usage, averaged by the driver over about one second).
+# HELP inferprobe_accelerator_power_watts Board power draw in watts as NVML reports it (a 1 s average on Ampere and newer except A100, instantaneous on older GPUs).
 # TYPE inferprobe_accelerator_power_watts gauge
 inferprobe_accelerator_power_watts{gpu="0",uuid="U0"} 300
 inferprobe_accelerator_power_watts{gpu="1",uuid="U1"} 301
@@ -964,8 +964,8 @@ func TestDryRun(t *testing.T) {
 		"GPU 0 " + mockUUID(0) + " name NVIDIA H100 80GB HBM3 pci bus id 00000000:18:00.0",
 		"utilization 10.0 % memory busy 20.0 % memory bandwidth (GPM) 40.5 %",
 		"memory used 1024 MiB memory total 81920 MiB memory reserved 512 MiB",
-		"power 300.0 W power limit 700.0 W energy since driver load 123.5 kJ",
-		"SM clock 1980.0 MHz memory clock 2619.0 MHz temperature 40.0 °C",
+		"power 300.0 W power limit 700.0 W energy since driver load 123.457 kJ",
+		"SM clock 1980 MHz memory clock 2619 MHz temperature 40 °C",
 		"clock events active sw_power_cap, hw_thermal_slowdown",
 		"ECC enabled yes ECC errors corrected 3 ECC errors uncorrected 0 MIG mode no",
 		"clock events active gpu_idle",

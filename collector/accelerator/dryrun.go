@@ -92,8 +92,8 @@ func writeTable(w io.Writer, c *Collector, s *snapshot) error {
 		}
 		pct := func(x float64) string { return fmt.Sprintf("%.1f %%", x*100) }
 		mib := func(x float64) string { return fmt.Sprintf("%.0f MiB", x/(1<<20)) }
-		unit := func(u string, scale float64) func(float64) string {
-			return func(x float64) string { return fmt.Sprintf("%.1f %s", x/scale, u) }
+		unit := func(u string, scale float64, decimals int) func(float64) string {
+			return func(x float64) string { return fmt.Sprintf("%.*f %s", decimals, x/scale, u) }
 		}
 		fmt.Fprintf(tw, "  name\t%s\n", orNA(r.Name))
 		fmt.Fprintf(tw, "  pci bus id\t%s\n", orNA(r.PCIBusID))
@@ -107,12 +107,12 @@ func writeTable(w io.Writer, c *Collector, s *snapshot) error {
 		row("memory used", r.MemoryUsed, mib)
 		row("memory total", r.MemoryTotal, mib)
 		row("memory reserved", r.MemoryReserved, mib)
-		row("power", r.Power, unit("W", 1))
-		row("power limit", r.PowerLimit, unit("W", 1))
-		row("energy since driver load", r.Energy, unit("kJ", 1000))
-		row("SM clock", r.SMClock, unit("MHz", 1e6))
-		row("memory clock", r.MemoryClock, unit("MHz", 1e6))
-		row("temperature", r.Temperature, unit("°C", 1))
+		row("power", r.Power, unit("W", 1, 1))
+		row("power limit", r.PowerLimit, unit("W", 1, 1))
+		row("energy since driver load", r.Energy, unit("kJ", 1000, 3))
+		row("SM clock", r.SMClock, unit("MHz", 1e6, 0))
+		row("memory clock", r.MemoryClock, unit("MHz", 1e6, 0))
+		row("temperature", r.Temperature, unit("°C", 1, 0))
 		fmt.Fprintf(tw, "  clock events active\t%s\n", showReasons(r, c.reasons))
 		row("ECC enabled", r.ECCEnabled, yesNo)
 		if r.ECCEnabled.ok && r.ECCEnabled.v == 1 {

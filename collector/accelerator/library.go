@@ -15,7 +15,7 @@ import (
 
 // Library is the part of NVML the collector uses. Init must succeed before any other method is
 // called; after a failed Init no other method may be called (with the real NVML such a call can
-// abort the process).
+// abort the process). The collector uses a Library from one goroutine at a time.
 type Library interface {
 	// Init initialises NVML.
 	Init() error

@@ -47,7 +47,7 @@ func newDescs() descs {
 			"Device memory allocated, in bytes (excludes the driver-reserved part where memory_reserved_bytes is exported).", gpu...),
 		memTotal:    d("memory_total_bytes", "Total installed device memory, in bytes.", gpu...),
 		memReserved: d("memory_reserved_bytes", "Device memory reserved by the driver and firmware, in bytes (NVML memory info v2).", gpu...),
-		power:       d("power_watts", "Board power draw in watts (NVML power usage, averaged by the driver over about one second).", gpu...),
+		power:       d("power_watts", "Board power draw in watts as NVML reports it (a 1 s average on Ampere and newer except A100, instantaneous on older GPUs).", gpu...),
 		powerLimit:  d("power_limit_watts", "Power limit in force in watts (the enforced limit, the least of all limits set).", gpu...),
 		energy:      d("energy_joules_total", "Energy consumed since the driver was loaded, in joules (NVML total energy, mJ / 1000).", gpu...),
 		smClock:     d("sm_clock_hertz", "Current SM (streaming multiprocessor) clock frequency in hertz.", gpu...),
