@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/inferprobe/inferprobe/collector"
+	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -31,6 +32,7 @@ type daemonOptions struct {
 	configFile    string
 	telemetryPath string
 	web           *web.FlagConfig
+	accelerator   *accelerator.Options
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
 	onListen func([]net.Addr)
 	// observer, when set, also receives every probe event (tests record per-request values).
@@ -111,6 +113,24 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		versioncollector.NewCollector(appName),
 		d.probe, d.reloadOK, d.reloadTS,
 	)
+
+	if opts.accelerator != nil && opts.accelerator.Enabled {
+		acc := accelerator.New(accelerator.NewLibrary(), *opts.accelerator, logger.With("collector", "accelerator"))
+		reg.MustRegister(acc)
+		accDone := make(chan struct{})
+		accCtx, stopAcc := context.WithCancel(ctx)
+		go func() { defer close(accDone); acc.Run(accCtx) }() // owned by runDaemon
+		defer func() {
+			stopAcc()
+			// An NVML call in progress cannot be interrupted; do not let a wedged driver
+			// hold the process at exit.
+			select {
+			case <-accDone:
+			case <-time.After(5 * time.Second):
+				logger.Warn("accelerator poller still in an NVML call at exit")
+			}
+		}()
+	}
 
 	d.apply(cfg)
 	d.reloadOK.Set(1)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/simulator"
 )
@@ -59,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	simCfg := simulator.AddFlags(simCmd)
 	simAddr := simCmd.Flag("listen-address", "Address the simulator listens on.").Default("127.0.0.1:8000").String()
 
+	opts.accelerator = accelerator.AddFlags(app)
+	accelCmd := app.Command("accelerators", "Read the GPUs once through NVML and print what the accelerator collector exports (a check to run on a GPU machine).")
+
 	checkCmd := app.Command("check-config", "Check configuration files for errors (exit code 1 on any).")
 	checkFiles := checkCmd.Arg("config-files", "Configuration files to check.").Required().Strings()
 
@@ -72,7 +76,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := promslog.New(logConfig)
 
+	if err := opts.accelerator.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", appName, err)
+		return 2
+	}
+
 	switch cmd {
+	case accelCmd.FullCommand():
+		if err := accelerator.DryRun(ctx, accelerator.NewLibrary(), *opts.accelerator, stdout); err != nil {
+			fmt.Fprintf(stderr, "%s accelerators: %v\n", appName, err)
+			return 1
+		}
+		return 0
 	case checkCmd.FullCommand():
 		return checkConfig(*checkFiles, stdout, stderr)
 	case simCmd.FullCommand():

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.uber.org/goleak"
 
+	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -129,7 +130,9 @@ func startDaemon(t *testing.T, configFile string) *testDaemon {
 	addrs := make(chan []net.Addr, 1)
 	listen, systemd, webConfig := []string{"127.0.0.1:0"}, false, ""
 	rec := newRecorder()
+	acc := accelerator.DefaultOptions() // on, as by default: no GPU here, so it must report down
 	opts := daemonOptions{
+		accelerator:   &acc,
 		configFile:    configFile,
 		telemetryPath: "/metrics",
 		web:           &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: &systemd, WebConfigFile: &webConfig},
@@ -629,6 +632,14 @@ func TestDefaultRunProbesEmbeddedSimulator(t *testing.T) {
 	}
 	if get(t, d.base+"/-/healthy") == "" || get(t, d.base+"/-/ready") == "" {
 		t.Error("health endpoints empty")
+	}
+	// No GPU and no libnvidia-ml on CI: the collector says so and probing went on regardless.
+	if up, ok := value(mfs, "inferprobe_accelerator_up", nil); !ok {
+		t.Error("inferprobe_accelerator_up missing")
+	} else if up == 0 {
+		if e, _ := value(mfs, "inferprobe_accelerator_errors_total", map[string]string{"call": "init"}); e != 1 {
+			t.Errorf("accelerator down but init errors = %v, want 1", e)
+		}
 	}
 	checkAgainstDocs(t, mfs)
 }
