@@ -190,7 +190,9 @@ func listen(addrs []string) ([]net.Listener, error) {
 
 // startEmbeddedSimulator serves the simulator on a loopback port until stop is called.
 func startEmbeddedSimulator(ctx context.Context, logger *slog.Logger) (stop func(), url string, err error) {
-	sim, err := simulator.New(simulator.DefaultConfig(), logger.With("component", "simulator"))
+	simCfg := simulator.DefaultConfig()
+	simCfg.StatsSize = 0 // ground-truth records are for tests
+	sim, err := simulator.New(simCfg, logger.With("component", "simulator"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -203,12 +205,12 @@ func startEmbeddedSimulator(ctx context.Context, logger *slog.Logger) (stop func
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	stop = func() {
+		sim.Close() // ends open streams at once, so the shutdown below does not wait on them
 		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutCtx)
 		srv.Close()
 		<-done
-		sim.Close()
 	}
 	return stop, "http://" + l.Addr().String(), nil
 }

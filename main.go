@@ -129,6 +129,10 @@ func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger
 		return err
 	}
 	defer sim.Close()
+	// Close the simulator first on stop, so open streams end and the graceful shutdown of the
+	// HTTP server does not wait on them.
+	stopSim := context.AfterFunc(ctx, sim.Close)
+	defer stopSim()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
