@@ -247,7 +247,7 @@ func TestAdapterChoiceIsSeeded(t *testing.T) {
 		}
 		return b.String()
 	}
-	if seq(1) != seq(1) {
+	if first, again := seq(1), seq(1); first != again {
 		t.Errorf("same seed chose different adapters")
 	}
 	if seq(1) == seq(2) {
