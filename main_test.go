@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
@@ -125,10 +126,16 @@ type testDaemon struct {
 // startDaemon runs the daemon with configFile ("" = embedded simulator) until the test ends.
 func startDaemon(t *testing.T, configFile string) *testDaemon {
 	t.Helper()
+	return startDaemonWeb(t, configFile, "")
+}
+
+// startDaemonWeb is startDaemon with an exporter-toolkit web config file.
+func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan []net.Addr, 1)
-	listen, systemd, webConfig := []string{"127.0.0.1:0"}, false, ""
+	listen, systemd := []string{"127.0.0.1:0"}, false
 	rec := newRecorder()
 	acc := accelerator.DefaultOptions() // on, as by default: no GPU here, so it must report down
 	opts := daemonOptions{
@@ -716,5 +723,40 @@ func TestVersionAndHelp(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"--nonsense"}, &out, &errOut); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
+
+// TestWebConfigBasicAuth: --web.config.file (exporter-toolkit) protects every endpoint.
+func TestWebConfigBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	webCfg := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(webCfg, []byte("basic_auth_users:\n  prom: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonWeb(t, "", webCfg)
+	for _, tc := range []struct {
+		user, pass string
+		want       int
+	}{
+		{"", "", http.StatusUnauthorized},
+		{"prom", "wrong", http.StatusUnauthorized},
+		{"prom", "s3cret-pass", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, d.base+"/metrics", nil)
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("user %q: status %d, want %d", tc.user, resp.StatusCode, tc.want)
+		}
 	}
 }
