@@ -1,0 +1,125 @@
+package server
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// step is one scrape in a restart scenario: what the server answers, and whether it succeeds.
+type step struct {
+	resp response
+	ok   bool
+}
+
+func okText(body string) step {
+	return step{resp: response{contentType: ctText, body: []byte(body)}, ok: true}
+}
+
+var (
+	down503 = step{resp: response{status: http.StatusServiceUnavailable}}
+	garbage = step{resp: response{contentType: ctText, body: []byte("not { metrics\n")}}
+)
+
+// TestRestartDetection drives a scraper through scrape sequences and checks the restarts counted
+// and the Rearm calls made, one per restart.
+func TestRestartDetection(t *testing.T) {
+	vllm := string(readFixture(t, "vllm.txt"))
+	restartedVLLM := strings.Replace(vllm, "process_start_time_seconds 1.75e+09", "process_start_time_seconds 1.7500042e+09", 1)
+	llama := string(readFixture(t, "llamacpp.txt"))
+	llamaReset := strings.Replace(llama, "llamacpp:tokens_predicted_total 2048", "llamacpp:tokens_predicted_total 17", 1)
+	llamaMore := strings.Replace(llama, "llamacpp:tokens_predicted_total 2048", "llamacpp:tokens_predicted_total 4096", 1)
+	tgi := string(readFixture(t, "tgi.txt"))
+	tgiReset := strings.Replace(tgi, "tgi_request_input_length_sum 20480", "tgi_request_input_length_sum 12", 1)
+
+	tests := []struct {
+		name             string
+		recoveryFailures int
+		steps            []step
+		want             []string
+	}{
+		{"steady server", 0, []step{okText(vllm), okText(vllm), okText(llamaMore)}, nil},
+		{"process start time changes", 0, []step{okText(vllm), okText(restartedVLLM), okText(restartedVLLM)}, []string{RestartProcessStartTime}},
+		{"start time changes across a failure", 0, []step{okText(vllm), down503, okText(restartedVLLM)}, []string{RestartProcessStartTime}},
+		{"same start time after failures is no restart", 0, []step{okText(vllm), down503, down503, okText(vllm)}, nil},
+		{"token counter reset", 0, []step{okText(llama), okText(llamaReset)}, []string{RestartCounterReset}},
+		{"token counter from a histogram sum resets", 0, []step{okText(tgi), okText(tgiReset)}, []string{RestartCounterReset}},
+		{"counter growth is no restart", 0, []step{okText(llama), okText(llamaMore)}, nil},
+		{"failures then recovery", 0, []step{okText(llama), down503, okText(llama)}, []string{RestartRecovery}},
+		{"each outage is one restart", 0, []step{okText(llama), down503, down503, okText(llama), down503, okText(llama)}, []string{RestartRecovery, RestartRecovery}},
+		{"recovery needs enough failures", 2, []step{okText(llama), down503, okText(llama)}, nil},
+		{"enough failures", 2, []step{okText(llama), down503, down503, okText(llama)}, []string{RestartRecovery}},
+		{"parse failures are not outages", 0, []step{okText(llama), garbage, okText(llama)}, nil},
+		{"first success is only a baseline", 0, []step{down503, okText(llama), okText(llama)}, nil},
+		{"one restart per scrape when signals agree", 0, []step{okText(vllm), down503, okText(strings.Replace(restartedVLLM, "15000.0", "1.0", 1))}, []string{RestartProcessStartTime}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newFakeServer(t, tt.steps[0].resp)
+			gate := &fakeGate{}
+			s := newTestScraper(t, srv.URL, func(o *Options) {
+				o.Rearmer = gate
+				o.RecoveryFailures = tt.recoveryFailures
+			})
+			for i, st := range tt.steps {
+				srv.set(st.resp)
+				if err := s.Scrape(t.Context()); (err == nil) != st.ok {
+					t.Fatalf("step %d: scrape error %v, want ok=%v", i, err, st.ok)
+				}
+			}
+			if got := gate.calls(); !slices.Equal(got, tt.want) {
+				t.Errorf("Rearm calls = %q, want %q", got, tt.want)
+			}
+			if got := value(t, s, MetricRestarts, nil); got != float64(len(tt.want)) {
+				t.Errorf("restarts_total = %v, want %d", got, len(tt.want))
+			}
+		})
+	}
+}
+
+// TestRestartWithoutRearmer: restarts are still counted when nobody listens.
+func TestRestartWithoutRearmer(t *testing.T) {
+	llama := string(readFixture(t, "llamacpp.txt"))
+	srv := newFakeServer(t, okText(llama).resp)
+	s := newTestScraper(t, srv.URL, nil)
+	scrapeOK(t, s)
+	srv.set(down503.resp)
+	scrapeFails(t, s, ReasonHTTPStatus)
+	srv.set(okText(llama).resp)
+	scrapeOK(t, s)
+	if got := value(t, s, MetricRestarts, nil); got != 1 {
+		t.Errorf("restarts_total = %v, want 1", got)
+	}
+}
+
+// TestInherit: a scraper replacing another on reload keeps its counters and, for the same URL,
+// its restart baseline; for another URL the baseline starts afresh.
+func TestInherit(t *testing.T) {
+	vllm := string(readFixture(t, "vllm.txt"))
+	restarted := strings.Replace(vllm, "process_start_time_seconds 1.75e+09", "process_start_time_seconds 1.76e+09", 1)
+	srv := newFakeServer(t, okText(vllm).resp)
+	old := newTestScraper(t, srv.URL, nil)
+	scrapeOK(t, old)
+	srv.set(down503.resp)
+	scrapeFails(t, old, ReasonHTTPStatus)
+
+	srv.set(okText(restarted).resp)
+	gate := &fakeGate{}
+	same := newTestScraper(t, srv.URL, func(o *Options) { o.Rearmer = gate })
+	same.Inherit(old)
+	if got := value(t, same, MetricScrapeErrors, map[string]string{"reason": ReasonHTTPStatus}); got != 1 {
+		t.Errorf("inherited http_status errors = %v, want 1", got)
+	}
+	scrapeOK(t, same)
+	if got := gate.calls(); !slices.Equal(got, []string{RestartProcessStartTime}) {
+		t.Errorf("Rearm calls after reload = %q, want one process_start_time", got)
+	}
+
+	other := newTestScraper(t, srv.URL+"/other", func(o *Options) { o.Rearmer = gate })
+	other.Inherit(old)
+	scrapeOK(t, other)
+	if got := len(gate.calls()); got != 1 {
+		t.Errorf("a scraper of another URL reported a restart from the old baseline")
+	}
+}
