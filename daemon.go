@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/collector/accelerator"
+	"github.com/inferprobe/inferprobe/collector/server"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -44,6 +46,7 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	probe    *collector.Probe
+	server   *server.Collector
 	observer prober.Observer // probe, plus opts.observer when set
 	builtin  *config.Config  // the no-file configuration, nil when a file is used
 	ctx      context.Context
@@ -65,8 +68,9 @@ type runningTarget struct {
 	gate        *prober.Gate
 	runner      *prober.Runner
 	client      prober.Client
+	scraper     *server.Scraper // nil without a metrics block
 	cancel      context.CancelFunc
-	done        chan struct{}
+	done        chan struct{} // closed when the runner and the scraper have returned
 }
 
 // runDaemon runs the daemon until ctx ends.
@@ -75,6 +79,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		logger:  logger,
 		opts:    opts,
 		probe:   collector.NewProbe(),
+		server:  server.NewCollector(),
 		ctx:     ctx,
 		started: time.Now(),
 		targets: map[string]*runningTarget{},
@@ -111,7 +116,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(appName),
-		d.probe, d.reloadOK, d.reloadTS,
+		d.probe, d.server, d.reloadOK, d.reloadTS,
 	)
 
 	if opts.accelerator != nil && opts.accelerator.Enabled {
@@ -253,17 +258,25 @@ func (d *daemon) apply(cfg *config.Config) {
 		want[t.Name] = t
 		order = append(order, t.Name)
 	}
+	replaced := map[string]*server.Scraper{}
 	for name, rt := range d.targets {
-		if t, ok := want[name]; !ok || t.Fingerprint() != rt.fingerprint {
-			d.stop(rt)
-			delete(d.targets, name)
+		t, ok := want[name]
+		if ok && t.Fingerprint() == rt.fingerprint {
+			continue
+		}
+		d.stop(rt)
+		delete(d.targets, name)
+		// A replaced target's scraper hands its counters and restart baseline to the new
+		// one, so a reload is not mistaken for a server restart.
+		if prev := d.server.Remove(name); prev != nil && ok {
+			replaced[name] = prev
 		}
 	}
 	for _, name := range order {
 		if _, ok := d.targets[name]; ok {
 			continue
 		}
-		rt, err := d.start(want[name])
+		rt, err := d.start(want[name], replaced[name])
 		if err != nil {
 			// Validation makes this rare (e.g. a CA file that became unreadable); the target
 			// is reported as not running and the others go on.
@@ -276,7 +289,7 @@ func (d *daemon) apply(cfg *config.Config) {
 }
 
 // start builds and launches one target's run loop.
-func (d *daemon) start(t config.Target) (*runningTarget, error) {
+func (d *daemon) start(t config.Target, prevScraper *server.Scraper) (*runningTarget, error) {
 	client, err := prober.NewClient(t)
 	if err != nil {
 		return nil, err
@@ -312,18 +325,65 @@ func (d *daemon) start(t config.Target) (*runningTarget, error) {
 		Target: info, Pacer: pacer, Source: source, Client: client, Gate: gate,
 		Observer: d.observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: logger,
 	})
+	var scraper *server.Scraper
+	if t.Metrics != nil {
+		if scraper, err = newScraper(t, gate, logger); err != nil {
+			return nil, err
+		}
+		scraper.Inherit(prevScraper)
+	}
 	d.probe.Register(info)
 	ctx, cancel := context.WithCancel(d.ctx)
 	rt := &runningTarget{cfg: t, fingerprint: t.Fingerprint(), seed: seed, info: info, gate: gate,
-		runner: runner, client: client, cancel: cancel, done: make(chan struct{})}
+		runner: runner, client: client, scraper: scraper, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { runner.Run(ctx) })
+	if scraper != nil {
+		wg.Go(func() { scraper.Run(ctx) })
+		d.server.Add(scraper)
+	}
 	go func() { // owned by the daemon through rt.cancel and rt.done
-		defer close(rt.done)
-		runner.Run(ctx)
+		wg.Wait()
+		close(rt.done)
 	}()
 	logger.Info("probing target", "url", redactURL(t.URL), "api", t.API, "model", t.Model,
 		"pacer", t.Traffic.Pacer, "rate", t.Traffic.Rate, "seed", seed,
 		"warmup_requests", t.Warmup.Requests, "warmup_min_duration", t.Warmup.MinDuration)
 	return rt, nil
+}
+
+// newScraper builds the model-server scrape of t. It shares the target's TLS settings; the
+// target's headers and API key go along only when /metrics is on the same origin as the API.
+func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*server.Scraper, error) {
+	tr, err := prober.NewTransport(t)
+	if err != nil {
+		return nil, err
+	}
+	var header http.Header
+	if sameOrigin(t.URL, t.Metrics.URL) {
+		header = http.Header{}
+		for k, v := range t.Headers {
+			header.Set(k, v)
+		}
+		if key := t.APIKey.Value(); key != "" {
+			header.Set("Authorization", "Bearer "+key)
+		}
+	}
+	return server.NewScraper(server.Options{
+		Target:  t.Name,
+		Config:  *t.Metrics,
+		Client:  &http.Client{Transport: tr},
+		Header:  header,
+		Rearmer: gate,
+		Logger:  logger.With("collector", "server"),
+	})
+}
+
+// sameOrigin reports whether two URLs share scheme, host and port.
+func sameOrigin(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	return errA == nil && errB == nil && ua.Scheme == ub.Scheme && ua.Host == ub.Host
 }
 
 // stop ends one target generation and removes its series.

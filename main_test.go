@@ -51,9 +51,10 @@ func (b *syncBuffer) String() string {
 
 // recorder keeps what the tests need of every finished record.
 type recorder struct {
-	mu       sync.Mutex
-	finished map[string][]recorded // by target
-	dropped  map[string]int
+	mu         sync.Mutex
+	finished   map[string][]recorded // by target
+	dropped    map[string]int
+	coldStarts map[string]int
 }
 
 type recorded struct {
@@ -73,7 +74,7 @@ type recorded struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{finished: map[string][]recorded{}, dropped: map[string]int{}}
+	return &recorder{finished: map[string][]recorded{}, dropped: map[string]int{}, coldStarts: map[string]int{}}
 }
 
 func (r *recorder) RequestStarted(*prober.TargetInfo) {}
@@ -83,8 +84,12 @@ func (r *recorder) RequestDropped(t *prober.TargetInfo) {
 	r.mu.Unlock()
 }
 func (r *recorder) WarmupChanged(*prober.TargetInfo, bool, bool) {}
-func (r *recorder) ColdStart(*prober.TargetInfo, time.Duration)  {}
-func (r *recorder) TargetRate(*prober.TargetInfo, float64)       {}
+func (r *recorder) ColdStart(t *prober.TargetInfo, _ time.Duration) {
+	r.mu.Lock()
+	r.coldStarts[t.Name]++
+	r.mu.Unlock()
+}
+func (r *recorder) TargetRate(*prober.TargetInfo, float64) {}
 func (r *recorder) RequestFinished(rec *prober.Record) {
 	ttft, ok := rec.TTFT()
 	r.mu.Lock()
@@ -681,7 +686,7 @@ func checkAgainstDocs(t *testing.T, mfs map[string]*dto.MetricFamily) {
 				labels = append(labels, lp.GetName())
 			}
 			slices.Sort(labels)
-			if !slices.Equal(labels, doc.Labels) {
+			if !doc.Allows(labels) {
 				t.Errorf("%s: labels %v, documented %v", name, labels, doc.Labels)
 			}
 		}
@@ -758,5 +763,109 @@ func TestWebConfigBasicAuth(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("user %q: status %d, want %d", tc.user, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// restartableSim serves a simulator on a fixed loopback address that can be replaced by a new
+// instance, like a model server restarting.
+type restartableSim struct {
+	addr string
+	sim  *simulator.Server
+	srv  *http.Server
+	done chan struct{}
+}
+
+func (r *restartableSim) start(t *testing.T) {
+	t.Helper()
+	cfg := simulator.DefaultConfig()
+	cfg.ITL = 2 * time.Millisecond
+	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := r.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var l net.Listener
+	waitFor(t, 10*time.Second, "the port to be free again", func() bool {
+		l, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	r.addr, r.sim = l.Addr().String(), sim
+	r.srv = &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	r.done = make(chan struct{})
+	go func() { defer close(r.done); _ = r.srv.Serve(l) }()
+}
+
+func (r *restartableSim) stop() {
+	r.sim.Close()
+	r.srv.Close()
+	<-r.done
+}
+
+// TestServerRestartRearmsWarmup: the model-server scrape sees the simulator restart (a new
+// process start time, counters back to zero), counts it, and re-arms the warmup gate, so the
+// requests right after the restart are warmup again and a new cold start is measured.
+func TestServerRestartRearmsWarmup(t *testing.T) {
+	sim := &restartableSim{}
+	sim.start(t)
+	defer func() { sim.stop() }()
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+targets:
+  - name: sim
+    url: http://%s
+    model: inferprobe-sim
+    traffic: {rate: 10}
+    request: {input_tokens: 16, max_tokens: 8, ignore_eos: true}
+    warmup: {requests: 3, min_duration: 0s}
+    metrics: {interval: 200ms, timeout: 150ms}
+`, sim.addr))
+	d := startDaemon(t, cfg)
+	labels := map[string]string{"target": "sim"}
+	waitFor(t, 20*time.Second, "warmup complete and the server scraped", func() bool {
+		mfs := d.scrape(t)
+		w, _ := value(mfs, "inferprobe_warmup_complete", labels)
+		up, _ := value(mfs, "inferprobe_server_up", labels)
+		gen, _ := value(mfs, "inferprobe_server_generation_tokens_total", labels)
+		return w == 1 && up == 1 && gen > 0
+	})
+	mfs := d.scrape(t)
+	if r, _ := value(mfs, "inferprobe_server_restarts_total", labels); r != 0 {
+		t.Fatalf("restarts = %v before any restart", r)
+	}
+	warmBefore, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
+	coldBefore := d.rec.count("sim", func(r recorded) bool { return r.warmup })
+
+	sim.stop()
+	sim.start(t) // same address, new process start time, counters from zero
+
+	waitFor(t, 20*time.Second, "the restart to be detected", func() bool {
+		r, _ := value(d.scrape(t), "inferprobe_server_restarts_total", labels)
+		return r >= 1
+	})
+	waitFor(t, 20*time.Second, "the gate to open again", func() bool {
+		w, _ := value(d.scrape(t), "inferprobe_warmup_complete", labels)
+		return w == 1
+	})
+	mfs = d.scrape(t)
+	if r, _ := value(mfs, "inferprobe_server_restarts_total", labels); r != 1 {
+		t.Errorf("restarts = %v, want exactly 1", r)
+	}
+	warmAfter, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
+	if warmAfter < warmBefore+3 {
+		t.Errorf("warmup successes %v → %v; the re-armed gate should have held back 3 more", warmBefore, warmAfter)
+	}
+	if n := d.rec.count("sim", func(r recorded) bool { return r.warmup }); n <= coldBefore {
+		t.Errorf("no request was flagged warmup after the restart")
+	}
+	d.rec.mu.Lock()
+	colds := d.rec.coldStarts["sim"]
+	d.rec.mu.Unlock()
+	if colds != 2 {
+		t.Errorf("%d cold starts measured, want 2 (at start and after the restart)", colds)
+	}
+	if !strings.Contains(d.logs.String(), "warmup gate re-armed") {
+		t.Error("the log does not say the gate re-armed")
 	}
 }

@@ -15,12 +15,30 @@ import (
 type Metric struct {
 	// Type is counter, gauge, histogram or info.
 	Type string
-	// Labels are the documented label names, sorted.
+	// Labels are the documented label names that every series has, sorted.
 	Labels []string
+	// Optional are label names written with a trailing "?": present only where the source
+	// has them (e.g. a server's model_name).
+	Optional []string
+}
+
+// Allows reports whether a series with these label names fits the documented row.
+func (m Metric) Allows(labels []string) bool {
+	for _, l := range m.Labels {
+		if !slices.Contains(labels, l) {
+			return false
+		}
+	}
+	for _, l := range labels {
+		if !slices.Contains(m.Labels, l) && !slices.Contains(m.Optional, l) {
+			return false
+		}
+	}
+	return true
 }
 
 // row matches "| `name` | type | labels | definition |".
-var row = regexp.MustCompile("^\\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \\| (counter|gauge|histogram|info) \\|\\s*([a-z_, ]*?)\\s*\\|")
+var row = regexp.MustCompile("^\\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \\| (counter|gauge|histogram|info) \\|\\s*([a-z_, ?]*?)\\s*\\|")
 
 // Parse reads every metric row of a markdown document.
 func Parse(r io.Reader) (map[string]Metric, error) {
@@ -31,9 +49,14 @@ func Parse(r io.Reader) (map[string]Metric, error) {
 		if m == nil {
 			continue
 		}
-		var labels []string
+		var labels, optional []string
 		for _, l := range strings.Split(m[3], ",") {
-			if l = strings.TrimSpace(l); l != "" {
+			l = strings.TrimSpace(l)
+			switch {
+			case l == "":
+			case strings.HasSuffix(l, "?"):
+				optional = append(optional, strings.TrimSuffix(l, "?"))
+			default:
 				labels = append(labels, l)
 			}
 		}
@@ -41,7 +64,7 @@ func Parse(r io.Reader) (map[string]Metric, error) {
 		if _, dup := docs[m[1]]; dup {
 			return nil, fmt.Errorf("%s is documented twice", m[1])
 		}
-		docs[m[1]] = Metric{Type: m[2], Labels: labels}
+		docs[m[1]] = Metric{Type: m[2], Labels: labels, Optional: optional}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
