@@ -869,3 +869,34 @@ targets:
 		t.Error("the log does not say the gate re-armed")
 	}
 }
+
+// TestDeadMetricsEndpointIsDownProbingGoesOn: a model server whose /metrics is unreachable is
+// reported as down, and probing it goes on.
+func TestDeadMetricsEndpointIsDownProbingGoesOn(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dead := "http://" + freePort(t) // nothing listens there
+	d := startDaemon(t, writeConfig(t, t.TempDir(), fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {rate: 20}
+    request: {input_tokens: 8, max_tokens: 4}
+    warmup: {requests: 1, min_duration: 0s}
+    metrics: {url: %s/metrics, interval: 100ms, timeout: 100ms}
+`, url, dead)))
+	labels := map[string]string{"target": "sim"}
+	waitFor(t, 20*time.Second, "failed scrapes and successful probes", func() bool {
+		mfs := d.scrape(t)
+		errs, _ := value(mfs, "inferprobe_server_scrape_errors_total", map[string]string{"target": "sim", "reason": "connection"})
+		ok, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": "sim", "result": "success"})
+		return errs >= 3 && ok >= 10
+	})
+	mfs := d.scrape(t)
+	if up, ok := value(mfs, "inferprobe_server_up", labels); !ok || up != 0 {
+		t.Errorf("server_up = %v (present %v), want 0", up, ok)
+	}
+	if _, ok := value(mfs, "inferprobe_server_requests_running", labels); ok {
+		t.Error("normalised series present although the endpoint never answered")
+	}
+}
