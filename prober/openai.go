@@ -274,6 +274,11 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, w
 			rec.Chunks++
 		}
 		if chunk.Usage != nil {
+			if chunk.Usage.CompletionTokens < 0 || chunk.Usage.PromptTokens < 0 {
+				rec.End = now
+				rec.Result, rec.Err = ResultProtocol, errors.New("negative token count in usage")
+				return
+			}
 			// Usage may come on its own chunk or on the last content chunk (llama.cpp); the
 			// last one seen wins.
 			usageOut = chunk.Usage.CompletionTokens

@@ -294,6 +294,7 @@ func TestOpenAIErrorClasses(t *testing.T) {
 		{"truncated: EOF without finish", transcript(sse, 0, vllmChat[:3]...), nil, ResultStreamTruncated, 200},
 		{"truncated: connection closed mid-stream", hangup, nil, ResultStreamTruncated, 200},
 		{"malformed chunk", transcript(sse, 0, vllmChat[0], "data: {\"choices\":[{\"delta\":\n\n", vllmChat[6]), nil, ResultProtocol, 200},
+		{"negative usage", transcript(sse, 0, vllmChat[1], `data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":-1}}`+"\n\n", vllmChat[6]), nil, ResultProtocol, 200},
 		{"json instead of a stream", transcript("application/json", 0, `{"choices":[]}`), nil, ResultProtocol, 200},
 		{"error event with code", transcript(sse, 0, vllmChat[0], `data: {"error":{"message":"overloaded","code":503}}`+"\n\n"), nil, ResultHTTP5xx, 200},
 		{"vllm error object", transcript(sse, 0, `data: {"object":"error","message":"bad","type":"BadRequestError","code":400}`+"\n\n"), nil, ResultHTTP4xx, 200},
