@@ -142,6 +142,27 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 	d.reloadTS.SetToCurrentTime()
 	defer d.stopAll()
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	sigCtx, stopSig := context.WithCancel(ctx)
+	sigDone := make(chan struct{})
+	go func() { // owned by runDaemon: stopped and waited for below, before the targets stop
+		defer close(sigDone)
+		for {
+			select {
+			case <-sigCtx.Done():
+				return
+			case <-hup:
+				_ = d.reload()
+			}
+		}
+	}()
+	defer func() {
+		signal.Stop(hup)
+		stopSig()
+		<-sigDone
+	}()
+
 	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
 	if opts.web.WebSystemdSocket != nil && *opts.web.WebSystemdSocket {
 		return serveUntil(ctx, srv, func() error { return web.ListenAndServe(srv, opts.web, logger) })
@@ -158,21 +179,6 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		opts.onListen(addrs)
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	sigCtx, stopSig := context.WithCancel(ctx)
-	defer stopSig()
-	go func() { // owned by runDaemon through stopSig
-		for {
-			select {
-			case <-sigCtx.Done():
-				return
-			case <-hup:
-				_ = d.reload()
-			}
-		}
-	}()
 
 	return serveUntil(ctx, srv, func() error { return web.ServeMultiple(listeners, srv, opts.web, logger) })
 }
@@ -252,6 +258,9 @@ func (d *daemon) reload() error {
 func (d *daemon) apply(cfg *config.Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.ctx.Err() != nil {
+		return // shutting down: start nothing new
+	}
 	want := map[string]config.Target{}
 	order := make([]string, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
