@@ -179,7 +179,6 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		opts.onListen(addrs)
 	}
 
-
 	return serveUntil(ctx, srv, func() error { return web.ServeMultiple(listeners, srv, opts.web, logger) })
 }
 
