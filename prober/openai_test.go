@@ -163,9 +163,15 @@ func TestOpenAIServerFormats(t *testing.T) {
 			if !ok || ttft < time.Duration(tc.wantFirstAfter)*pause {
 				t.Errorf("TTFT %v, want at least %v (the server paused before each event)", ttft, time.Duration(tc.wantFirstAfter)*pause)
 			}
+			// The server cannot send event k before k pauses have passed, so these bounds
+			// hold whatever the scheduler does; single gaps can be shorter than a pause when
+			// the read before them was late.
+			if minEnd := time.Duration(len(tc.events)) * pause; rec.End < minEnd {
+				t.Errorf("end %v before the server could have sent its last event (%v)", rec.End, minEnd)
+			}
 			for _, g := range rec.Gaps {
-				if g < pause {
-					t.Errorf("gap %v shorter than the server's pause %v", g, pause)
+				if g < 0 {
+					t.Errorf("negative gap %v", g)
 				}
 			}
 			if rec.LastToken < rec.FirstToken || rec.End < rec.LastToken {
