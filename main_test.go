@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -659,37 +660,12 @@ func TestDefaultRunProbesEmbeddedSimulator(t *testing.T) {
 // checkAgainstDocs holds every inferprobe_ family on /metrics to docs/metrics.md.
 func checkAgainstDocs(t *testing.T, mfs map[string]*dto.MetricFamily) {
 	t.Helper()
-	f, err := os.Open("docs/metrics.md")
+	docs, err := metricdocs.ParseFile("docs/metrics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	docs, err := metricdocs.Parse(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, mf := range mfs {
-		if !strings.HasPrefix(name, "inferprobe_") {
-			continue
-		}
-		doc, ok := docs[name]
-		if !ok {
-			t.Errorf("%s is exposed but not documented", name)
-			continue
-		}
-		if got := strings.ToLower(mf.GetType().String()); got != doc.Type {
-			t.Errorf("%s: type %s, documented %s", name, got, doc.Type)
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName())
-			}
-			slices.Sort(labels)
-			if !doc.Allows(labels) {
-				t.Errorf("%s: labels %v, documented %v", name, labels, doc.Labels)
-			}
-		}
+	for _, problem := range metricdocs.Check(docs, slices.Collect(maps.Values(mfs)), "inferprobe_") {
+		t.Error(problem)
 	}
 }
 

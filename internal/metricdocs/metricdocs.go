@@ -6,9 +6,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metric is one documented series family.
@@ -73,4 +76,51 @@ func Parse(r io.Reader) (map[string]Metric, error) {
 		return nil, fmt.Errorf("no metric rows found")
 	}
 	return docs, nil
+}
+
+// ParseFile reads the metric tables of a markdown file.
+func ParseFile(path string) (map[string]Metric, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	docs, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return docs, nil
+}
+
+// Check holds exposed families to the documentation: every family whose name starts with
+// prefix must be documented with its type, and every series must carry the documented labels.
+// It returns one problem per line of text; none means they agree.
+func Check(docs map[string]Metric, families []*dto.MetricFamily, prefix string) []string {
+	var problems []string
+	for _, mf := range families {
+		name := mf.GetName()
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		doc, ok := docs[name]
+		if !ok {
+			problems = append(problems, name+" is exposed but not documented")
+			continue
+		}
+		if got := strings.ToLower(mf.GetType().String()); got != doc.Type {
+			problems = append(problems, fmt.Sprintf("%s: type %s, documented %s", name, got, doc.Type))
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName())
+			}
+			slices.Sort(labels)
+			if !doc.Allows(labels) {
+				problems = append(problems, fmt.Sprintf("%s: labels %v, documented %v (optional %v)", name, labels, doc.Labels, doc.Optional))
+				break
+			}
+		}
+	}
+	return problems
 }
