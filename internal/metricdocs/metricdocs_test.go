@@ -4,6 +4,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestParse(t *testing.T) {
@@ -50,5 +53,34 @@ func TestParseErrors(t *testing.T) {
 	dup := "| `a` | gauge | | x |\n| `a` | gauge | | y |\n"
 	if _, err := Parse(strings.NewReader(dup)); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("duplicate rows: %v", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	docs, err := Parse(strings.NewReader("| `p_total` | counter | target | x |\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	family := func(name string, typ dto.MetricType, labels ...string) *dto.MetricFamily {
+		m := &dto.Metric{}
+		for _, l := range labels {
+			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l), Value: proto.String("v")})
+		}
+		return &dto.MetricFamily{Name: proto.String(name), Type: typ.Enum(), Metric: []*dto.Metric{m}}
+	}
+	for _, tc := range []struct {
+		name string
+		mf   *dto.MetricFamily
+		want int
+	}{
+		{"agrees", family("p_total", dto.MetricType_COUNTER, "target"), 0},
+		{"undocumented", family("p_other", dto.MetricType_GAUGE), 1},
+		{"wrong type", family("p_total", dto.MetricType_GAUGE, "target"), 1},
+		{"extra label", family("p_total", dto.MetricType_COUNTER, "target", "pod"), 1},
+		{"other prefix ignored", family("go_goroutines", dto.MetricType_GAUGE), 0},
+	} {
+		if got := Check(docs, []*dto.MetricFamily{tc.mf}, "p_"); len(got) != tc.want {
+			t.Errorf("%s: problems %v, want %d", tc.name, got, tc.want)
+		}
 	}
 }
