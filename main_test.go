@@ -28,27 +28,10 @@ import (
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
+	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder keeps what the tests need of every finished record.
 type recorder struct {
@@ -123,7 +106,7 @@ func (r *recorder) count(target string, keep func(recorded) bool) int {
 // testDaemon is a daemon running in-process on a loopback port.
 type testDaemon struct {
 	base   string
-	logs   *syncBuffer
+	logs   *testkit.LockedBuffer
 	rec    *recorder
 	cancel context.CancelFunc
 	done   chan error
@@ -138,7 +121,7 @@ func startDaemon(t *testing.T, configFile string) *testDaemon {
 // startDaemonWeb is startDaemon with an exporter-toolkit web config file.
 func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan []net.Addr, 1)
 	listen, systemd := []string{"127.0.0.1:0"}, false
@@ -214,45 +197,10 @@ func (d *testDaemon) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	return mfs
 }
 
-// value returns the sample of family name whose labels include want; for histograms, the count.
-func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	mf, ok := mfs[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		for k, v := range want {
-			found := false
-			for _, lp := range m.GetLabel() {
-				found = found || (lp.GetName() == k && lp.GetValue() == v)
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
 // waitFor polls cond every 50ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 // startSim serves a simulator on a loopback port until the test ends.
@@ -331,16 +279,16 @@ targets:
 	d.stop(t)
 
 	labels := map[string]string{"target": "sim", "model": "inferprobe-sim", "adapter": ""}
-	if n, _ := value(mfs, "inferprobe_time_to_first_token_seconds", labels); n < float64(before) || n > float64(after) {
+	if n, _ := testkit.Value(mfs, "inferprobe_time_to_first_token_seconds", labels); n < float64(before) || n > float64(after) {
 		t.Errorf("TTFT histogram count %v outside [%d, %d] measured successes", n, before, after)
 	}
-	if w, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"}); w != 5 {
+	if w, _ := testkit.Value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"}); w != 5 {
 		t.Errorf("warmup requests = %v, want 5", w)
 	}
-	if g, _ := value(mfs, "inferprobe_goodput_requests_total", labels); g < float64(before) {
+	if g, _ := testkit.Value(mfs, "inferprobe_goodput_requests_total", labels); g < float64(before) {
 		t.Errorf("goodput %v < %d successes, all of which met a 5s TTFT SLO", g, before)
 	}
-	if c, ok := value(mfs, "inferprobe_cold_start_time_to_first_token_seconds", nil); !ok || c <= 0.040 {
+	if c, ok := testkit.Value(mfs, "inferprobe_cold_start_time_to_first_token_seconds", nil); !ok || c <= 0.040 {
 		t.Errorf("cold start TTFT %v (present %v), want above the 40ms base", c, ok)
 	}
 
@@ -433,17 +381,17 @@ func TestFaultsAreClassedAndRateKept(t *testing.T) {
 				break
 			}
 		}
-		got, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": f.result})
+		got, _ := testkit.Value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": f.result})
 		if got < 5 {
 			t.Errorf("%s: inferprobe_requests_total{result=%q} = %v", f.name, f.result, got)
 		}
 		// Open loop: released = finished + in flight + dropped ≈ rate × elapsed, however the
 		// server fails. Allow for the time before the first scrape and the last poll.
-		inflight, _ := value(mfs, "inferprobe_in_flight_requests", map[string]string{"target": f.name})
-		dropped, _ := value(mfs, "inferprobe_requests_dropped_total", map[string]string{"target": f.name})
+		inflight, _ := testkit.Value(mfs, "inferprobe_in_flight_requests", map[string]string{"target": f.name})
+		dropped, _ := testkit.Value(mfs, "inferprobe_requests_dropped_total", map[string]string{"target": f.name})
 		finished := 0.0
 		for _, res := range prober.Results {
-			v, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": res})
+			v, _ := testkit.Value(mfs, "inferprobe_requests_total", map[string]string{"target": f.name, "result": res})
 			finished += v
 		}
 		released := finished + inflight + dropped
@@ -468,7 +416,7 @@ targets:
 	path := writeConfig(t, dir, good)
 	d := startDaemon(t, path)
 	waitFor(t, 20*time.Second, "warmup to finish", func() bool {
-		v, _ := value(d.scrape(t), "inferprobe_warmup_complete", map[string]string{"target": "a"})
+		v, _ := testkit.Value(d.scrape(t), "inferprobe_warmup_complete", map[string]string{"target": "a"})
 		return v == 1
 	})
 
@@ -484,7 +432,7 @@ targets:
 		t.Errorf("bad reload answered %d %q; want 500 naming the field", resp.StatusCode, body)
 	}
 	mfs := d.scrape(t)
-	if v, _ := value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
+	if v, _ := testkit.Value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
 		t.Errorf("reload_successful = %v after a bad reload", v)
 	}
 	n0 := d.rec.count("a", func(recorded) bool { return true })
@@ -501,16 +449,16 @@ targets:
 		t.Fatalf("good reload answered %d", resp.StatusCode)
 	}
 	mfs = d.scrape(t)
-	if v, _ := value(mfs, "inferprobe_config_last_reload_successful", nil); v != 1 {
+	if v, _ := testkit.Value(mfs, "inferprobe_config_last_reload_successful", nil); v != 1 {
 		t.Errorf("reload_successful = %v after a good reload", v)
 	}
-	if v, _ := value(mfs, "inferprobe_warmup_complete", map[string]string{"target": "a"}); v != 1 {
+	if v, _ := testkit.Value(mfs, "inferprobe_warmup_complete", map[string]string{"target": "a"}); v != 1 {
 		t.Error("unchanged target a lost its warmup state on reload")
 	}
-	if w, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "a", "result": "success"}); w != 2 {
+	if w, _ := testkit.Value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "a", "result": "success"}); w != 2 {
 		t.Errorf("target a warmup requests = %v, want still 2 (not restarted)", w)
 	}
-	if _, ok := value(mfs, "inferprobe_requests_total", map[string]string{"target": "b"}); !ok {
+	if _, ok := testkit.Value(mfs, "inferprobe_requests_total", map[string]string{"target": "b"}); !ok {
 		t.Error("new target b not exposed after reload")
 	}
 	if page := get(t, d.base+"/"); !strings.Contains(page, "<td>b</td>") || !strings.Contains(page, "<td>a</td>") {
@@ -524,7 +472,7 @@ targets:
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if _, ok := value(d.scrape(t), "inferprobe_requests_total", map[string]string{"target": "b"}); ok {
+	if _, ok := testkit.Value(d.scrape(t), "inferprobe_requests_total", map[string]string{"target": "b"}); ok {
 		t.Error("removed target b still exposed")
 	}
 	// SIGHUP reloads too: a new rate for a replaces the target.
@@ -533,7 +481,7 @@ targets:
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "SIGHUP to apply the new rate", func() bool {
-		v, _ := value(d.scrape(t), "inferprobe_target_request_rate", map[string]string{"target": "a"})
+		v, _ := testkit.Value(d.scrape(t), "inferprobe_target_request_rate", map[string]string{"target": "a"})
 		return v == 7
 	})
 	if resp, err := testClient.Get(d.base + "/-/reload"); err == nil {
@@ -624,16 +572,16 @@ func TestDefaultRunProbesEmbeddedSimulator(t *testing.T) {
 	var mfs map[string]*dto.MetricFamily
 	waitFor(t, 20*time.Second, "TTFT observations from the embedded simulator", func() bool {
 		mfs = d.scrape(t)
-		n, _ := value(mfs, "inferprobe_time_to_first_token_seconds", map[string]string{"target": "simulator"})
+		n, _ := testkit.Value(mfs, "inferprobe_time_to_first_token_seconds", map[string]string{"target": "simulator"})
 		return n >= 1
 	})
 	for _, name := range []string{"inferprobe_inter_token_latency_seconds", "inferprobe_time_per_output_token_seconds",
 		"inferprobe_request_duration_seconds", "inferprobe_schedule_delay_seconds"} {
-		if n, _ := value(mfs, name, map[string]string{"target": "simulator"}); n < 1 {
+		if n, _ := testkit.Value(mfs, name, map[string]string{"target": "simulator"}); n < 1 {
 			t.Errorf("%s has no observations", name)
 		}
 	}
-	if v, _ := value(mfs, "inferprobe_target_request_rate", map[string]string{"target": "simulator"}); v != 1 {
+	if v, _ := testkit.Value(mfs, "inferprobe_target_request_rate", map[string]string{"target": "simulator"}); v != 1 {
 		t.Errorf("target rate %v, want 1 req/s", v)
 	}
 	if !strings.Contains(d.logs.String(), "warmup gate opened") {
@@ -647,10 +595,10 @@ func TestDefaultRunProbesEmbeddedSimulator(t *testing.T) {
 		t.Error("health endpoints empty")
 	}
 	// No GPU and no libnvidia-ml on CI: the collector says so and probing went on regardless.
-	if up, ok := value(mfs, "inferprobe_accelerator_up", nil); !ok {
+	if up, ok := testkit.Value(mfs, "inferprobe_accelerator_up", nil); !ok {
 		t.Error("inferprobe_accelerator_up missing")
 	} else if up == 0 {
-		if e, _ := value(mfs, "inferprobe_accelerator_errors_total", map[string]string{"call": "init"}); e != 1 {
+		if e, _ := testkit.Value(mfs, "inferprobe_accelerator_errors_total", map[string]string{"call": "init"}); e != 1 {
 			t.Errorf("accelerator down but init errors = %v, want 1", e)
 		}
 	}
@@ -801,34 +749,34 @@ targets:
 	labels := map[string]string{"target": "sim"}
 	waitFor(t, 20*time.Second, "warmup complete and the server scraped", func() bool {
 		mfs := d.scrape(t)
-		w, _ := value(mfs, "inferprobe_warmup_complete", labels)
-		up, _ := value(mfs, "inferprobe_server_up", labels)
-		gen, _ := value(mfs, "inferprobe_server_generation_tokens_total", labels)
+		w, _ := testkit.Value(mfs, "inferprobe_warmup_complete", labels)
+		up, _ := testkit.Value(mfs, "inferprobe_server_up", labels)
+		gen, _ := testkit.Value(mfs, "inferprobe_server_generation_tokens_total", labels)
 		return w == 1 && up == 1 && gen > 0
 	})
 	mfs := d.scrape(t)
-	if r, _ := value(mfs, "inferprobe_server_restarts_total", labels); r != 0 {
+	if r, _ := testkit.Value(mfs, "inferprobe_server_restarts_total", labels); r != 0 {
 		t.Fatalf("restarts = %v before any restart", r)
 	}
-	warmBefore, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
+	warmBefore, _ := testkit.Value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
 	coldBefore := d.rec.count("sim", func(r recorded) bool { return r.warmup })
 
 	sim.stop()
 	sim.start(t) // same address, new process start time, counters from zero
 
 	waitFor(t, 20*time.Second, "the restart to be detected", func() bool {
-		r, _ := value(d.scrape(t), "inferprobe_server_restarts_total", labels)
+		r, _ := testkit.Value(d.scrape(t), "inferprobe_server_restarts_total", labels)
 		return r >= 1
 	})
 	waitFor(t, 20*time.Second, "the gate to open again", func() bool {
-		w, _ := value(d.scrape(t), "inferprobe_warmup_complete", labels)
+		w, _ := testkit.Value(d.scrape(t), "inferprobe_warmup_complete", labels)
 		return w == 1
 	})
 	mfs = d.scrape(t)
-	if r, _ := value(mfs, "inferprobe_server_restarts_total", labels); r != 1 {
+	if r, _ := testkit.Value(mfs, "inferprobe_server_restarts_total", labels); r != 1 {
 		t.Errorf("restarts = %v, want exactly 1", r)
 	}
-	warmAfter, _ := value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
+	warmAfter, _ := testkit.Value(mfs, "inferprobe_warmup_requests_total", map[string]string{"target": "sim", "result": "success"})
 	if warmAfter < warmBefore+3 {
 		t.Errorf("warmup successes %v → %v; the re-armed gate should have held back 3 more", warmBefore, warmAfter)
 	}
@@ -864,15 +812,15 @@ targets:
 	labels := map[string]string{"target": "sim"}
 	waitFor(t, 20*time.Second, "failed scrapes and successful probes", func() bool {
 		mfs := d.scrape(t)
-		errs, _ := value(mfs, "inferprobe_server_scrape_errors_total", map[string]string{"target": "sim", "reason": "connection"})
-		ok, _ := value(mfs, "inferprobe_requests_total", map[string]string{"target": "sim", "result": "success"})
+		errs, _ := testkit.Value(mfs, "inferprobe_server_scrape_errors_total", map[string]string{"target": "sim", "reason": "connection"})
+		ok, _ := testkit.Value(mfs, "inferprobe_requests_total", map[string]string{"target": "sim", "result": "success"})
 		return errs >= 3 && ok >= 10
 	})
 	mfs := d.scrape(t)
-	if up, ok := value(mfs, "inferprobe_server_up", labels); !ok || up != 0 {
+	if up, ok := testkit.Value(mfs, "inferprobe_server_up", labels); !ok || up != 0 {
 		t.Errorf("server_up = %v (present %v), want 0", up, ok)
 	}
-	if _, ok := value(mfs, "inferprobe_server_requests_running", labels); ok {
+	if _, ok := testkit.Value(mfs, "inferprobe_server_requests_running", labels); ok {
 		t.Error("normalised series present although the endpoint never answered")
 	}
 }

@@ -15,24 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
 )
-
-// prometheusBinary finds a real Prometheus server. CI installs Debian's package (.ci/run), so
-// there a missing binary is a failure; a developer without it gets a skip that says how to get it.
-func prometheusBinary(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("prometheus")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("prometheus not found; .ci/run installs it (apt-get install prometheus)")
-	}
-	t.Skip("prometheus not installed (apt-get install prometheus); CI runs this test")
-	return ""
-}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -72,7 +58,7 @@ scrape_configs:
 		"--log.level=warn",
 	}, flags...)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	logs := &syncBuffer{}
+	logs := &testkit.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -136,7 +122,7 @@ func (p *promServer) query(t *testing.T, q string) (float64, bool) {
 // classic histograms and once with native histograms, and checks the TTFT quantile it computes
 // against what the prober measured.
 func TestRealPrometheusScrapesAndQueries(t *testing.T) {
-	bin := prometheusBinary(t)
+	bin := testkit.Tool(t, "prometheus", "apt-get install prometheus")
 	_, simURL := startSim(t, func(c *simulator.Config) {
 		c.TTFTBase = 45 * time.Millisecond
 		c.TTFTPerPromptToken = 50 * time.Microsecond

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 const (
@@ -82,31 +83,17 @@ func loadRules(t *testing.T) []rule {
 
 func loadDocs(t *testing.T) map[string]metricdocs.Metric {
 	t.Helper()
-	f, err := os.Open(metricsMD)
+	docs, err := metricdocs.ParseFile(metricsMD)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	docs, err := metricdocs.Parse(f)
-	if err != nil {
-		t.Fatalf("%s: %v", metricsMD, err)
 	}
 	return docs
 }
 
-// promtool finds promtool. CI installs Debian's prometheus package (.ci/run), so there a
-// missing binary is a failure; elsewhere the test is skipped with a hint.
+// promtool finds promtool (Debian's prometheus package; .ci/run installs it).
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("promtool not found; .ci/run installs it (apt-get install prometheus)")
-	}
-	t.Skip("promtool not installed (apt-get install prometheus); CI runs this test")
-	return ""
+	return testkit.Tool(t, "promtool", "apt-get install prometheus")
 }
 
 func TestPromtool(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 const (
@@ -321,14 +322,9 @@ func queries(t *testing.T, f file) []query {
 
 func loadDocs(t *testing.T) map[string]metricdocs.Metric {
 	t.Helper()
-	f, err := os.Open(metricsMD)
+	docs, err := metricdocs.ParseFile(metricsMD)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	docs, err := metricdocs.Parse(f)
-	if err != nil {
-		t.Fatalf("%s: %v", metricsMD, err)
 	}
 	return docs
 }
@@ -384,19 +380,10 @@ func family(docs map[string]metricdocs.Metric, name string) (metricdocs.Metric, 
 	return metricdocs.Metric{}, false
 }
 
-// promtool finds promtool. CI installs Debian's prometheus package (.ci/run), so there a
-// missing binary is a failure; elsewhere the test is skipped with a hint.
+// promtool finds promtool (Debian's prometheus package; .ci/run installs it).
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("promtool not found; .ci/run installs it (apt-get install prometheus)")
-	}
-	t.Skip("promtool not installed (apt-get install prometheus); CI runs this test")
-	return ""
+	return testkit.Tool(t, "promtool", "apt-get install prometheus")
 }
 
 // TestQueriesParse has promtool parse every query: they are written as recording rules of a

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 // TestQueueing runs two requests through one running slot: the second waits for the whole
@@ -19,7 +21,7 @@ func TestQueueing(t *testing.T) {
 	s, ts := startServer(t, cfg)
 
 	metric := func(name string) float64 {
-		v, ok := metricValue(scrape(t, ts), name, map[string]string{"model_name": "inferprobe-sim"})
+		v, ok := testkit.Value(scrape(t, ts), name, map[string]string{"model_name": "inferprobe-sim"})
 		if !ok {
 			t.Fatalf("%s missing", name)
 		}
@@ -145,7 +147,7 @@ func TestCancellation(t *testing.T) {
 			}
 			fams := scrape(t, ts)
 			// Only the admitted long request aborts; a queued one never started.
-			if v, _ := metricValue(fams, "vllm:request_success_total", map[string]string{"finished_reason": "abort"}); v != 1 {
+			if v, _ := testkit.Value(fams, "vllm:request_success_total", map[string]string{"finished_reason": "abort"}); v != 1 {
 				t.Errorf("abort count %v, want 1", v)
 			}
 		})

@@ -9,6 +9,8 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -141,7 +143,7 @@ func TestMetrics(t *testing.T) {
 			if f.GetType() != tt.typ || f.GetHelp() == "" {
 				t.Errorf("type %v help %q", f.GetType(), f.GetHelp())
 			}
-			got, ok := metricValue(fams, tt.name, tt.labels)
+			got, ok := testkit.Value(fams, tt.name, tt.labels)
 			if !ok || got != tt.want {
 				t.Errorf("value %v (found %v), want %v", got, ok, tt.want)
 			}
@@ -155,13 +157,13 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Each Server is a new "process" for restart detection.
-	st1, ok := metricValue(fams, "process_start_time_seconds", nil)
+	st1, ok := testkit.Value(fams, "process_start_time_seconds", nil)
 	if !ok || st1 <= 0 {
 		t.Fatalf("process_start_time_seconds %v %v", st1, ok)
 	}
 	time.Sleep(time.Millisecond)
 	_, ts2 := startServer(t, fastConfig())
-	st2, _ := metricValue(scrape(t, ts2), "process_start_time_seconds", nil)
+	st2, _ := testkit.Value(scrape(t, ts2), "process_start_time_seconds", nil)
 	if st2 <= st1 {
 		t.Errorf("second server's start time %v not after the first's %v", st2, st1)
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 var testEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -699,31 +700,13 @@ func TestGPULostAndReinitFails(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the logger's goroutine and the test's.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestInitFailureCallsNothingElse(t *testing.T) {
 	for _, code := range []nvml.Return{nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED, nvml.ERROR_NO_PERMISSION} {
 		t.Run(code.Error(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			s := newMockServer(t, 2)
 			s.InitFunc = func() nvml.Return { return code }
-			var logs lockedBuffer
+			var logs testkit.LockedBuffer
 			opts := DefaultOptions()
 			opts.Interval = MinInterval
 			c := New(newNVMLLibrary(s), opts, slog.New(slog.NewTextHandler(&logs, nil)))
