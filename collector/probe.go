@@ -104,7 +104,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			"Each gap between consecutive token chunks of a successful request after warmup (one observation per gap).",
 			tokenBuckets),
 		tpot: hist("inferprobe_time_per_output_token_seconds",
-			"(t(last token chunk) - t(first token chunk)) / (N - 1) per successful request with N >= 2 output tokens, after warmup.",
+			"(t(last token chunk) - t(first token chunk)) / (N - 1) per successful request with N >= 2 output tokens in at least two token chunks, after warmup.",
 			withSLO(tokenBuckets, tpotSLO)),
 		e2e: hist("inferprobe_request_duration_seconds",
 			"Time from writing the request (t0) to the end of the stream, successful requests after warmup.",

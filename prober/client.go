@@ -136,10 +136,13 @@ func classifyStatus(code int) string {
 }
 
 // limitedBody fails a read once more than max bytes came, instead of silently stopping like
-// io.LimitReader, so an oversized response is an error and not a truncated stream.
+// io.LimitReader, so an oversized response is an error and not a truncated stream. It also
+// calls onData after every read that returned bytes: the idle timeout counts from the last
+// bytes received, keep-alive comments included (TGI sends one every 15 s while queued).
 type limitedBody struct {
-	r    interface{ Read([]byte) (int, error) }
-	left int64
+	r      interface{ Read([]byte) (int, error) }
+	left   int64
+	onData func()
 }
 
 func (l *limitedBody) Read(p []byte) (int, error) {
@@ -156,5 +159,8 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
+	if n > 0 && l.onData != nil {
+		l.onData()
+	}
 	return n, err
 }

@@ -195,9 +195,9 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 		rec.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 		return
 	}
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/json" {
+	if ct := resp.Header.Get("Content-Type"); !eventStreamType(ct) {
 		rec.End = time.Since(rec.Start)
-		rec.Result, rec.Err = ResultProtocol, errors.New("server answered with JSON, not an event stream (does it support stream: true?)")
+		rec.Result, rec.Err = ResultProtocol, fmt.Errorf("server answered with %q, not an event stream (does it support stream: true?)", ct)
 		return
 	}
 
@@ -205,19 +205,40 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 	if sse == nil {
 		sse = NewSSEReader(nil, maxEventBytes)
 	}
-	sse.Reset(&limitedBody{r: resp.Body, left: c.maxBytes})
-	defer c.readers.Put(sse)
-	c.readStream(ctx, reqCtx, sse, watchdog, rec)
+	sse.Reset(&limitedBody{r: resp.Body, left: c.maxBytes, onData: func() { watchdog.Reset(c.idle) }})
+	defer func() {
+		sse.Reset(nil) // drop the body before pooling the reader
+		c.readers.Put(sse)
+	}()
+	c.readStream(ctx, reqCtx, sse, rec)
 	if rec.Result == ResultSuccess {
-		// Let the connection be reused: read what is left after [DONE] (usually nothing).
+		// Let the connection be reused: read what is left after [DONE] (usually just the
+		// chunked terminator), but do not hold the request slot if the server keeps the body
+		// open.
+		headersSeen.Store(true)
+		watchdog.Reset(drainTimeout)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	}
 }
 
-func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, watchdog *time.Timer, rec *Record) {
+// drainTimeout bounds reading the rest of a body after the stream's end.
+const drainTimeout = 100 * time.Millisecond
+
+// eventStreamType accepts text/event-stream and, leniently, a missing type; anything else
+// (a JSON answer to a streaming request, a proxy's HTML page) is not a stream.
+func eventStreamType(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && ct == "text/event-stream"
+}
+
+func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, rec *Record) {
 	var (
 		chunk    streamChunk
-		finished bool
+		finished bool          // a finish_reason was seen
+		finishAt time.Duration // when
 		usageOut = -1
 		prev     time.Duration
 	)
@@ -225,19 +246,26 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, w
 		data, err := sse.Next()
 		now := time.Since(rec.Start)
 		if err != nil {
-			rec.End = now
-			if err == io.EOF {
-				if finished {
-					c.finish(rec, usageOut)
-					return
-				}
+			switch {
+			case finished && ctx.Err() == nil:
+				// The generation ended (finish_reason) and only the closing [DONE] or the
+				// end of the body went missing or broke: the request succeeded.
+				rec.End = max(finishAt, rec.LastToken)
+				c.finish(rec, usageOut)
+			case err == io.EOF:
+				rec.End = now
 				rec.Result, rec.Err = ResultStreamTruncated, errors.New("stream ended without a finish_reason or [DONE]")
-				return
+			default:
+				rec.End = now
+				rec.Result, rec.Err = classify(ctx, reqCtx, err, true), errCause(reqCtx, err)
 			}
-			rec.Result, rec.Err = classify(ctx, reqCtx, err, true), errCause(reqCtx, err)
 			return
 		}
-		watchdog.Reset(c.idle)
+		if sse.IsError() {
+			rec.End = now
+			rec.Result, rec.Err = errorEvent(data)
+			return
+		}
 		if string(bytes.TrimSpace(data)) == "[DONE]" {
 			rec.End = now
 			c.finish(rec, usageOut)
@@ -260,8 +288,8 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, w
 			if ch.Delta.Content != "" || ch.Delta.ReasoningContent != "" || ch.Delta.Reasoning != "" || ch.Text != "" {
 				text = true
 			}
-			if ch.FinishReason != nil && *ch.FinishReason != "" {
-				finished = true
+			if ch.FinishReason != nil && *ch.FinishReason != "" && !finished {
+				finished, finishAt = true, now
 			}
 		}
 		if text {
@@ -306,25 +334,54 @@ func chunkError(ch *streamChunk) (string, error) {
 	switch {
 	case len(ch.Error) > 0 && string(ch.Error) != "null":
 		var e struct {
-			Message string          `json:"message"`
-			Code    json.RawMessage `json:"code"`
+			Message        string          `json:"message"`
+			Code           json.RawMessage `json:"code"`
+			HTTPStatusCode json.RawMessage `json:"http_status_code"` // TGI
 		}
 		if json.Unmarshal(ch.Error, &e) != nil {
 			// {"error": "text"}
 			_ = json.Unmarshal(ch.Error, &e.Message)
 		}
 		code, msg = e.Code, e.Message
+		if len(e.HTTPStatusCode) > 0 {
+			code = e.HTTPStatusCode
+		}
 	case ch.Object == "error":
 		code, msg = ch.Code, ch.Message
 	default:
 		return "", nil
 	}
-	n, _ := strconv.Atoi(strings.Trim(string(code), `"`))
-	result := ResultHTTP5xx // a server that reports an error without a code failed on its side
-	if n >= 400 {
-		result = classifyStatus(n)
+	return classifyErrorCode(code), fmt.Errorf("error event in stream (code %s): %s", code, msg)
+}
+
+// classifyErrorCode classes an error reported inside a stream by its HTTP-like code; a server
+// that reports an error without one failed on its side.
+func classifyErrorCode(code json.RawMessage) string {
+	if n, _ := strconv.Atoi(strings.Trim(string(code), `"`)); n >= 400 {
+		return classifyStatus(n)
 	}
-	return result, fmt.Errorf("error event in stream (code %s): %s", code, msg)
+	return ResultHTTP5xx
+}
+
+// errorEvent classes an SSE error event ("event: error", or llama.cpp's "error:" field), whose
+// payload is an error object or a message.
+func errorEvent(data []byte) (string, error) {
+	var ch streamChunk
+	if json.Unmarshal(data, &ch) == nil {
+		if result, err := chunkError(&ch); result != "" {
+			return result, err
+		}
+	}
+	var e struct {
+		Code           json.RawMessage `json:"code"`
+		HTTPStatusCode json.RawMessage `json:"http_status_code"`
+	}
+	_ = json.Unmarshal(data, &e)
+	code := e.Code
+	if len(e.HTTPStatusCode) > 0 {
+		code = e.HTTPStatusCode
+	}
+	return classifyErrorCode(code), fmt.Errorf("error event in stream: %s", bytes.TrimSpace(data))
 }
 
 // errCause prefers the timeout cause we set over the transport's generic "context canceled".

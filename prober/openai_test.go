@@ -301,6 +301,11 @@ func TestOpenAIErrorClasses(t *testing.T) {
 		{"truncated: connection closed mid-stream", hangup, nil, ResultStreamTruncated, 200},
 		{"malformed chunk", transcript(sse, 0, vllmChat[0], "data: {\"choices\":[{\"delta\":\n\n", vllmChat[6]), nil, ResultProtocol, 200},
 		{"negative usage", transcript(sse, 0, vllmChat[1], `data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":-1}}`+"\n\n", vllmChat[6]), nil, ResultProtocol, 200},
+		{"llama.cpp error field then [DONE]", transcript(sse, 0, llamacppChat[0], `error: {"code":500,"message":"slot unavailable","type":"server_error"}`+"\n\n", "data: [DONE]\n\n"), nil, ResultHTTP5xx, 200},
+		{"event: error with a 429 code", transcript(sse, 0, "event: error\ndata: {\"code\":429,\"message\":\"busy\"}\n\n", "data: [DONE]\n\n"), nil, ResultHTTP429, 200},
+		{"event: error without a code", transcript(sse, 0, "event: error\ndata: boom\n\n", "data: [DONE]\n\n"), nil, ResultHTTP5xx, 200},
+		{"tgi error with http_status_code", transcript(sse, 0, `data:{"error":{"message":"Input validation error","http_status_code":422}}`+"\n\n", "data:[DONE]\n\n"), nil, ResultHTTP4xx, 200},
+		{"html page with status 200", transcript("text/html; charset=utf-8", 0, "<html>login</html>"), nil, ResultProtocol, 200},
 		{"json instead of a stream", transcript("application/json", 0, `{"choices":[]}`), nil, ResultProtocol, 200},
 		{"error event with code", transcript(sse, 0, vllmChat[0], `data: {"error":{"message":"overloaded","code":503}}`+"\n\n"), nil, ResultHTTP5xx, 200},
 		{"vllm error object", transcript(sse, 0, `data: {"object":"error","message":"bad","type":"BadRequestError","code":400}`+"\n\n"), nil, ResultHTTP4xx, 200},
@@ -325,6 +330,87 @@ func TestOpenAIErrorClasses(t *testing.T) {
 				t.Error("a failed request must carry its error for the log")
 			}
 		})
+	}
+}
+
+// TestOpenAIKeepAlivesResetIdleTimeout: a server that only sends keep-alive comments while the
+// request waits in its queue (TGI sends one every 15 s) is alive; the idle timeout counts from
+// the last bytes received, not from the last event.
+func TestOpenAIKeepAlivesResetIdleTimeout(t *testing.T) {
+	queued := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", sse)
+		w.WriteHeader(200)
+		for range 6 { // 600ms of queueing, twice the idle timeout
+			_, _ = io.WriteString(w, ": keep-alive\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+		for _, e := range vllmChat {
+			_, _ = io.WriteString(w, e)
+		}
+	}
+	rec := do(t, http.HandlerFunc(queued), func(tg *config.Target) { tg.IdleTimeout = 300 * time.Millisecond })
+	if rec.Result != ResultSuccess {
+		t.Fatalf("result %s (%v), want success", rec.Result, rec.Err)
+	}
+	if ttft, _ := rec.TTFT(); ttft < 600*time.Millisecond {
+		t.Errorf("TTFT %v, want at least the 600ms spent queued", ttft)
+	}
+}
+
+// TestOpenAIBreakAfterFinish: the generation finished (finish_reason and usage came) and only
+// the closing [DONE] was lost to a broken connection: the request succeeded.
+func TestOpenAIBreakAfterFinish(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", sse)
+		w.WriteHeader(200)
+		for _, e := range vllmChat[:6] {
+			_, _ = io.WriteString(w, e)
+		}
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+	rec := do(t, http.HandlerFunc(h), nil)
+	if rec.Result != ResultSuccess || rec.OutputTokens != 4 || rec.OutputSource != SourceUsage {
+		t.Fatalf("result %s N=%d from %s (%v), want success with N=4 from usage", rec.Result, rec.OutputTokens, rec.OutputSource, rec.Err)
+	}
+}
+
+// TestOpenAIDrainIsBounded: a server that keeps the body open after [DONE] does not hold the
+// request (and its in-flight slot) until the idle timeout.
+func TestOpenAIDrainIsBounded(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", sse)
+		w.WriteHeader(200)
+		for _, e := range vllmChat {
+			_, _ = io.WriteString(w, e)
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(h))
+	defer srv.Close()
+	c, err := NewOpenAIClient(testTarget(srv.URL, config.APIOpenAIChat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	rec := &Record{}
+	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+	if rec.Result != ResultSuccess {
+		t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Do returned after %v; the drain after [DONE] must be bounded (idle timeout is 5s)", took)
 	}
 }
 
@@ -386,6 +472,10 @@ func TestRecordTimingMath(t *testing.T) {
 	r.OutputTokens = 1
 	if _, ok := r.TPOT(); ok {
 		t.Error("TPOT defined for N=1")
+	}
+	oneChunk := &Record{Chunks: 1, FirstToken: 100 * ms, LastToken: 100 * ms, OutputTokens: 8}
+	if v, ok := oneChunk.TPOT(); ok {
+		t.Errorf("TPOT %v defined for 8 tokens in one chunk; nothing between tokens was observed", v)
 	}
 	empty := &Record{OutputTokens: 3}
 	if _, ok := empty.TTFT(); ok {

@@ -137,10 +137,11 @@ func (r *Record) TTFT() (time.Duration, bool) {
 	return r.FirstToken, true
 }
 
-// TPOT returns (t(last token chunk) − t(first token chunk)) / (N − 1) for N ≥ 2 and at
-// least one token chunk.
+// TPOT returns (t(last token chunk) − t(first token chunk)) / (N − 1) for N ≥ 2. It needs two
+// token chunks: when every token came in one chunk (a server streaming with a large interval,
+// or a short output) the time between tokens was not observed, and 0 would flatter the server.
 func (r *Record) TPOT() (time.Duration, bool) {
-	if r.OutputTokens < 2 || r.Chunks == 0 {
+	if r.OutputTokens < 2 || r.Chunks < 2 {
 		return 0, false
 	}
 	return (r.LastToken - r.FirstToken) / time.Duration(r.OutputTokens-1), true

@@ -12,14 +12,20 @@ var ErrEventTooLarge = errors.New("sse: event too large")
 
 // SSEReader reads the data payloads of a text/event-stream. It accepts what real inference
 // servers send: "data:" with or without a space, comment and keep-alive lines (":..."), CRLF or
-// LF line ends, multi-line data (joined with "\n"), other fields (event, id, retry: ignored),
-// and a last event with no blank line before the end of the stream.
+// LF line ends, multi-line data (joined with "\n"), id and retry fields (ignored), and a last
+// event with no blank line before the end of the stream. Errors sent as an "event: error"
+// event, or as an "error:" field as llama.cpp's server does, are reported by IsError.
 type SSEReader struct {
 	r        *bufio.Reader
 	data     []byte
 	hasData  bool
+	isError  bool
 	maxEvent int
 }
+
+// IsError reports whether the event Next returned last was an error event: its type was
+// "error", or its payload came in an "error:" field.
+func (s *SSEReader) IsError() bool { return s.isError }
 
 // NewSSEReader returns a reader over r whose events may be at most maxEvent bytes of data.
 func NewSSEReader(r io.Reader, maxEvent int) *SSEReader {
@@ -30,14 +36,14 @@ func NewSSEReader(r io.Reader, maxEvent int) *SSEReader {
 func (s *SSEReader) Reset(r io.Reader) {
 	s.r.Reset(r)
 	s.data = s.data[:0]
-	s.hasData = false
+	s.hasData, s.isError = false, false
 }
 
 // Next returns the data of the next event. The slice is valid until the following call. At the
 // end of the stream it returns io.EOF; a read error is returned as is.
 func (s *SSEReader) Next() ([]byte, error) {
 	s.data = s.data[:0]
-	s.hasData = false
+	s.hasData, s.isError = false, false
 	for {
 		line, err := s.readLine()
 		if err != nil {
@@ -51,6 +57,7 @@ func (s *SSEReader) Next() ([]byte, error) {
 			if s.hasData {
 				return s.data, nil
 			}
+			s.isError = false // an event type without data dispatches nothing
 			continue
 		}
 		if line[0] == ':' {
@@ -63,7 +70,14 @@ func (s *SSEReader) Next() ([]byte, error) {
 				value = value[1:]
 			}
 		}
-		if string(field) != "data" {
+		switch string(field) {
+		case "data":
+		case "error":
+			s.isError = true
+		case "event":
+			s.isError = string(value) == "error"
+			continue
+		default:
 			continue
 		}
 		if s.hasData {

@@ -74,6 +74,32 @@ func TestSSEReader(t *testing.T) {
 	}
 }
 
+func TestSSEReaderErrorEvents(t *testing.T) {
+	in := "data: a\n\n" +
+		"error: {\"code\":500}\n\n" + // llama.cpp
+		"event: error\ndata: boom\n\n" +
+		"event: message\ndata: b\n\n" +
+		"event: error\n\n" + // no data: no event, and the type does not stick
+		"data: c\n\n"
+	s := NewSSEReader(strings.NewReader(in), 1<<10)
+	want := []struct {
+		data    string
+		isError bool
+	}{{"a", false}, {`{"code":500}`, true}, {"boom", true}, {"b", false}, {"c", false}}
+	for i, w := range want {
+		data, err := s.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if string(data) != w.data || s.IsError() != w.isError {
+			t.Errorf("event %d: %q error=%v, want %q error=%v", i, data, s.IsError(), w.data, w.isError)
+		}
+	}
+	if _, err := s.Next(); err != io.EOF {
+		t.Errorf("got %v after the last event, want EOF", err)
+	}
+}
+
 func TestSSEReaderLongLine(t *testing.T) {
 	long := strings.Repeat("x", 100<<10) // longer than the 16 KiB buffer
 	got, err := readAll(t, strings.NewReader("data: "+long+"\n\ndata: b\n\n"), 1<<20)
