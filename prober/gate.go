@@ -23,8 +23,11 @@ type WarmupConfig struct {
 	StableWithin float64
 }
 
-// GateEvent says what a gate call changed, for the caller to report.
+// GateEvent says what a gate call changed, for the caller to report. Gen is the arming it
+// belongs to: an event whose Gen is no longer the gate's Generation is stale (the gate re-armed
+// since) and must not be reported.
 type GateEvent struct {
+	Gen uint64
 	// Opened is set when the gate opened during the call; Forced when max_duration forced it.
 	Opened, Forced bool
 	// ColdStart is set when the call saw the first TTFT after the gate was armed.
@@ -40,6 +43,7 @@ type Gate struct {
 	now func() time.Time
 
 	mu          sync.Mutex
+	gen         uint64 // incremented by every arming
 	armedAt     time.Time
 	open        bool
 	forced      bool
@@ -60,6 +64,7 @@ func NewGate(cfg WarmupConfig, now func() time.Time) *Gate {
 }
 
 func (g *Gate) arm() {
+	g.gen++
 	g.armedAt = g.now()
 	g.open, g.forced = false, false
 	g.successes = 0
@@ -87,6 +92,14 @@ func (g *Gate) Rearm(reason string) {
 	}
 }
 
+// Generation returns the current arming: 1 after NewGate, one more after each Rearm. The run
+// loop takes it when a request starts and hands it to Finish.
+func (g *Gate) Generation() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.gen
+}
+
 // IsOpen reports whether the gate is open, and whether it was forced open.
 func (g *Gate) IsOpen() (open, forced bool) {
 	g.mu.Lock()
@@ -94,12 +107,14 @@ func (g *Gate) IsOpen() (open, forced bool) {
 	return g.open, g.forced
 }
 
-// Finish accounts a finished request. It returns whether the request counts as warmup (it
-// finished while the gate was closed) and what changed.
-func (g *Gate) Finish(r *Record) (warmup bool, ev GateEvent) {
+// Finish accounts a finished request that started in arming startGen (see Generation). It
+// returns whether the request counts as warmup (it finished while the gate was closed) and
+// what changed. Only a request that started after the gate was armed can be its cold start.
+func (g *Gate) Finish(r *Record, startGen uint64) (warmup bool, ev GateEvent) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if ttft, ok := r.TTFT(); ok && g.coldPending {
+	ev.Gen = g.gen
+	if ttft, ok := r.TTFT(); ok && g.coldPending && startGen == g.gen {
 		g.coldPending = false
 		ev.ColdStart, ev.ColdStartTTF = true, ttft
 	}
@@ -125,10 +140,10 @@ func (g *Gate) Tick() GateEvent {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.open {
-		return GateEvent{}
+		return GateEvent{Gen: g.gen}
 	}
 	opened, forced := g.evaluate()
-	return GateEvent{Opened: opened, Forced: forced}
+	return GateEvent{Gen: g.gen, Opened: opened, Forced: forced}
 }
 
 // evaluate opens the gate when its conditions hold; g.mu is held.

@@ -18,13 +18,13 @@ func TestGateOpensAfterRequestsAndMinDuration(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	g := NewGate(WarmupConfig{Requests: 3, MinDuration: 10 * time.Second, MaxDuration: time.Minute}, clk.now)
 
-	warm, ev := g.Finish(success(90 * time.Millisecond))
+	warm, ev := g.Finish(success(90 * time.Millisecond), g.Generation())
 	if !warm || !ev.ColdStart || ev.ColdStartTTF != 90*time.Millisecond || ev.Opened {
 		t.Fatalf("first request: warmup=%v ev=%+v; want warmup, cold start 90ms, gate closed", warm, ev)
 	}
-	g.Finish(&Record{Result: ResultHTTP5xx}) // failures do not count toward Requests
-	g.Finish(success(time.Millisecond))
-	warm, ev = g.Finish(success(time.Millisecond))
+	g.Finish(&Record{Result: ResultHTTP5xx}, g.Generation()) // failures do not count toward Requests
+	g.Finish(success(time.Millisecond), g.Generation())
+	warm, ev = g.Finish(success(time.Millisecond), g.Generation())
 	if !warm || ev.Opened || ev.ColdStart {
 		t.Fatalf("3 successes before min_duration: warmup=%v ev=%+v; want still closed, no second cold start", warm, ev)
 	}
@@ -35,7 +35,7 @@ func TestGateOpensAfterRequestsAndMinDuration(t *testing.T) {
 	if open, forced := g.IsOpen(); !open || forced {
 		t.Fatal("gate not open")
 	}
-	if warm, _ := g.Finish(success(time.Millisecond)); warm {
+	if warm, _ := g.Finish(success(time.Millisecond), g.Generation()); warm {
 		t.Fatal("request after the gate opened counted as warmup")
 	}
 }
@@ -44,8 +44,8 @@ func TestGateOpensOnFinishWhenTimeAlreadyPassed(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(0, 0)}
 	g := NewGate(WarmupConfig{Requests: 2, MinDuration: time.Second}, clk.now)
 	clk.advance(2 * time.Second)
-	g.Finish(success(time.Millisecond))
-	warm, ev := g.Finish(success(time.Millisecond))
+	g.Finish(success(time.Millisecond), g.Generation())
+	warm, ev := g.Finish(success(time.Millisecond), g.Generation())
 	if !warm || !ev.Opened {
 		t.Fatalf("the request that meets the count is warmup and opens the gate: warm=%v ev=%+v", warm, ev)
 	}
@@ -54,7 +54,7 @@ func TestGateOpensOnFinishWhenTimeAlreadyPassed(t *testing.T) {
 func TestGateForcedAtMaxDuration(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(0, 0)}
 	g := NewGate(WarmupConfig{Requests: 100, MaxDuration: 30 * time.Second}, clk.now)
-	g.Finish(&Record{Result: ResultTimeout})
+	g.Finish(&Record{Result: ResultTimeout}, g.Generation())
 	clk.advance(29 * time.Second)
 	if ev := g.Tick(); ev.Opened {
 		t.Fatal("opened before max_duration")
@@ -73,7 +73,7 @@ func TestGateZeroWarmupOpensAtOnce(t *testing.T) {
 	if ev := g.Tick(); !ev.Opened {
 		t.Fatal("a gate with no warmup requirements must open on the first tick")
 	}
-	warm, ev := g.Finish(success(7 * time.Millisecond))
+	warm, ev := g.Finish(success(7 * time.Millisecond), g.Generation())
 	if warm || !ev.ColdStart {
 		t.Fatalf("warm=%v ev=%+v; want measured, and the first TTFT still reported as cold start", warm, ev)
 	}
@@ -85,13 +85,13 @@ func TestGateStableWithin(t *testing.T) {
 	ms := time.Millisecond
 	// A cold server: TTFT falls from 500ms to 100ms, then settles around 100ms.
 	for _, v := range []time.Duration{500, 400, 300, 200, 150, 110, 100, 100, 100, 100} {
-		if _, ev := g.Finish(success(v * ms)); ev.Opened {
+		if _, ev := g.Finish(success(v * ms), g.Generation()); ev.Opened {
 			t.Fatalf("opened at TTFT %vms while TTFT was still falling", v)
 		}
 	}
 	opened := false
 	for _, v := range []time.Duration{101, 99, 100, 102, 98} {
-		if _, ev := g.Finish(success(v * ms)); ev.Opened {
+		if _, ev := g.Finish(success(v * ms), g.Generation()); ev.Opened {
 			opened = true
 		}
 	}
@@ -105,7 +105,7 @@ func TestGateRearm(t *testing.T) {
 	g := NewGate(WarmupConfig{Requests: 1}, clk.now)
 	var reasons []string
 	g.SetRearmHook(func(r string) { reasons = append(reasons, r) })
-	g.Finish(success(time.Millisecond))
+	g.Finish(success(time.Millisecond), g.Generation())
 	if open, _ := g.IsOpen(); !open {
 		t.Fatal("gate should be open")
 	}
@@ -116,8 +116,21 @@ func TestGateRearm(t *testing.T) {
 	if len(reasons) != 1 || reasons[0] != "server restarted" {
 		t.Fatalf("hook got %v", reasons)
 	}
-	warm, ev := g.Finish(success(800 * time.Millisecond))
+	warm, ev := g.Finish(success(800 * time.Millisecond), g.Generation())
 	if !warm || !ev.ColdStart || ev.ColdStartTTF != 800*time.Millisecond || !ev.Opened {
 		t.Fatalf("after Rearm: warm=%v ev=%+v; want a warmup request, a new cold start, and the gate reopened", warm, ev)
+	}
+}
+
+func TestGateColdStartOnlyFromRequestsStartedAfterArming(t *testing.T) {
+	g := NewGate(WarmupConfig{Requests: 1}, nil)
+	g.Finish(success(time.Millisecond), g.Generation())
+	before := g.Generation() // a request starts, then the server restarts and the gate re-arms
+	g.Rearm("restart")
+	if _, ev := g.Finish(success(5*time.Millisecond), before); ev.ColdStart {
+		t.Fatal("a request that started before the re-arm was taken as the cold start")
+	}
+	if _, ev := g.Finish(success(900*time.Millisecond), g.Generation()); !ev.ColdStart || ev.ColdStartTTF != 900*time.Millisecond {
+		t.Fatalf("the first request started after the re-arm is the cold start: %+v", ev)
 	}
 }

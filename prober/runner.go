@@ -36,6 +36,9 @@ type Runner struct {
 	cfg      RunnerConfig
 	inFlight atomic.Int64
 	lastWarn atomic.Int64 // unix nanos of the last warn-level failure log
+	// reportMu orders what the gate's events tell the observer: an opening decided before a
+	// Rearm must not be reported after the Rearm's closing.
+	reportMu sync.Mutex
 	records  sync.Pool
 	wg       sync.WaitGroup
 }
@@ -51,6 +54,8 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	r := &Runner{cfg: cfg}
 	r.records.New = func() any { return &Record{Gaps: make([]time.Duration, 0, 64)} }
 	cfg.Gate.SetRearmHook(func(reason string) {
+		r.reportMu.Lock()
+		defer r.reportMu.Unlock()
 		cfg.Logger.Info("warmup gate re-armed", "reason", reason)
 		cfg.Observer.WarmupChanged(cfg.Target, false, false)
 	})
@@ -120,10 +125,11 @@ func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Re
 	rec.Target, rec.Seq, rec.Intended, rec.Adapter = r.cfg.Target, n, due, req.Adapter
 
 	r.cfg.Observer.RequestStarted(r.cfg.Target)
+	gen := r.cfg.Gate.Generation()
 	r.cfg.Client.Do(ctx, req, rec)
 	r.inFlight.Add(-1)
 
-	warmup, ev := r.cfg.Gate.Finish(rec)
+	warmup, ev := r.cfg.Gate.Finish(rec, gen)
 	rec.Warmup = warmup
 	r.report(ev)
 	if rec.Result != ResultSuccess {
@@ -133,8 +139,17 @@ func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Re
 	r.records.Put(rec)
 }
 
-// report tells the observer and the log what a gate call changed.
+// report tells the observer and the log what a gate call changed, unless the gate re-armed
+// since (then the event is stale and the re-arm has been reported).
 func (r *Runner) report(ev GateEvent) {
+	if !ev.ColdStart && !ev.Opened {
+		return
+	}
+	r.reportMu.Lock()
+	defer r.reportMu.Unlock()
+	if ev.Gen != r.cfg.Gate.Generation() {
+		return
+	}
 	t := r.cfg.Target
 	if ev.ColdStart {
 		r.cfg.Logger.Info("cold start measured", "ttft", ev.ColdStartTTF)

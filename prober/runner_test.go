@@ -188,3 +188,27 @@ func TestRunnerRearmReported(t *testing.T) {
 		t.Fatalf("warmup events %v, want one 'not complete' after Rearm", obs.warmupEvents)
 	}
 }
+
+// TestRunnerDropsStaleGateEvents: an opening decided before a Rearm must not reach the
+// observer after the Rearm's closing, or warmup_complete would read 1 while the gate is closed.
+func TestRunnerDropsStaleGateEvents(t *testing.T) {
+	obs := &recordingObserver{}
+	g := NewGate(WarmupConfig{Requests: 1}, nil)
+	r := NewRunner(RunnerConfig{Target: &TargetInfo{Name: "t"}, Pacer: stepPacer{gap: time.Second}, Source: seqSource{},
+		Client: instantClient{}, Gate: g, Observer: obs})
+	_, ev := g.Finish(success(time.Millisecond), g.Generation())
+	if !ev.Opened || !ev.ColdStart {
+		t.Fatalf("setup: %+v", ev)
+	}
+	g.Rearm("restart") // lands between the gate's decision and its report
+	r.report(ev)
+	if len(obs.warmupEvents) != 1 || obs.warmupEvents[0] || obs.coldStarts != 0 {
+		t.Fatalf("warmup events %v, cold starts %d; want only the re-arm's closing", obs.warmupEvents, obs.coldStarts)
+	}
+	if _, ev := g.Finish(success(time.Millisecond), g.Generation()); ev.Opened {
+		r.report(ev)
+	}
+	if len(obs.warmupEvents) != 2 || !obs.warmupEvents[1] || obs.coldStarts != 1 {
+		t.Fatalf("warmup events %v, cold starts %d; want the new opening and cold start reported", obs.warmupEvents, obs.coldStarts)
+	}
+}
