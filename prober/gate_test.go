@@ -18,7 +18,7 @@ func TestGateOpensAfterRequestsAndMinDuration(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	g := NewGate(WarmupConfig{Requests: 3, MinDuration: 10 * time.Second, MaxDuration: time.Minute}, clk.now)
 
-	warm, ev := g.Finish(success(90 * time.Millisecond), g.Generation())
+	warm, ev := g.Finish(success(90*time.Millisecond), g.Generation())
 	if !warm || !ev.ColdStart || ev.ColdStartTTF != 90*time.Millisecond || ev.Opened {
 		t.Fatalf("first request: warmup=%v ev=%+v; want warmup, cold start 90ms, gate closed", warm, ev)
 	}
@@ -73,7 +73,7 @@ func TestGateZeroWarmupOpensAtOnce(t *testing.T) {
 	if ev := g.Tick(); !ev.Opened {
 		t.Fatal("a gate with no warmup requirements must open on the first tick")
 	}
-	warm, ev := g.Finish(success(7 * time.Millisecond), g.Generation())
+	warm, ev := g.Finish(success(7*time.Millisecond), g.Generation())
 	if warm || !ev.ColdStart {
 		t.Fatalf("warm=%v ev=%+v; want measured, and the first TTFT still reported as cold start", warm, ev)
 	}
@@ -85,13 +85,13 @@ func TestGateStableWithin(t *testing.T) {
 	ms := time.Millisecond
 	// A cold server: TTFT falls from 500ms to 100ms, then settles around 100ms.
 	for _, v := range []time.Duration{500, 400, 300, 200, 150, 110, 100, 100, 100, 100} {
-		if _, ev := g.Finish(success(v * ms), g.Generation()); ev.Opened {
+		if _, ev := g.Finish(success(v*ms), g.Generation()); ev.Opened {
 			t.Fatalf("opened at TTFT %vms while TTFT was still falling", v)
 		}
 	}
 	opened := false
 	for _, v := range []time.Duration{101, 99, 100, 102, 98} {
-		if _, ev := g.Finish(success(v * ms), g.Generation()); ev.Opened {
+		if _, ev := g.Finish(success(v*ms), g.Generation()); ev.Opened {
 			opened = true
 		}
 	}
@@ -116,7 +116,7 @@ func TestGateRearm(t *testing.T) {
 	if len(reasons) != 1 || reasons[0] != "server restarted" {
 		t.Fatalf("hook got %v", reasons)
 	}
-	warm, ev := g.Finish(success(800 * time.Millisecond), g.Generation())
+	warm, ev := g.Finish(success(800*time.Millisecond), g.Generation())
 	if !warm || !ev.ColdStart || ev.ColdStartTTF != 800*time.Millisecond || !ev.Opened {
 		t.Fatalf("after Rearm: warm=%v ev=%+v; want a warmup request, a new cold start, and the gate reopened", warm, ev)
 	}
