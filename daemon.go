@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -54,6 +56,8 @@ type daemon struct {
 	reloadOK prometheus.Gauge
 	reloadTS prometheus.Gauge
 
+	reloadMu sync.Mutex // serialises reloads: load, apply and the reload gauges
+
 	mu      sync.Mutex
 	targets map[string]*runningTarget
 	order   []string // target names in configuration order, for the landing page
@@ -69,8 +73,11 @@ type runningTarget struct {
 	runner      *prober.Runner
 	client      prober.Client
 	scraper     *server.Scraper // nil without a metrics block
-	cancel      context.CancelFunc
-	done        chan struct{} // closed when the runner and the scraper have returned
+	// scrapeTransport is the scraper's; closed with the target.
+	scrapeTransport *http.Transport
+	logger          *slog.Logger
+	cancel          context.CancelFunc
+	done            chan struct{} // closed when the runner and the scraper have returned
 }
 
 // runDaemon runs the daemon until ctx ends.
@@ -88,6 +95,12 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		reloadTS: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_success_timestamp_seconds",
 			Help: "Timestamp of the last successful configuration reload."}),
 	}
+
+	// SIGHUP is caught from the start: one arriving before the reload loop runs waits for it
+	// instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	d.observer = d.probe
 	if opts.observer != nil {
@@ -137,13 +150,13 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}()
 	}
 
-	d.apply(cfg)
+	if err := d.apply(cfg); err != nil {
+		return err
+	}
 	d.reloadOK.Set(1)
 	d.reloadTS.SetToCurrentTime()
 	defer d.stopAll()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	sigCtx, stopSig := context.WithCancel(ctx)
 	sigDone := make(chan struct{})
 	go func() { // owned by runDaemon: stopped and waited for below, before the targets stop
@@ -158,7 +171,6 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}
 	}()
 	defer func() {
-		signal.Stop(hup)
 		stopSig()
 		<-sigDone
 	}()
@@ -237,15 +249,20 @@ func (d *daemon) load() (*config.Config, error) {
 	return cfg, nil
 }
 
-// reload loads the configuration again and applies it; on error the running one stays.
+// reload loads the configuration again and applies it; on error the running one stays. Reloads
+// are serialised (a SIGHUP and a POST may race), so the last one to finish is the one in force.
 func (d *daemon) reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	cfg, err := d.load()
+	if err == nil {
+		err = d.apply(cfg)
+	}
 	if err != nil {
 		d.reloadOK.Set(0)
 		d.logger.Error("reload failed; keeping the running configuration", "file", d.opts.configFile, "err", err)
 		return err
 	}
-	d.apply(cfg)
 	d.reloadOK.Set(1)
 	d.reloadTS.SetToCurrentTime()
 	d.logger.Info("configuration reloaded", "file", d.opts.configFile, "targets", len(cfg.Targets))
@@ -253,119 +270,150 @@ func (d *daemon) reload() error {
 }
 
 // apply makes the running targets match cfg: targets whose settings did not change keep
-// running (and keep their warmup state); the others are stopped, started or replaced.
-func (d *daemon) apply(cfg *config.Config) {
+// running (and keep their warmup state); the others are stopped, started or replaced. Every
+// new or changed target is built first; if any cannot be, nothing changes and the error says
+// which.
+func (d *daemon) apply(cfg *config.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctx.Err() != nil {
-		return // shutting down: start nothing new
+		return nil // shutting down: start nothing new
 	}
-	want := map[string]config.Target{}
+	want := map[string]bool{}
 	order := make([]string, 0, len(cfg.Targets))
+	var (
+		prepared []*runningTarget
+		errs     []error
+	)
 	for _, t := range cfg.Targets {
-		want[t.Name] = t
+		want[t.Name] = true
 		order = append(order, t.Name)
+		if rt, ok := d.targets[t.Name]; ok && rt.fingerprint == t.Fingerprint() {
+			continue
+		}
+		rt, err := d.prepare(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
+			continue
+		}
+		prepared = append(prepared, rt)
 	}
+	if len(errs) > 0 {
+		for _, rt := range prepared {
+			rt.release()
+		}
+		return errors.Join(errs...)
+	}
+
 	replaced := map[string]*server.Scraper{}
 	for name, rt := range d.targets {
-		t, ok := want[name]
-		if ok && t.Fingerprint() == rt.fingerprint {
-			continue
+		if want[name] && !slices.ContainsFunc(prepared, func(p *runningTarget) bool { return p.cfg.Name == name }) {
+			continue // unchanged
 		}
 		d.stop(rt)
 		delete(d.targets, name)
 		// A replaced target's scraper hands its counters and restart baseline to the new
 		// one, so a reload is not mistaken for a server restart.
-		if prev := d.server.Remove(name); prev != nil && ok {
+		if prev := d.server.Remove(name); prev != nil && want[name] {
 			replaced[name] = prev
 		}
 	}
-	for _, name := range order {
-		if _, ok := d.targets[name]; ok {
-			continue
-		}
-		rt, err := d.start(want[name], replaced[name])
-		if err != nil {
-			// Validation makes this rare (e.g. a CA file that became unreadable); the target
-			// is reported as not running and the others go on.
-			d.logger.Error("cannot start target", "target", name, "err", err)
-			continue
-		}
-		d.targets[name] = rt
+	for _, rt := range prepared {
+		d.launch(rt, replaced[rt.cfg.Name])
+		d.targets[rt.cfg.Name] = rt
 	}
 	d.order = order
+	return nil
 }
 
-// start builds and launches one target's run loop.
-func (d *daemon) start(t config.Target, prevScraper *server.Scraper) (*runningTarget, error) {
+// prepare builds one target generation (client, pacer, source, gate, run loop, scraper)
+// without starting anything, so a target that cannot be built leaves the running one alone.
+func (d *daemon) prepare(t config.Target) (*runningTarget, error) {
 	client, err := prober.NewClient(t)
 	if err != nil {
 		return nil, err
 	}
-	seed := uint64(t.Traffic.Seed)
-	if seed == 0 {
+	rt := &runningTarget{cfg: t, fingerprint: t.Fingerprint(), client: client}
+	rt.seed = uint64(t.Traffic.Seed)
+	if rt.seed == 0 {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
-		seed = binary.LittleEndian.Uint64(b[:]) | 1
+		rt.seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
-	pacer, err := traffic.New(t.Traffic.Pacer, t.Traffic.Rate, traffic.SubSeed(seed, t.Name, "pacer"))
+	pacer, err := traffic.New(t.Traffic.Pacer, t.Traffic.Rate, traffic.SubSeed(rt.seed, t.Name, "pacer"))
 	if err != nil {
+		rt.release()
 		return nil, err
 	}
-	cacheBust := t.Request.CacheBust == nil || *t.Request.CacheBust
 	source := traffic.NewPromptSource(traffic.PromptOptions{
 		Prompt:      t.Request.Prompt,
 		InputTokens: t.Request.InputTokens,
 		MaxTokens:   t.Request.MaxTokens,
-		CacheBust:   cacheBust,
-		Seed:        traffic.SubSeed(seed, t.Name, "source"),
+		CacheBust:   t.Request.CacheBust == nil || *t.Request.CacheBust,
+		Seed:        traffic.SubSeed(rt.seed, t.Name, "source"),
 	})
-	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
+	rt.info = &prober.TargetInfo{Name: t.Name, Model: t.Model,
 		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
-	gate := prober.NewGate(prober.WarmupConfig{
+	rt.gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,
 		MinDuration:  t.Warmup.MinDuration,
 		MaxDuration:  t.Warmup.MaxDuration,
 		StableWithin: t.Warmup.StableWithin,
 	}, nil)
-	logger := d.logger.With("target", t.Name)
-	runner := prober.NewRunner(prober.RunnerConfig{
-		Target: info, Pacer: pacer, Source: source, Client: client, Gate: gate,
-		Observer: d.observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: logger,
+	rt.logger = d.logger.With("target", t.Name)
+	rt.runner = prober.NewRunner(prober.RunnerConfig{
+		Target: rt.info, Pacer: pacer, Source: source, Client: client, Gate: rt.gate,
+		Observer: d.observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: rt.logger,
 	})
-	var scraper *server.Scraper
 	if t.Metrics != nil {
-		if scraper, err = newScraper(t, gate, logger); err != nil {
+		if rt.scraper, rt.scrapeTransport, err = newScraper(t, rt.gate, rt.logger); err != nil {
+			rt.release()
 			return nil, err
 		}
-		scraper.Inherit(prevScraper)
 	}
-	d.probe.Register(info)
+	return rt, nil
+}
+
+// launch starts a prepared target: its run loop and, with a metrics block, its scraper, which
+// first inherits from the scraper of the generation it replaces (nil if none).
+func (d *daemon) launch(rt *runningTarget, prevScraper *server.Scraper) {
+	d.probe.Register(rt.info)
 	ctx, cancel := context.WithCancel(d.ctx)
-	rt := &runningTarget{cfg: t, fingerprint: t.Fingerprint(), seed: seed, info: info, gate: gate,
-		runner: runner, client: client, scraper: scraper, cancel: cancel, done: make(chan struct{})}
+	rt.cancel, rt.done = cancel, make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { runner.Run(ctx) })
-	if scraper != nil {
-		wg.Go(func() { scraper.Run(ctx) })
-		d.server.Add(scraper)
+	wg.Go(func() { rt.runner.Run(ctx) })
+	if rt.scraper != nil {
+		rt.scraper.Inherit(prevScraper)
+		wg.Go(func() { rt.scraper.Run(ctx) })
+		d.server.Add(rt.scraper)
 	}
 	go func() { // owned by the daemon through rt.cancel and rt.done
 		wg.Wait()
 		close(rt.done)
 	}()
-	logger.Info("probing target", "url", redactURL(t.URL), "api", t.API, "model", t.Model,
-		"pacer", t.Traffic.Pacer, "rate", t.Traffic.Rate, "seed", seed,
+	t := rt.cfg
+	rt.logger.Info("probing target", "url", redactURL(t.URL), "api", t.API, "model", t.Model,
+		"pacer", t.Traffic.Pacer, "rate", t.Traffic.Rate, "seed", rt.seed,
 		"warmup_requests", t.Warmup.Requests, "warmup_min_duration", t.Warmup.MinDuration)
-	return rt, nil
+}
+
+// release frees what prepare built (idle connections); it is safe on a partial target.
+func (rt *runningTarget) release() {
+	if c, ok := rt.client.(interface{ Close() }); ok {
+		c.Close()
+	}
+	if rt.scrapeTransport != nil {
+		rt.scrapeTransport.CloseIdleConnections()
+	}
 }
 
 // newScraper builds the model-server scrape of t. It shares the target's TLS settings; the
-// target's headers and API key go along only when /metrics is on the same origin as the API.
-func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*server.Scraper, error) {
+// target's headers and API key go along only when /metrics is on the same origin as the API,
+// and redirects are not followed, so they cannot carry those headers elsewhere.
+func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*server.Scraper, *http.Transport, error) {
 	tr, err := prober.NewTransport(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var header http.Header
 	if sameOrigin(t.URL, t.Metrics.URL) {
@@ -377,14 +425,21 @@ func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*serve
 			header.Set("Authorization", "Bearer "+key)
 		}
 	}
-	return server.NewScraper(server.Options{
-		Target:  t.Name,
-		Config:  *t.Metrics,
-		Client:  &http.Client{Transport: tr},
+	s, err := server.NewScraper(server.Options{
+		Target: t.Name,
+		Config: *t.Metrics,
+		Client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		Header:  header,
 		Rearmer: gate,
 		Logger:  logger.With("collector", "server"),
 	})
+	if err != nil {
+		tr.CloseIdleConnections()
+		return nil, nil, err
+	}
+	return s, tr, nil
 }
 
 // sameOrigin reports whether two URLs share scheme, host and port.
@@ -398,9 +453,7 @@ func sameOrigin(a, b string) bool {
 func (d *daemon) stop(rt *runningTarget) {
 	rt.cancel()
 	<-rt.done
-	if c, ok := rt.client.(interface{ Close() }); ok {
-		c.Close()
-	}
+	rt.release()
 	d.probe.Forget(rt.info)
 	d.logger.Info("stopped probing target", "target", rt.cfg.Name)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,8 +31,11 @@ const appName = "inferprobe"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// After the first signal, stop catching: a second one ends a stuck shutdown at once.
+	context.AfterFunc(ctx, stop)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // run parses args and runs the chosen command until ctx ends; it returns the exit code.
@@ -97,6 +101,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	default:
+		if err := validTelemetryPath(opts.telemetryPath); err != nil {
+			fmt.Fprintf(stderr, "%s: --web.telemetry-path: %v\n", appName, err)
+			return 2
+		}
 		logger.Info("starting "+appName, "version", version.Info(), "build_context", version.BuildContext())
 		if err := runDaemon(ctx, opts, logger); err != nil {
 			logger.Error(appName+" failed", "err", err)
@@ -104,6 +112,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+}
+
+// validTelemetryPath rejects paths that would shadow the landing page or the /-/ endpoints.
+func validTelemetryPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q must start with /", p)
+	case p == "/" || p == "/-" || strings.HasPrefix(p, "/-/"):
+		return fmt.Errorf("%q is taken by the landing page or the /-/ endpoints", p)
+	}
+	return nil
 }
 
 // checkConfig validates files like `promtool check config`: a line per file, errors below it.

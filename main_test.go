@@ -26,7 +26,10 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/collector/accelerator"
+	"github.com/inferprobe/inferprobe/collector/server"
+	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
@@ -822,5 +825,49 @@ targets:
 	}
 	if _, ok := testkit.Value(mfs, "inferprobe_server_requests_running", labels); ok {
 		t.Error("normalised series present although the endpoint never answered")
+	}
+}
+
+// TestApplyIsAllOrNothing: when one new or changed target cannot be built, apply changes
+// nothing — the running targets keep running — and says which target failed.
+func TestApplyIsAllOrNothing(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := &daemon{logger: slog.New(slog.DiscardHandler), probe: collector.NewProbe(), server: server.NewCollector(),
+		ctx: ctx, targets: map[string]*runningTarget{}}
+	d.observer = d.probe
+	defer d.stopAll()
+	target := func(name, api string) config.Target {
+		c := &config.Config{Targets: []config.Target{{Name: name, URL: url, API: api, Model: "inferprobe-sim"}}}
+		c.ApplyDefaults()
+		return c.Targets[0]
+	}
+	if err := d.apply(&config.Config{Targets: []config.Target{target("a", config.APIOpenAIChat)}}); err != nil {
+		t.Fatal(err)
+	}
+	running := d.targets["a"]
+	a2 := target("a", config.APIOpenAIChat)
+	a2.Traffic.Rate = 3 // a change: a would be replaced
+	err := d.apply(&config.Config{Targets: []config.Target{a2, target("b", "bogus-api")}})
+	if err == nil || !strings.Contains(err.Error(), `target "b"`) {
+		t.Fatalf("apply = %v, want an error naming target b", err)
+	}
+	if d.targets["a"] != running || len(d.targets) != 1 {
+		t.Fatalf("a failed apply changed the running targets: %v", d.targets)
+	}
+	select {
+	case <-running.done:
+		t.Fatal("the running target was stopped by a failed apply")
+	default:
+	}
+}
+
+func TestTelemetryPathValidated(t *testing.T) {
+	for _, p := range []string{"/", "/-/reload", "metrics"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"--web.telemetry-path=" + p, "--web.listen-address=127.0.0.1:0"}, &out, &errOut); code != 2 {
+			t.Errorf("--web.telemetry-path=%s: exit %d, want 2 (%s)", p, code, errOut.String())
+		}
 	}
 }

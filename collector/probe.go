@@ -260,11 +260,15 @@ func (p *Probe) RequestFinished(r *prober.Record) {
 	m := p.target(r.Target)
 	m.inFlight.Dec()
 	s := m.series(r.Adapter)
+	result := r.Result
+	if _, known := s.results[result]; !known {
+		result = prober.ResultProtocol // a client that sets no known class must not crash the exporter
+	}
 	if r.Warmup {
-		s.warmupResults[r.Result].Inc()
+		s.warmupResults[result].Inc()
 		return
 	}
-	s.results[r.Result].Inc()
+	s.results[result].Inc()
 	s.delay.Observe(r.ScheduleDelay().Seconds())
 	if r.Result != prober.ResultSuccess {
 		return

@@ -314,3 +314,14 @@ func BenchmarkProbeRequestFinished(b *testing.B) {
 		p.RequestFinished(r)
 	}
 }
+
+func TestProbeUnknownResultDoesNotCrash(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	p := NewProbe()
+	p.RequestFinished(&prober.Record{Target: tgt, Result: "not-a-class"})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_requests_total", map[string]string{"result": prober.ResultProtocol}); got != 1 {
+		t.Fatalf("an unknown class counted %v times as protocol, want 1", got)
+	}
+}
