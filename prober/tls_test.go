@@ -20,6 +20,21 @@ import (
 	"github.com/inferprobe/inferprobe/traffic"
 )
 
+// doTLS sends one request to url with the given TLS settings.
+func doTLS(t *testing.T, url string, tlsCfg config.TLS) *Record {
+	t.Helper()
+	tgt := testTarget(url, config.APIOpenAIChat)
+	tgt.TLS = tlsCfg
+	c, err := NewOpenAIClient(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := &Record{}
+	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+	return rec
+}
+
 func TestOpenAIOverTLS(t *testing.T) {
 	srv := httptest.NewTLSServer(transcript(sse, 0, vllmChat...))
 	defer srv.Close()
@@ -40,16 +55,7 @@ func TestOpenAIOverTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tgt := testTarget(srv.URL, config.APIOpenAIChat)
-			tgt.TLS = tc.tls
-			c, err := NewOpenAIClient(tgt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			rec := &Record{}
-			c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-			if rec.Result != tc.want {
+			if rec := doTLS(t, srv.URL, tc.tls); rec.Result != tc.want {
 				t.Fatalf("result %s (%v), want %s", rec.Result, rec.Err, tc.want)
 			}
 		})
@@ -121,16 +127,7 @@ func TestOpenAIMutualTLS(t *testing.T) {
 		{"without it", config.TLS{InsecureSkipVerify: true}, ResultConnection},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tgt := testTarget(srv.URL, config.APIOpenAIChat)
-			tgt.TLS = tc.tls
-			c, err := NewOpenAIClient(tgt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			rec := &Record{}
-			c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-			if rec.Result != tc.want {
+			if rec := doTLS(t, srv.URL, tc.tls); rec.Result != tc.want {
 				t.Fatalf("result %s (%v), want %s", rec.Result, rec.Err, tc.want)
 			}
 		})
