@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -22,13 +17,11 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/collector/accelerator"
-	"github.com/inferprobe/inferprobe/collector/server"
 	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
-	"github.com/inferprobe/inferprobe/traffic"
 )
 
 // daemonOptions are the daemon command's flags plus test hooks.
@@ -39,57 +32,35 @@ type daemonOptions struct {
 	accelerator   *accelerator.Options
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
 	onListen func([]net.Addr)
-	// observer, when set, also receives every probe event (tests record per-request values).
+	// observer, when set, also receives every probe event, through a queue (tests record
+	// per-request values).
 	observer prober.Observer
 }
 
-// daemon owns the running targets and the reload logic.
+// daemon owns the engine's target set and the reload logic.
 type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
-	probe    *collector.Probe
-	server   *server.Collector
-	observer prober.Observer // probe, plus opts.observer when set
-	builtin  *config.Config  // the no-file configuration, nil when a file is used
-	ctx      context.Context
+	set      *engine.Set
+	builtin  *config.Config // the no-file configuration, nil when a file is used
 	started  time.Time
 	reloadOK prometheus.Gauge
 	reloadTS prometheus.Gauge
 
 	reloadMu sync.Mutex // serialises reloads: load, apply and the reload gauges
-
-	mu      sync.Mutex
-	targets map[string]*runningTarget
-	order   []string // target names in configuration order, for the landing page
-}
-
-// runningTarget is one target generation: its config and the goroutine probing it.
-type runningTarget struct {
-	cfg         config.Target
-	fingerprint string
-	seed        uint64
-	info        *prober.TargetInfo
-	gate        *prober.Gate
-	runner      *prober.Runner
-	client      prober.Client
-	scraper     *server.Scraper // nil without a metrics block
-	// scrapeTransport is the scraper's; closed with the target.
-	scrapeTransport *http.Transport
-	logger          *slog.Logger
-	cancel          context.CancelFunc
-	done            chan struct{} // closed when the runner and the scraper have returned
 }
 
 // runDaemon runs the daemon until ctx ends.
 func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) error {
+	engOpts := engine.Options{Logger: logger}
+	if opts.observer != nil {
+		engOpts.Observers = []prober.Observer{opts.observer}
+	}
 	d := &daemon{
 		logger:  logger,
 		opts:    opts,
-		probe:   collector.NewProbe(),
-		server:  server.NewCollector(),
-		ctx:     ctx,
+		set:     engine.New(ctx, engOpts),
 		started: time.Now(),
-		targets: map[string]*runningTarget{},
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_successful",
 			Help: "Whether the last configuration reload attempt was successful."}),
 		reloadTS: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_success_timestamp_seconds",
@@ -102,11 +73,6 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	d.observer = d.probe
-	if opts.observer != nil {
-		d.observer = prober.Observers{d.probe, opts.observer}
-	}
-
 	var cfg *config.Config
 	if opts.configFile == "" {
 		stopSim, url, err := startEmbeddedSimulator(ctx, logger)
@@ -114,7 +80,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 			return fmt.Errorf("starting the embedded simulator: %w", err)
 		}
 		defer stopSim()
-		d.builtin = config.Default(url)
+		d.builtin = engine.DefaultConfig(url)
 		cfg = d.builtin
 		logger.Info("no --config.file given: probing the embedded simulator", "url", url)
 	} else {
@@ -129,7 +95,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(appName),
-		d.probe, d.server, d.reloadOK, d.reloadTS,
+		d.set.Probe(), d.set.Server(), d.reloadOK, d.reloadTS,
 	)
 
 	if opts.accelerator != nil && opts.accelerator.Enabled {
@@ -150,12 +116,16 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}()
 	}
 
-	if err := d.apply(cfg); err != nil {
+	if err := d.set.Apply(cfg); err != nil {
 		return err
 	}
 	d.reloadOK.Set(1)
 	d.reloadTS.SetToCurrentTime()
-	defer d.stopAll()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.set.Close(closeCtx)
+	}()
 
 	sigCtx, stopSig := context.WithCancel(ctx)
 	sigDone := make(chan struct{})
@@ -242,7 +212,7 @@ func (d *daemon) load() (*config.Config, error) {
 	if d.opts.configFile == "" {
 		return d.builtin, nil
 	}
-	cfg, err := config.Load(d.opts.configFile)
+	cfg, err := engine.Load(d.opts.configFile)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +226,7 @@ func (d *daemon) reload() error {
 	defer d.reloadMu.Unlock()
 	cfg, err := d.load()
 	if err == nil {
-		err = d.apply(cfg)
+		err = d.set.Apply(cfg)
 	}
 	if err != nil {
 		d.reloadOK.Set(0)
@@ -267,203 +237,4 @@ func (d *daemon) reload() error {
 	d.reloadTS.SetToCurrentTime()
 	d.logger.Info("configuration reloaded", "file", d.opts.configFile, "targets", len(cfg.Targets))
 	return nil
-}
-
-// apply makes the running targets match cfg: targets whose settings did not change keep
-// running (and keep their warmup state); the others are stopped, started or replaced. Every
-// new or changed target is built first; if any cannot be, nothing changes and the error says
-// which.
-func (d *daemon) apply(cfg *config.Config) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ctx.Err() != nil {
-		return nil // shutting down: start nothing new
-	}
-	want := map[string]bool{}
-	order := make([]string, 0, len(cfg.Targets))
-	var (
-		prepared []*runningTarget
-		errs     []error
-	)
-	for _, t := range cfg.Targets {
-		want[t.Name] = true
-		order = append(order, t.Name)
-		if rt, ok := d.targets[t.Name]; ok && rt.fingerprint == t.Fingerprint() {
-			continue
-		}
-		rt, err := d.prepare(t)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
-			continue
-		}
-		prepared = append(prepared, rt)
-	}
-	if len(errs) > 0 {
-		for _, rt := range prepared {
-			rt.release()
-		}
-		return errors.Join(errs...)
-	}
-
-	replaced := map[string]*server.Scraper{}
-	for name, rt := range d.targets {
-		if want[name] && !slices.ContainsFunc(prepared, func(p *runningTarget) bool { return p.cfg.Name == name }) {
-			continue // unchanged
-		}
-		d.stop(rt)
-		delete(d.targets, name)
-		// A replaced target's scraper hands its counters and restart baseline to the new
-		// one, so a reload is not mistaken for a server restart.
-		if prev := d.server.Remove(name); prev != nil && want[name] {
-			replaced[name] = prev
-		}
-	}
-	for _, rt := range prepared {
-		d.launch(rt, replaced[rt.cfg.Name])
-		d.targets[rt.cfg.Name] = rt
-	}
-	d.order = order
-	return nil
-}
-
-// prepare builds one target generation (client, pacer, source, gate, run loop, scraper)
-// without starting anything, so a target that cannot be built leaves the running one alone.
-func (d *daemon) prepare(t config.Target) (*runningTarget, error) {
-	client, err := prober.NewClient(t)
-	if err != nil {
-		return nil, err
-	}
-	rt := &runningTarget{cfg: t, fingerprint: t.Fingerprint(), client: client}
-	rt.seed = uint64(t.Traffic.Seed)
-	if rt.seed == 0 {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		rt.seed = binary.LittleEndian.Uint64(b[:]) | 1
-	}
-	pacer, err := traffic.New(t.Traffic.Pacer, t.Traffic.Rate, traffic.SubSeed(rt.seed, t.Name, "pacer"))
-	if err != nil {
-		rt.release()
-		return nil, err
-	}
-	source := traffic.NewPromptSource(traffic.PromptOptions{
-		Prompt:      t.Request.Prompt,
-		InputTokens: t.Request.InputTokens,
-		MaxTokens:   t.Request.MaxTokens,
-		CacheBust:   t.Request.CacheBust == nil || *t.Request.CacheBust,
-		Seed:        traffic.SubSeed(rt.seed, t.Name, "source"),
-	})
-	rt.info = &prober.TargetInfo{Name: t.Name, Model: t.Model,
-		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
-	rt.gate = prober.NewGate(prober.WarmupConfig{
-		Requests:     t.Warmup.Requests,
-		MinDuration:  t.Warmup.MinDuration,
-		MaxDuration:  t.Warmup.MaxDuration,
-		StableWithin: t.Warmup.StableWithin,
-	}, nil)
-	rt.logger = d.logger.With("target", t.Name)
-	rt.runner = prober.NewRunner(prober.RunnerConfig{
-		Target: rt.info, Pacer: pacer, Source: source, Client: client, Gate: rt.gate,
-		Observer: d.observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: rt.logger,
-	})
-	if t.Metrics != nil {
-		if rt.scraper, rt.scrapeTransport, err = newScraper(t, rt.gate, rt.logger); err != nil {
-			rt.release()
-			return nil, err
-		}
-	}
-	return rt, nil
-}
-
-// launch starts a prepared target: its run loop and, with a metrics block, its scraper, which
-// first inherits from the scraper of the generation it replaces (nil if none).
-func (d *daemon) launch(rt *runningTarget, prevScraper *server.Scraper) {
-	d.probe.Register(rt.info)
-	ctx, cancel := context.WithCancel(d.ctx)
-	rt.cancel, rt.done = cancel, make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { rt.runner.Run(ctx) })
-	if rt.scraper != nil {
-		rt.scraper.Inherit(prevScraper)
-		wg.Go(func() { rt.scraper.Run(ctx) })
-		d.server.Add(rt.scraper)
-	}
-	go func() { // owned by the daemon through rt.cancel and rt.done
-		wg.Wait()
-		close(rt.done)
-	}()
-	t := rt.cfg
-	rt.logger.Info("probing target", "url", redactURL(t.URL), "api", t.API, "model", t.Model,
-		"pacer", t.Traffic.Pacer, "rate", t.Traffic.Rate, "seed", rt.seed,
-		"warmup_requests", t.Warmup.Requests, "warmup_min_duration", t.Warmup.MinDuration)
-}
-
-// release frees what prepare built (idle connections); it is safe on a partial target.
-func (rt *runningTarget) release() {
-	if c, ok := rt.client.(interface{ Close() }); ok {
-		c.Close()
-	}
-	if rt.scrapeTransport != nil {
-		rt.scrapeTransport.CloseIdleConnections()
-	}
-}
-
-// newScraper builds the model-server scrape of t. It shares the target's TLS settings; the
-// target's headers and API key go along only when /metrics is on the same origin as the API,
-// and redirects are not followed, so they cannot carry those headers elsewhere.
-func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*server.Scraper, *http.Transport, error) {
-	tr, err := prober.NewTransport(t)
-	if err != nil {
-		return nil, nil, err
-	}
-	var header http.Header
-	if sameOrigin(t.URL, t.Metrics.URL) {
-		header = http.Header{}
-		for k, v := range t.Headers {
-			header.Set(k, v)
-		}
-		if key := t.APIKey.Value(); key != "" {
-			header.Set("Authorization", "Bearer "+key)
-		}
-	}
-	s, err := server.NewScraper(server.Options{
-		Target: t.Name,
-		Config: *t.Metrics,
-		Client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		Header:  header,
-		Rearmer: gate,
-		Logger:  logger.With("collector", "server"),
-	})
-	if err != nil {
-		tr.CloseIdleConnections()
-		return nil, nil, err
-	}
-	return s, tr, nil
-}
-
-// sameOrigin reports whether two URLs share scheme, host and port.
-func sameOrigin(a, b string) bool {
-	ua, errA := url.Parse(a)
-	ub, errB := url.Parse(b)
-	return errA == nil && errB == nil && ua.Scheme == ub.Scheme && ua.Host == ub.Host
-}
-
-// stop ends one target generation and removes its series.
-func (d *daemon) stop(rt *runningTarget) {
-	rt.cancel()
-	<-rt.done
-	rt.release()
-	d.probe.Forget(rt.info)
-	d.logger.Info("stopped probing target", "target", rt.cfg.Name)
-}
-
-// stopAll stops every target (daemon shutdown).
-func (d *daemon) stopAll() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for name, rt := range d.targets {
-		d.stop(rt)
-		delete(d.targets, name)
-	}
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"html/template"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
+
+	"github.com/inferprobe/inferprobe/engine"
 )
 
 // routes builds the daemon's HTTP handler: metrics, landing page, health, readiness, reload.
@@ -56,61 +57,23 @@ type slogPromLogger struct{ d *daemon }
 
 func (l slogPromLogger) Println(v ...any) { l.d.logger.Error("metrics handler", "err", v) }
 
-// targetRow is one line of the landing page. It holds nothing secret: the URL is redacted and
-// headers and keys are left out.
-type targetRow struct {
-	Name, URL, API, Model, Pacer string
-	Rate                         float64
-	Seed                         uint64
-	Warmup                       string
-	InFlight                     int
-}
-
 type landingData struct {
 	Version, ConfigFile, MetricsPath, Uptime string
-	Targets                                  []targetRow
+	Targets                                  []engine.TargetStatus
 }
 
 func (d *daemon) landingData() landingData {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	data := landingData{
 		Version:     version.Info(),
 		ConfigFile:  d.opts.configFile,
 		MetricsPath: d.opts.telemetryPath,
 		Uptime:      time.Since(d.started).Round(time.Second).String(),
+		Targets:     d.set.Targets(),
 	}
 	if data.ConfigFile == "" {
 		data.ConfigFile = "(none: embedded simulator)"
 	}
-	for _, name := range d.order {
-		rt, ok := d.targets[name]
-		if !ok {
-			data.Targets = append(data.Targets, targetRow{Name: name, Warmup: "not running (see log)"})
-			continue
-		}
-		warm := "warming up"
-		if open, forced := rt.gate.IsOpen(); open && forced {
-			warm = "measuring (warmup forced open)"
-		} else if open {
-			warm = "measuring"
-		}
-		data.Targets = append(data.Targets, targetRow{
-			Name: name, URL: redactURL(rt.cfg.URL), API: rt.cfg.API, Model: rt.cfg.Model,
-			Pacer: rt.cfg.Traffic.Pacer, Rate: rt.cfg.Traffic.Rate, Seed: rt.seed,
-			Warmup: warm, InFlight: rt.runner.InFlight(),
-		})
-	}
 	return data
-}
-
-// redactURL hides any password in a URL's user info.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 var landingTemplate = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
@@ -128,9 +91,13 @@ th { background: #f3f3f3; } code { background: #f6f6f6; padding: 0 3px; }
 <p>Configuration: <code>{{.ConfigFile}}</code> · Uptime: {{.Uptime}} · Version: <code>{{.Version}}</code></p>
 <h2>Targets</h2>
 <table>
-<tr><th>Target</th><th>URL</th><th>API</th><th>Model</th><th>Pacer</th><th>Rate (req/s)</th><th>Seed</th><th>Warmup</th><th>In flight</th></tr>
-{{range .Targets}}<tr><td>{{.Name}}</td><td>{{.URL}}</td><td>{{.API}}</td><td>{{.Model}}</td><td>{{.Pacer}}</td><td>{{.Rate}}</td><td>{{.Seed}}</td><td>{{.Warmup}}</td><td>{{.InFlight}}</td></tr>
-{{else}}<tr><td colspan="9">no targets</td></tr>{{end}}
+<tr><th>Target</th><th>URL</th><th>API</th><th>Model</th><th>Traffic</th><th>Seed</th><th>Warmup</th><th>In flight</th></tr>
+{{range .Targets}}{{if .Running}}<tr><td>{{.Name}}</td><td>{{.URL}}</td><td>{{.API}}</td><td>{{.Model}}</td>
+<td>{{.Pacer}}{{if .Rate}} at {{.Rate}} req/s{{end}}{{if .Concurrency}}, {{.Concurrency}} in flight{{end}}{{if .Stages}}, {{.Stages}} stages{{end}}</td>
+<td><code>{{.Seed}}</code> ({{.SeedSource}})</td>
+<td>{{if .WarmupForced}}measuring (warmup forced open){{else if .WarmupOpen}}measuring{{else}}warming up{{end}}</td><td>{{.InFlight}}</td></tr>
+{{else}}<tr><td>{{.Name}}</td><td colspan="7">not running (see log)</td></tr>{{end}}
+{{else}}<tr><td colspan="8">no targets</td></tr>{{end}}
 </table>
 </body></html>
 `))

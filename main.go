@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
-	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/simulator"
 )
 
@@ -130,7 +130,7 @@ func checkConfig(files []string, stdout, stderr io.Writer) int {
 	code := 0
 	for _, f := range files {
 		fmt.Fprintf(stdout, "Checking %s\n", f)
-		cfg, err := config.Load(f)
+		cfg, err := engine.Load(f)
 		if err != nil {
 			fmt.Fprintf(stderr, "  FAILED:\n%s\n", indent(err.Error(), "    "))
 			code = 1

@@ -26,10 +26,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/collector/accelerator"
-	"github.com/inferprobe/inferprobe/collector/server"
-	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
@@ -64,29 +61,29 @@ func newRecorder() *recorder {
 	return &recorder{finished: map[string][]recorded{}, dropped: map[string]int{}, coldStarts: map[string]int{}}
 }
 
-func (r *recorder) RequestStarted(*prober.TargetInfo) {}
-func (r *recorder) RequestDropped(t *prober.TargetInfo) {
-	r.mu.Lock()
-	r.dropped[t.Name]++
-	r.mu.Unlock()
-}
-func (r *recorder) WarmupChanged(*prober.TargetInfo, bool, bool) {}
-func (r *recorder) ColdStart(t *prober.TargetInfo, _ time.Duration) {
-	r.mu.Lock()
-	r.coldStarts[t.Name]++
-	r.mu.Unlock()
-}
-func (r *recorder) TargetRate(*prober.TargetInfo, float64) {}
-func (r *recorder) RequestFinished(rec *prober.Record) {
-	ttft, ok := rec.TTFT()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.finished[rec.Target.Name] = append(r.finished[rec.Target.Name], recorded{
-		warmup: rec.Warmup, result: rec.Result, ttft: ttft, hasTTFT: ok, gaps: slices.Clone(rec.Gaps),
-		n: rec.OutputTokens, nSource: rec.OutputSource, scheduleDelay: rec.ScheduleDelay(),
-		promptTokens: rec.PromptTokens, promptSource: rec.PromptSource, intendedOffset: rec.Intended,
-		end: rec.End, err: fmt.Sprint(rec.Err),
-	})
+// Observe implements prober.Observer; the daemon hands it events through a queue.
+func (r *recorder) Observe(ev prober.Event) {
+	switch ev.Kind {
+	case prober.EventRequestDropped:
+		r.mu.Lock()
+		r.dropped[ev.Target.Name]++
+		r.mu.Unlock()
+	case prober.EventColdStart:
+		r.mu.Lock()
+		r.coldStarts[ev.Target.Name]++
+		r.mu.Unlock()
+	case prober.EventRequestFinished:
+		rec := ev.Record
+		ttft, ok := rec.TTFT()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.finished[rec.Target.Name] = append(r.finished[rec.Target.Name], recorded{
+			warmup: rec.Warmup, result: rec.Result, ttft: ttft, hasTTFT: ok, gaps: slices.Clone(rec.Gaps),
+			n: rec.OutputTokens, nSource: rec.OutputSource, scheduleDelay: rec.ScheduleDelay(),
+			promptTokens: rec.PromptTokens, promptSource: rec.PromptSource, intendedOffset: rec.Intended,
+			end: rec.End, err: fmt.Sprint(rec.Err),
+		})
+	}
 }
 
 func (r *recorder) records(target string) []recorded {
@@ -825,41 +822,6 @@ targets:
 	}
 	if _, ok := testkit.Value(mfs, "inferprobe_server_requests_running", labels); ok {
 		t.Error("normalised series present although the endpoint never answered")
-	}
-}
-
-// TestApplyIsAllOrNothing: when one new or changed target cannot be built, apply changes
-// nothing — the running targets keep running — and says which target failed.
-func TestApplyIsAllOrNothing(t *testing.T) {
-	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	d := &daemon{logger: slog.New(slog.DiscardHandler), probe: collector.NewProbe(), server: server.NewCollector(),
-		ctx: ctx, targets: map[string]*runningTarget{}}
-	d.observer = d.probe
-	defer d.stopAll()
-	target := func(name, api string) config.Target {
-		c := &config.Config{Targets: []config.Target{{Name: name, URL: url, API: api, Model: "inferprobe-sim"}}}
-		c.ApplyDefaults()
-		return c.Targets[0]
-	}
-	if err := d.apply(&config.Config{Targets: []config.Target{target("a", config.APIOpenAIChat)}}); err != nil {
-		t.Fatal(err)
-	}
-	running := d.targets["a"]
-	a2 := target("a", config.APIOpenAIChat)
-	a2.Traffic.Rate = 3 // a change: a would be replaced
-	err := d.apply(&config.Config{Targets: []config.Target{a2, target("b", "bogus-api")}})
-	if err == nil || !strings.Contains(err.Error(), `target "b"`) {
-		t.Fatalf("apply = %v, want an error naming target b", err)
-	}
-	if d.targets["a"] != running || len(d.targets) != 1 {
-		t.Fatalf("a failed apply changed the running targets: %v", d.targets)
-	}
-	select {
-	case <-running.done:
-		t.Fatal("the running target was stopped by a failed apply")
-	default:
 	}
 }
 

@@ -53,9 +53,11 @@ type targetMetrics struct {
 	promptTokens, outputTokens  *prometheus.CounterVec
 	dropped, warmupForced       prometheus.Counter
 	inFlight, targetRate        prometheus.Gauge
+	targetConcurrency, stage    prometheus.Gauge
 	warmupComplete              prometheus.Gauge
 	coldStart                   prometheus.Gauge
 	coldStartSet                bool // guarded by Probe.mu (write lock)
+	stageSet                    bool // guarded by Probe.mu (write lock)
 
 	collectors []prometheus.Collector
 
@@ -126,8 +128,11 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			Help: "Requests the pacer released but the in-flight cap refused.", ConstLabels: labels}),
 		warmupForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_warmup_forced_total",
 			Help: "Times the warmup gate was forced open because max_duration passed.", ConstLabels: labels}),
-		inFlight:       gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
-		targetRate:     gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
+		inFlight:   gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
+		targetRate: gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
+		targetConcurrency: gauge("inferprobe_target_concurrency",
+			"The number of requests a closed-loop pacer keeps in flight now (0 for open loop)."),
+		stage:          gauge("inferprobe_stage", "Index (from 0) of the configured traffic stage running now; absent without stages."),
 		warmupComplete: gauge("inferprobe_warmup_complete", "1 once the warmup gate opened for the target, else 0."),
 		coldStart: gauge("inferprobe_cold_start_time_to_first_token_seconds",
 			"TTFT of the first request after start or after the warmup gate re-armed."),
@@ -135,8 +140,13 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	}
 	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
 		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
-		m.inFlight, m.targetRate, m.warmupComplete}
-	m.series("") // the base model's series exist from the start, at zero
+		m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
+	if len(t.Adapters) == 0 {
+		m.series("") // the base model's series exist from the start, at zero
+	}
+	for _, a := range t.Adapters {
+		m.series(a) // so does every adapter of a split
+	}
 	return m
 }
 
@@ -221,20 +231,40 @@ func (p *Probe) Collect(ch chan<- prometheus.Metric) {
 		if m.coldStartSet {
 			m.coldStart.Collect(ch)
 		}
+		if m.stageSet {
+			m.stage.Collect(ch)
+		}
 	}
 }
 
-// RequestStarted implements prober.Observer.
-func (p *Probe) RequestStarted(t *prober.TargetInfo) { p.target(t).inFlight.Inc() }
+// Observe implements prober.Observer. Every event updates counters and gauges only, so it
+// never blocks the run loop.
+func (p *Probe) Observe(ev prober.Event) {
+	switch ev.Kind {
+	case prober.EventRequestStarted:
+		p.target(ev.Target).inFlight.Inc()
+	case prober.EventRequestFinished:
+		p.requestFinished(ev.Record)
+	case prober.EventRequestDropped:
+		p.target(ev.Target).dropped.Inc()
+	case prober.EventTargetRate:
+		p.target(ev.Target).targetRate.Set(ev.Value)
+	case prober.EventTargetConcurrency:
+		p.target(ev.Target).targetConcurrency.Set(ev.Value)
+	case prober.EventStage:
+		m := p.target(ev.Target)
+		m.stage.Set(ev.Value)
+		p.mu.Lock()
+		m.stageSet = true
+		p.mu.Unlock()
+	case prober.EventWarmup:
+		p.warmupChanged(ev.Target, ev.Complete, ev.Forced)
+	case prober.EventColdStart:
+		p.coldStartSeen(ev.Target, ev.Duration)
+	}
+}
 
-// RequestDropped implements prober.Observer.
-func (p *Probe) RequestDropped(t *prober.TargetInfo) { p.target(t).dropped.Inc() }
-
-// TargetRate implements prober.Observer.
-func (p *Probe) TargetRate(t *prober.TargetInfo, rps float64) { p.target(t).targetRate.Set(rps) }
-
-// WarmupChanged implements prober.Observer.
-func (p *Probe) WarmupChanged(t *prober.TargetInfo, complete, forced bool) {
+func (p *Probe) warmupChanged(t *prober.TargetInfo, complete, forced bool) {
 	m := p.target(t)
 	if complete {
 		m.warmupComplete.Set(1)
@@ -246,8 +276,7 @@ func (p *Probe) WarmupChanged(t *prober.TargetInfo, complete, forced bool) {
 	}
 }
 
-// ColdStart implements prober.Observer.
-func (p *Probe) ColdStart(t *prober.TargetInfo, ttft time.Duration) {
+func (p *Probe) coldStartSeen(t *prober.TargetInfo, ttft time.Duration) {
 	m := p.target(t)
 	m.coldStart.Set(ttft.Seconds())
 	p.mu.Lock()
@@ -255,8 +284,8 @@ func (p *Probe) ColdStart(t *prober.TargetInfo, ttft time.Duration) {
 	p.mu.Unlock()
 }
 
-// RequestFinished implements prober.Observer: the per-request hot path.
-func (p *Probe) RequestFinished(r *prober.Record) {
+// requestFinished records one finished request: the per-request hot path.
+func (p *Probe) requestFinished(r *prober.Record) {
 	m := p.target(r.Target)
 	m.inFlight.Dec()
 	s := m.series(r.Adapter)

@@ -29,6 +29,11 @@ func successRecord(t *prober.TargetInfo, adapter string, ttft time.Duration, gap
 	return r
 }
 
+// finish hands p a finished record, as the run loop does.
+func finish(p *Probe, r *prober.Record) {
+	p.Observe(prober.Event{Kind: prober.EventRequestFinished, Target: r.Target, Record: r})
+}
+
 func TestProbeRecordsExactly(t *testing.T) {
 	tgt := &prober.TargetInfo{Name: "vllm", Model: "llama", SLO: prober.SLO{TTFT: 100 * ms}}
 	p := NewProbe()
@@ -37,8 +42,8 @@ func TestProbeRecordsExactly(t *testing.T) {
 	// Warmup: counted apart, never in the histograms.
 	warm := successRecord(tgt, "", 900*ms, 10*ms)
 	warm.Warmup = true
-	p.RequestStarted(tgt)
-	p.RequestFinished(warm)
+	p.Observe(prober.Event{Kind: prober.EventRequestStarted, Target: tgt})
+	finish(p, warm)
 
 	// Two measured successes (one misses the TTFT SLO) and one failure.
 	for _, r := range []*prober.Record{
@@ -46,12 +51,12 @@ func TestProbeRecordsExactly(t *testing.T) {
 		successRecord(tgt, "", 150*ms, 10*ms),
 		{Target: tgt, Result: prober.ResultHTTP429, Status: 429},
 	} {
-		p.RequestStarted(tgt)
-		p.RequestFinished(r)
+		p.Observe(prober.Event{Kind: prober.EventRequestStarted, Target: tgt})
+		finish(p, r)
 	}
-	p.RequestDropped(tgt)
-	p.TargetRate(tgt, 2.5)
-	p.WarmupChanged(tgt, true, true)
+	p.Observe(prober.Event{Kind: prober.EventRequestDropped, Target: tgt})
+	p.Observe(prober.Event{Kind: prober.EventTargetRate, Target: tgt, Value: 2.5})
+	p.Observe(prober.Event{Kind: prober.EventWarmup, Target: tgt, Complete: true, Forced: true})
 
 	expect := `
 # HELP inferprobe_time_to_first_token_seconds Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.
@@ -187,7 +192,7 @@ func sample(t *testing.T, g prometheus.Gatherer, name string, want map[string]st
 func TestProbeSLOBucketsAndNative(t *testing.T) {
 	tgt := &prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TTFT: 333 * ms, TPOT: 17 * ms, E2E: 4200 * ms}}
 	p := NewProbe()
-	p.RequestFinished(successRecord(tgt, "", 10*ms, 5*ms))
+	finish(p, successRecord(tgt, "", 10*ms, 5*ms))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(p)
 	mfs, err := reg.Gather()
@@ -233,8 +238,8 @@ func TestProbeForgetAndAdapters(t *testing.T) {
 	a := &prober.TargetInfo{Name: "a", Model: "m"}
 	b := &prober.TargetInfo{Name: "b", Model: "m"}
 	p := NewProbe()
-	p.RequestFinished(successRecord(a, "sql-lora", 10*ms))
-	p.RequestFinished(successRecord(b, "", 10*ms))
+	finish(p, successRecord(a, "sql-lora", 10*ms))
+	finish(p, successRecord(b, "", 10*ms))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(p)
 	if got := sample(t, reg, "inferprobe_requests_total", map[string]string{"target": "a", "adapter": "sql-lora", "result": "success"}); got != 1 {
@@ -257,7 +262,7 @@ func TestColdStartAbsentUntilMeasured(t *testing.T) {
 	if n := testutil.CollectAndCount(p, "inferprobe_cold_start_time_to_first_token_seconds"); n != 0 {
 		t.Fatalf("cold start exposed before it was measured (%d series)", n)
 	}
-	p.ColdStart(tgt, 1234*ms)
+	p.Observe(prober.Event{Kind: prober.EventColdStart, Target: tgt, Duration: 1234 * ms})
 	if err := testutil.CollectAndCompare(p, strings.NewReader(`
 # HELP inferprobe_cold_start_time_to_first_token_seconds TTFT of the first request after start or after the warmup gate re-armed.
 # TYPE inferprobe_cold_start_time_to_first_token_seconds gauge
@@ -275,8 +280,9 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
 	p := NewProbe()
 	p.Register(tgt)
-	p.RequestFinished(successRecord(tgt, "", 10*ms, 5*ms))
-	p.ColdStart(tgt, 10*ms)
+	finish(p, successRecord(tgt, "", 10*ms, 5*ms))
+	p.Observe(prober.Event{Kind: prober.EventColdStart, Target: tgt, Duration: 10 * ms})
+	p.Observe(prober.Event{Kind: prober.EventStage, Target: tgt, Value: 1})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(p)
 	mfs, err := reg.Gather()
@@ -310,15 +316,15 @@ func BenchmarkProbeRequestFinished(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p.RequestStarted(tgt)
-		p.RequestFinished(r)
+		p.Observe(prober.Event{Kind: prober.EventRequestStarted, Target: tgt})
+		finish(p, r)
 	}
 }
 
 func TestProbeUnknownResultDoesNotCrash(t *testing.T) {
 	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
 	p := NewProbe()
-	p.RequestFinished(&prober.Record{Target: tgt, Result: "not-a-class"})
+	finish(p, &prober.Record{Target: tgt, Result: "not-a-class"})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(p)
 	if got := sample(t, reg, "inferprobe_requests_total", map[string]string{"result": prober.ResultProtocol}); got != 1 {

@@ -6,20 +6,17 @@ import (
 	"time"
 )
 
-// API flavours a target can speak.
-const (
-	APIOpenAIChat        = "openai-chat"
-	APIOpenAICompletions = "openai-completions"
-)
-
-// Pacer kinds.
-const (
-	PacerConstant = "constant"
-	PacerPoisson  = "poisson"
-)
-
 // Config is the whole configuration file.
+//
+// The kinds that other packages register — API flavours (prober), pacers (traffic) and
+// model-server engines (collector/server) — are not known here: their names, the defaults
+// that depend on them and their checks come in through Extensions (see Extension), which the
+// engine package supplies to Load and Parse.
 type Config struct {
+	// BaseSeed, when not 0, derives the seed of every target that sets no traffic.seed of its
+	// own (from the base seed and the target name), so one number reproduces every target's
+	// request sequence.
+	BaseSeed int64 `yaml:"base_seed"`
 	// Targets are the endpoints to probe, each with its own traffic.
 	Targets []Target `yaml:"targets"`
 }
@@ -32,7 +29,7 @@ type Target struct {
 	URL string `yaml:"url"`
 	// Path overrides the API path appended to URL (default by API: /v1/chat/completions or /v1/completions).
 	Path string `yaml:"path"`
-	// API is the request flavour: openai-chat or openai-completions.
+	// API is the request flavour, one of the names the prober registers (e.g. openai-chat).
 	API string `yaml:"api"`
 	// Model is the model name sent in each request and the `model` label.
 	Model string `yaml:"model"`
@@ -86,14 +83,44 @@ type TLS struct {
 
 // Traffic configures the arrival process of one target.
 type Traffic struct {
-	// Pacer is the arrival process: constant or poisson.
+	// Pacer is the arrival process, one of the kinds the traffic package registers
+	// (constant, poisson, gamma, concurrent, stages).
 	Pacer string `yaml:"pacer"`
-	// Rate is the mean request rate in requests per second.
+	// Rate is the mean request rate in requests per second (open-loop pacers).
 	Rate float64 `yaml:"rate"`
+	// Burstiness is the gamma pacer's shape: 1 is Poisson, below 1 burstier, above 1 more regular.
+	Burstiness float64 `yaml:"burstiness"`
+	// Concurrency is the number of requests the concurrent (closed-loop) pacer keeps in flight.
+	Concurrency int `yaml:"concurrency"`
+	// Stages are the steps of the stages pacer, run one after another (looping in the daemon).
+	Stages []Stage `yaml:"stages"`
 	// MaxInFlight caps concurrent requests; arrivals beyond it are dropped and counted.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Seed makes arrivals and generated prompts reproducible; 0 picks one at start (and logs it).
 	Seed int64 `yaml:"seed"`
+}
+
+// Stage is one step of the stages pacer: either an open-loop rate or a closed-loop
+// concurrency, for a duration.
+type Stage struct {
+	// Rate is the stage's mean request rate in requests per second (open loop).
+	Rate float64 `yaml:"rate"`
+	// Concurrency is the number of requests kept in flight during the stage (closed loop).
+	Concurrency int `yaml:"concurrency"`
+	// Duration is how long the stage lasts.
+	Duration time.Duration `yaml:"duration"`
+	// Pacer is the arrival process of a rate stage (constant, poisson or gamma; default constant).
+	Pacer string `yaml:"pacer"`
+	// Burstiness is the gamma shape of a gamma stage.
+	Burstiness float64 `yaml:"burstiness"`
+}
+
+// LoRAAdapter is one entry of a LoRA traffic split.
+type LoRAAdapter struct {
+	// Name is the adapter sent as the request's model (the base model may be an entry too).
+	Name string `yaml:"name"`
+	// Split is the entry's share of the requests; the shares of a split sum to 1.
+	Split float64 `yaml:"split"`
 }
 
 // Request configures the body of each request.
@@ -113,6 +140,9 @@ type Request struct {
 	// CacheBust prefixes every prompt with a unique nonce so prefix caches cannot hide prefill
 	// cost. Default true.
 	CacheBust *bool `yaml:"cache_bust"`
+	// LoRATrafficSplit spreads the requests over LoRA adapters by share; each request picks
+	// one from the target's seed and sends its name as the model (label `adapter`).
+	LoRATrafficSplit []LoRAAdapter `yaml:"lora_traffic_split"`
 }
 
 // Warmup configures the warmup gate.
@@ -146,7 +176,7 @@ type Metrics struct {
 	Interval time.Duration `yaml:"interval"`
 	// Timeout bounds one scrape.
 	Timeout time.Duration `yaml:"timeout"`
-	// Engine selects the naming table: auto, vllm, sglang, tgi, llamacpp, triton-trtllm, trtllm-serve.
+	// Engine selects the naming table: auto or one of the engines collector/server registers.
 	Engine string `yaml:"engine"`
 	// Passthrough lists regexes of server metric names re-exposed raw.
 	Passthrough []string `yaml:"passthrough"`

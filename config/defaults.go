@@ -19,8 +19,6 @@ const (
 	DefaultIdleTimeout = 30 * time.Second
 	// DefaultMaxResponseBytes is Target.MaxResponseBytes's default: 16 MiB.
 	DefaultMaxResponseBytes = 16 << 20
-	// DefaultRate is Traffic.Rate's default, in requests per second.
-	DefaultRate = 1.0
 	// DefaultMaxInFlight is Traffic.MaxInFlight's default.
 	DefaultMaxInFlight = 64
 	// DefaultMaxTokens is Request.MaxTokens's default.
@@ -41,24 +39,30 @@ const (
 	DefaultMetricsEngine = "auto"
 )
 
-// DefaultPath returns the API path appended to a target's URL when path is not set, or "" for
-// an unknown API.
-func DefaultPath(api string) string {
-	switch api {
-	case APIOpenAIChat:
-		return "/v1/chat/completions"
-	case APIOpenAICompletions:
-		return "/v1/completions"
-	}
-	return ""
+// ApplyDefaults fills every unset (zero) field of a Config built in code with its default, the
+// same way Parse does for a file, the extensions' defaults included. Parse is more precise:
+// there a field written explicitly as zero keeps that zero (and validation then reports it
+// where it is invalid), while here zero always means unset.
+func (c *Config) ApplyDefaults(ext ...Extension) {
+	applyDefaults(c, nil)
+	applyExtensionDefaults(c, nil, ext)
 }
 
-// ApplyDefaults fills every unset (zero) field of a Config built in code with its default, the
-// same way Parse does for a file. Parse is more precise: there a field written explicitly as
-// zero keeps that zero (and validation then reports it where it is invalid), while here zero
-// always means unset.
-func (c *Config) ApplyDefaults() {
-	applyDefaults(c, nil)
+// applyExtensionDefaults runs every extension's Defaults on every target.
+func applyExtensionDefaults(c *Config, set map[string]bool, ext []Extension) {
+	for i := range c.Targets {
+		given := givenFunc(set, i)
+		for _, e := range ext {
+			e.Defaults(&c.Targets[i], given)
+		}
+	}
+}
+
+// givenFunc reports, for target i, whether the file set a field given by its path relative to
+// the target; with a nil set (a Config built in code) nothing was set.
+func givenFunc(set map[string]bool, i int) func(string) bool {
+	prefix := fmt.Sprintf("targets[%d].", i)
+	return func(field string) bool { return set[prefix+field] }
 }
 
 // applyDefaults fills unset fields. set reports whether the file gave a path a value; with a
@@ -69,12 +73,6 @@ func applyDefaults(c *Config, set map[string]bool) {
 		p := fmt.Sprintf("targets[%d].", i)
 		unset := func(field string, zero bool) bool { return zero && !set[p+field] }
 
-		if unset("api", t.API == "") {
-			t.API = APIOpenAIChat
-		}
-		if unset("path", t.Path == "") {
-			t.Path = DefaultPath(t.API)
-		}
 		if unset("timeout", t.Timeout == 0) {
 			t.Timeout = DefaultTimeout
 		}
@@ -97,12 +95,6 @@ func applyDefaults(c *Config, set map[string]bool) {
 		}
 
 		tr := &t.Traffic
-		if unset("traffic.pacer", tr.Pacer == "") {
-			tr.Pacer = PacerConstant
-		}
-		if unset("traffic.rate", tr.Rate == 0) {
-			tr.Rate = DefaultRate
-		}
 		if unset("traffic.max_in_flight", tr.MaxInFlight == 0) {
 			tr.MaxInFlight = DefaultMaxInFlight
 		}
@@ -159,36 +151,6 @@ func capAt(d, limit time.Duration) time.Duration {
 		return limit
 	}
 	return d
-}
-
-// Default returns the built-in configuration the daemon runs when it is given no file: one
-// target, "simulator", probing the embedded simulator at simulatorURL (e.g.
-// "http://127.0.0.1:8000") gently enough that a newcomer sees every series within seconds.
-func Default(simulatorURL string) *Config {
-	c := &Config{Targets: []Target{{
-		Name:  "simulator",
-		URL:   simulatorURL,
-		API:   APIOpenAIChat,
-		Model: "inferprobe-sim",
-		Traffic: Traffic{
-			Pacer: PacerConstant,
-			Rate:  1,
-		},
-		Request: Request{
-			InputTokens: 128,
-			MaxTokens:   32,
-			IgnoreEOS:   true,
-		},
-		Warmup: Warmup{
-			Requests:    3,
-			MinDuration: 2 * time.Second,
-			MaxDuration: time.Minute,
-		},
-		// The simulator serves vLLM-style metrics, so the server-side series show up too.
-		Metrics: &Metrics{Engine: "vllm"},
-	}}}
-	c.ApplyDefaults()
-	return c
 }
 
 // RequestURL returns the URL requests are sent to: the target URL with the API path appended.

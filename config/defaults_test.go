@@ -21,24 +21,21 @@ func TestDefaultsOfMinimalTarget(t *testing.T) {
 	want := Target{
 		Name:             "t",
 		URL:              "http://127.0.0.1:8000",
-		Path:             "/v1/chat/completions",
-		API:              APIOpenAIChat,
 		Model:            "m",
 		Timeout:          60 * time.Second,
 		ConnectTimeout:   5 * time.Second,
 		FirstByteTimeout: 60 * time.Second,
 		IdleTimeout:      30 * time.Second,
 		MaxResponseBytes: 16 << 20,
-		Traffic:          Traffic{Pacer: PacerConstant, Rate: 1, MaxInFlight: 64},
+		Traffic:          Traffic{MaxInFlight: 64},
 		Request:          Request{InputTokens: 128, MaxTokens: 64, CacheBust: &on},
 		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute},
 	}
 	if got := c.Targets[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
-	if got := c.Targets[0].RequestURL(); got != "http://127.0.0.1:8000/v1/chat/completions" {
-		t.Errorf("RequestURL() = %q", got)
-	}
+	// api, path, pacer and rate depend on registered kinds: the extensions' defaults are
+	// tested in the engine package, with the real registries.
 }
 
 func TestDefaultsDependOnOtherFields(t *testing.T) {
@@ -47,11 +44,6 @@ func TestDefaultsDependOnOtherFields(t *testing.T) {
 		extra []string
 		check func(t *testing.T, tg Target)
 	}{
-		{"completions api picks its path", []string{"    api: openai-completions"}, func(t *testing.T, tg Target) {
-			if tg.Path != "/v1/completions" {
-				t.Errorf("path = %q", tg.Path)
-			}
-		}},
 		{"explicit path kept", []string{"    path: /openai/v1/chat/completions?api-version=2024-06-01"}, func(t *testing.T, tg Target) {
 			if tg.Path != "/openai/v1/chat/completions?api-version=2024-06-01" {
 				t.Errorf("path = %q", tg.Path)
@@ -102,9 +94,9 @@ func TestDefaultsDependOnOtherFields(t *testing.T) {
 				t.Errorf("min_duration = %v", tg.Warmup.MinDuration)
 			}
 		}},
-		{"null value means unset", []string{"    traffic:", "      rate:"}, func(t *testing.T, tg Target) {
-			if tg.Traffic.Rate != 1 {
-				t.Errorf("rate = %v, want default 1", tg.Traffic.Rate)
+		{"null value means unset", []string{"    traffic:", "      max_in_flight:"}, func(t *testing.T, tg Target) {
+			if tg.Traffic.MaxInFlight != DefaultMaxInFlight {
+				t.Errorf("max_in_flight = %v, want default %d", tg.Traffic.MaxInFlight, DefaultMaxInFlight)
 			}
 		}},
 		{"no metrics block means no scrape", nil, func(t *testing.T, tg Target) {
@@ -141,50 +133,6 @@ func TestMetricsURLDefaultKeepsBasePath(t *testing.T) {
 	if got := c.Targets[0].Metrics.URL; got != "https://gw.example.com/team-a/metrics" {
 		t.Errorf("metrics url = %q", got)
 	}
-	if got := c.Targets[0].RequestURL(); got != "https://gw.example.com/team-a/v1/chat/completions" {
-		t.Errorf("RequestURL() = %q", got)
-	}
-}
-
-func TestDefaultConfig(t *testing.T) {
-	c := Default("http://127.0.0.1:8000")
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Default config does not validate: %v", err)
-	}
-	if len(c.Targets) != 1 {
-		t.Fatalf("%d targets, want 1", len(c.Targets))
-	}
-	tg := c.Targets[0]
-	checks := []struct {
-		name      string
-		got, want any
-	}{
-		{"name", tg.Name, "simulator"},
-		{"api", tg.API, APIOpenAIChat},
-		{"model", tg.Model, "inferprobe-sim"},
-		{"pacer", tg.Traffic.Pacer, PacerConstant},
-		{"rate", tg.Traffic.Rate, 1.0},
-		{"input tokens", tg.Request.InputTokens, 128},
-		{"max tokens", tg.Request.MaxTokens, 32},
-		{"ignore eos", tg.Request.IgnoreEOS, true},
-		{"warmup requests", tg.Warmup.Requests, 3},
-		{"warmup min", tg.Warmup.MinDuration, 2 * time.Second},
-		{"warmup max", tg.Warmup.MaxDuration, time.Minute},
-		{"request url", tg.RequestURL(), "http://127.0.0.1:8000/v1/chat/completions"},
-		{"metrics url", tg.Metrics.URL, "http://127.0.0.1:8000/metrics"},
-		{"timeout", tg.Timeout, DefaultTimeout},
-	}
-	for _, ch := range checks {
-		if ch.got != ch.want {
-			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
-		}
-	}
-	// Two calls share nothing: the daemon may change one.
-	d := Default("http://127.0.0.1:8000")
-	*d.Targets[0].Request.CacheBust = false
-	if !*c.Targets[0].Request.CacheBust {
-		t.Error("Default configs share state")
-	}
 }
 
 func TestApplyDefaultsThenValidateCodeConfig(t *testing.T) {
@@ -197,10 +145,10 @@ func TestApplyDefaultsThenValidateCodeConfig(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", c.Targets[0])
 	}
 	// Validate without positions still names the field.
-	c.Targets[0].Traffic.Rate = -1
+	c.Targets[0].Traffic.MaxInFlight = -1
 	errs := asErrors(t, c.Validate())
-	checkErrors(t, errs, []wantErr{{"targets[0].traffic.rate", 0, "must be > 0"}})
-	if got := errs.Error(); got != "targets[0].traffic.rate: must be > 0 and ≤ 100000 requests per second, not -1" {
+	checkErrors(t, errs, []wantErr{{"targets[0].traffic.max_in_flight", 0, "must be ≥ 1"}})
+	if got := errs.Error(); got != "targets[0].traffic.max_in_flight: must be ≥ 1" {
 		t.Errorf("Error() = %q", got)
 	}
 }

@@ -26,9 +26,12 @@ func TestDocsListEveryField(t *testing.T) {
 		heading string
 		typ     reflect.Type
 	}{
+		{"## How the file is read", reflect.TypeOf(Config{})},
 		{"### target", reflect.TypeOf(Target{})},
 		{"### tls", reflect.TypeOf(TLS{})},
 		{"### traffic", reflect.TypeOf(Traffic{})},
+		{"#### stages", reflect.TypeOf(Stage{})},
+		{"#### lora_traffic_split", reflect.TypeOf(LoRAAdapter{})},
 		{"### request", reflect.TypeOf(Request{})},
 		{"### warmup", reflect.TypeOf(Warmup{})},
 		{"### slo", reflect.TypeOf(SLO{})},

@@ -92,13 +92,11 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 			[]wantErr{{"targets[0].url", 3, "credentials"}}},
 		{"url bad port", doc("targets:", "  - name: t", "    url: http://h:99999", "    model: m"),
 			[]wantErr{{"targets[0].url", 3, "port"}}},
-		{"url includes api path", doc("targets:", "  - name: t", "    url: http://h:8000/v1/chat/completions", "    model: m"),
+		{"url includes api path", doc("targets:", "  - name: t", "    url: http://h:8000/v1/chat/completions", "    model: m", "    path: /v1/chat/completions"),
 			[]wantErr{{"targets[0].url", 3, "server root"}}},
-		{"url ends in v1", doc("targets:", "  - name: t", "    url: http://h:11434/v1/", "    model: m"),
+		{"url ends in v1", doc("targets:", "  - name: t", "    url: http://h:11434/v1/", "    model: m", "    path: /v1/chat/completions"),
 			[]wantErr{{"targets[0].url", 3, "drop /v1"}}},
 		// api and path
-		{"api unknown", base("    api: anthropic"),
-			[]wantErr{{"targets[0].api", 5, `not "anthropic"`}}},
 		{"path without slash", base("    path: v1/chat/completions"),
 			[]wantErr{{"targets[0].path", 5, "must start with /"}}},
 		{"path empty", base(`    path: ""`),
@@ -151,16 +149,19 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"tls pair not pem", base("    tls:", "      cert_file: "+notPEM, "      key_file: "+notPEM),
 			[]wantErr{{"targets[0].tls.cert_file", 6, "cannot load the client certificate"}}},
 		// traffic
-		{"pacer unknown", base("    traffic:", "      pacer: gamma"),
-			[]wantErr{{"targets[0].traffic.pacer", 6, `not "gamma"`}}},
-		{"rate zero", base("    traffic:", "      rate: 0"),
-			[]wantErr{{"targets[0].traffic.rate", 6, "must be > 0"}}},
-		{"rate too high", base("    traffic:", "      rate: 1e6"),
-			[]wantErr{{"targets[0].traffic.rate", 6, "≤ 100000"}}},
-		{"rate not finite", base("    traffic:", "      rate: .inf"),
-			[]wantErr{{"targets[0].traffic.rate", 6, "finite"}}},
 		{"max in flight zero", base("    traffic:", "      max_in_flight: 0"),
 			[]wantErr{{"targets[0].traffic.max_in_flight", 6, "≥ 1"}}},
+		// LoRA split
+		{"lora splits do not sum to 1", base("    request:", "      lora_traffic_split:", "        - {name: a, split: 0.3}", "        - {name: b, split: 0.3}"),
+			[]wantErr{{"targets[0].request.lora_traffic_split", 6, "must sum to 1"}}},
+		{"lora split name empty", base("    request:", "      lora_traffic_split:", "        - {name: '', split: 0.5}", "        - {name: b, split: 0.5}"),
+			[]wantErr{{"targets[0].request.lora_traffic_split[0].name", 7, "required"}}},
+		{"lora split name duplicate", base("    request:", "      lora_traffic_split:", "        - {name: a, split: 0.5}", "        - {name: a, split: 0.5}"),
+			[]wantErr{{"targets[0].request.lora_traffic_split[1].name", 8, "duplicate adapter"}}},
+		{"lora split share out of range", base("    request:", "      lora_traffic_split:", "        - {name: a, split: 1.5}", "        - {name: b, split: -0.5}"),
+			[]wantErr{{"targets[0].request.lora_traffic_split[0].split", 7, "must be > 0 and ≤ 1"}, {"targets[0].request.lora_traffic_split[1].split", 8, "must be > 0 and ≤ 1"}}},
+		{"lora split empty list", base("    request:", "      lora_traffic_split: []"),
+			[]wantErr{{"targets[0].request.lora_traffic_split", 6, "must not be empty"}}},
 		// request
 		{"prompt and input tokens", base("    request:", "      prompt: hi", "      input_tokens: 10"),
 			[]wantErr{{"targets[0].request.input_tokens", 7, "together with prompt"}}},
@@ -203,8 +204,6 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 			[]wantErr{{"targets[0].metrics.interval", 6, "must be > 0"}}},
 		{"metrics timeout above interval", base("    metrics:", "      interval: 5s", "      timeout: 6s"),
 			[]wantErr{{"targets[0].metrics.timeout", 7, "must not exceed interval"}}},
-		{"metrics engine unknown", base("    metrics:", "      engine: ollama"),
-			[]wantErr{{"targets[0].metrics.engine", 6, `not "ollama"`}}},
 		{"metrics passthrough bad regexp", base("    metrics:", "      passthrough:", "        - 'vllm:.*'", "        - 'vllm:(unclosed'"),
 			[]wantErr{{"targets[0].metrics.passthrough[1]", 8, "not a valid regular expression"}}},
 		// document level
@@ -330,7 +329,7 @@ func TestParseCollectsAllErrorsInFileOrder(t *testing.T) {
 		"    model: m",                   // 4
 		"    timeout: 5 sec",             // 5: type error
 		"    traffic:",                   // 6
-		"      rate: -1",                 // 7: validation error
+		"      max_in_flight: -1",        // 7: validation error
 		"      burst: 2",                 // 8: unknown field
 		"  - name: a",                    // 9: duplicate name
 		"    url: ftp://x",               // 10: bad scheme
@@ -340,7 +339,7 @@ func TestParseCollectsAllErrorsInFileOrder(t *testing.T) {
 	_, err := Parse([]byte(y))
 	checkErrors(t, asErrors(t, err), []wantErr{
 		{"targets[0].timeout", 5, "as a duration"},
-		{"targets[0].traffic.rate", 7, "must be > 0"},
+		{"targets[0].traffic.max_in_flight", 7, "≥ 1"},
 		{"targets[0].traffic.burst", 8, "unknown field"},
 		{"targets[1].name", 9, "duplicate target name"},
 		{"targets[1].model", 9, "required"},

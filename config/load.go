@@ -20,7 +20,11 @@ const maxKeyFileSize = 64 << 10
 // A problem with the content comes back as Errors (every problem, each naming its field path
 // and line; the file name is not repeated in them); a file that cannot be read comes back
 // as a wrapped os error.
-func Load(path string) (*Config, error) {
+//
+// ext supply the registered kinds (see Extension); without them, names such as the API
+// flavour and the pacer are neither defaulted nor checked. The engine package's Load passes
+// every registry's extension.
+func Load(path string, ext ...Extension) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
@@ -29,7 +33,7 @@ func Load(path string) (*Config, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	c, m, errs := parse(data, dir)
+	c, m, errs := parse(data, dir, ext)
 	if errs != nil {
 		return nil, errs
 	}
@@ -42,9 +46,9 @@ func Load(path string) (*Config, error) {
 // Parse parses a configuration held in memory, strictly (unknown keys, duplicate keys and
 // values of the wrong type are errors), applies defaults and validates it. It returns Errors
 // listing every problem. Relative file paths stay relative to the working directory, and API
-// keys are not loaded: call LoadSecrets for that.
-func Parse(data []byte) (*Config, error) {
-	c, _, errs := parse(data, "")
+// keys are not loaded: call LoadSecrets for that. ext are as for Load.
+func Parse(data []byte, ext ...Extension) (*Config, error) {
+	c, _, errs := parse(data, "", ext)
 	if errs != nil {
 		return nil, errs
 	}
@@ -53,7 +57,7 @@ func Parse(data []byte) (*Config, error) {
 
 // parse is Parse with relative paths resolved against dir (when not empty). It also returns
 // what it learnt about the source, so that later errors (secrets) can name lines too.
-func parse(data []byte, dir string) (*Config, *meta, Errors) {
+func parse(data []byte, dir string, ext []Extension) (*Config, *meta, Errors) {
 	c := &Config{}
 	m := newMeta()
 	errs, usable := decodeDocument(data, c, m)
@@ -64,7 +68,8 @@ func parse(data []byte, dir string) (*Config, *meta, Errors) {
 		resolvePaths(c, dir)
 	}
 	applyDefaults(c, m.set)
-	errs = append(errs, validate(c, m)...)
+	applyExtensionDefaults(c, m.set, ext)
+	errs = append(errs, validate(c, m, ext)...)
 	if len(errs) > 0 {
 		return nil, nil, errs.sorted()
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,14 +24,12 @@ const (
 	MaxTokensLimit = 1 << 20
 )
 
-// metricsEngines are the naming tables the collector knows, in the order the docs list them.
-const metricsEngines = "auto|vllm|sglang|tgi|llamacpp|triton-trtllm|trtllm-serve"
-
 // Validate checks a Config whose defaults are already applied (by Parse, Load or
-// ApplyDefaults) and returns Errors listing every problem, or nil. Errors carry line numbers
-// only when the Config came from Parse or Load, which validate as they go.
-func (c *Config) Validate() error {
-	return validate(c, nil).err()
+// ApplyDefaults, with the same extensions) and returns Errors listing every problem, or nil.
+// Errors carry line numbers only when the Config came from Parse or Load, which validate as
+// they go.
+func (c *Config) Validate(ext ...Extension) error {
+	return validate(c, nil, ext).err()
 }
 
 // validator collects validation errors, locating each with the positions the decoder found.
@@ -81,7 +80,7 @@ func (v *validator) errorf(l loc, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Path: l.path, Line: l.line, Column: l.col, Msg: fmt.Sprintf(format, args...)})
 }
 
-func validate(c *Config, m *meta) Errors {
+func validate(c *Config, m *meta, ext []Extension) Errors {
 	v := &validator{m: m}
 	root := v.locate(loc{}, "")
 	targets := v.at(root, "targets")
@@ -89,10 +88,51 @@ func validate(c *Config, m *meta) Errors {
 		v.errorf(targets, "at least one target is required")
 	}
 	names := map[string]loc{}
+	var set map[string]bool
+	if m != nil {
+		set = m.set
+	}
 	for i := range c.Targets {
-		v.target(&c.Targets[i], v.item(targets, i), names)
+		tl := v.item(targets, i)
+		v.target(&c.Targets[i], tl, names)
+		given := givenFunc(set, i)
+		for _, e := range ext {
+			e.Check(&c.Targets[i], given, func(field, format string, args ...any) {
+				v.errorf(v.nearest(tl, field), format, args...)
+			})
+		}
 	}
 	return v.errs.sorted()
+}
+
+// nearest locates a field given by its path relative to parent, reporting the position of
+// the field itself or, when the file does not hold it, of its nearest ancestor that it does.
+func (v *validator) nearest(parent loc, field string) loc {
+	// field is a path of plain keys and [i] indexes ("traffic.stages[2].rate"), written by
+	// code, so it is appended as is.
+	full := parent.path + "." + field
+	if parent.path == "" {
+		full = field
+	}
+	l := loc{path: full, line: parent.line, col: parent.col, failed: parent.failed}
+	if v.m == nil {
+		return l
+	}
+	for p := full; len(p) > len(parent.path); {
+		if v.m.failed[p] {
+			l.failed = true
+		}
+		if pos, ok := v.m.pos[p]; ok {
+			l.line, l.col = pos.line, pos.col
+			break
+		}
+		cut := strings.LastIndexAny(p, ".[")
+		if cut <= 0 {
+			break
+		}
+		p = p[:cut]
+	}
+	return l
 }
 
 func (v *validator) target(t *Target, tl loc, names map[string]loc) {
@@ -117,17 +157,12 @@ func (v *validator) target(t *Target, tl loc, names map[string]loc) {
 		v.errorf(u, "%s", urlMsg)
 	}
 
-	api := v.at(tl, "api")
-	if DefaultPath(t.API) == "" {
-		v.errorf(api, "must be %s or %s, not %s", APIOpenAIChat, APIOpenAICompletions, quote(t.API))
-	}
-
 	path := v.at(tl, "path")
 	switch {
-	case t.Path == "" && DefaultPath(t.API) == "":
-		// The api error above explains why there is no default path.
+	case t.Path == "" && !v.given(path):
+		// No default: the API flavour is unknown, and its extension says so.
 	case t.Path == "":
-		v.errorf(path, "must not be empty (omit it to use %s)", DefaultPath(t.API))
+		v.errorf(path, "must not be empty (omit it to use the API's default path)")
 	case !strings.HasPrefix(t.Path, "/"):
 		v.errorf(path, "must start with /")
 	case hasControl(t.Path) || strings.ContainsAny(t.Path, " #"):
@@ -278,13 +313,8 @@ func (v *validator) tls(c TLS, l loc) {
 	}
 }
 
+// traffic checks what every pacer shares; the pacer kind's own fields are its extension's.
 func (v *validator) traffic(t Traffic, l loc) {
-	if t.Pacer != PacerConstant && t.Pacer != PacerPoisson {
-		v.errorf(v.at(l, "pacer"), "must be %s or %s, not %s", PacerConstant, PacerPoisson, quote(t.Pacer))
-	}
-	if !(t.Rate > 0 && t.Rate <= MaxRate) {
-		v.errorf(v.at(l, "rate"), "must be > 0 and ≤ %d requests per second, not %g", MaxRate, t.Rate)
-	}
 	if t.MaxInFlight < 1 {
 		v.errorf(v.at(l, "max_in_flight"), "must be ≥ 1")
 	}
@@ -323,6 +353,45 @@ func (v *validator) request(r Request, l loc) {
 	if _, err := json.Marshal(r.ExtraBody); err != nil {
 		v.errorf(eb, "cannot be encoded as JSON: %v", err)
 	}
+	v.loraSplit(r.LoRATrafficSplit, v.at(l, "lora_traffic_split"))
+}
+
+// loraSplitTolerance is how far from 1 the shares of a LoRA split may sum (rounding in
+// hand-written decimals such as 0.33 + 0.33 + 0.34 is exact enough; 0.3 + 0.3 + 0.3 is not).
+const loraSplitTolerance = 1e-6
+
+func (v *validator) loraSplit(split []LoRAAdapter, l loc) {
+	if len(split) == 0 {
+		if v.given(l) {
+			v.errorf(l, "must not be empty (omit it to send every request to the base model)")
+		}
+		return
+	}
+	seen := map[string]int{}
+	sum, ok := 0.0, true
+	for i, a := range split {
+		il := v.item(l, i)
+		switch {
+		case a.Name == "":
+			v.errorf(v.at(il, "name"), "required (the adapter name the server serves, or the base model's name)")
+		case hasControl(a.Name) || strings.ContainsAny(a.Name, " \t"):
+			v.errorf(v.at(il, "name"), "%s must not contain spaces or control characters", quote(a.Name))
+		default:
+			if first, dup := seen[a.Name]; dup {
+				v.errorf(v.at(il, "name"), "duplicate adapter %s (also entry %d)", quote(a.Name), first)
+			} else {
+				seen[a.Name] = i
+			}
+		}
+		if !(a.Split > 0 && a.Split <= 1) {
+			v.errorf(v.at(il, "split"), "must be > 0 and ≤ 1, not %g", a.Split)
+			ok = false
+		}
+		sum += a.Split
+	}
+	if ok && math.Abs(sum-1) > loraSplitTolerance {
+		v.errorf(l, "splits must sum to 1 (within %g), not %g", loraSplitTolerance, sum)
+	}
 }
 
 func (v *validator) warmup(w Warmup, l loc) {
@@ -355,9 +424,6 @@ func (v *validator) metrics(m *Metrics, l loc, targetURLOK bool) {
 		v.errorf(timeout, "must be > 0")
 	case m.Interval > 0 && m.Timeout > m.Interval && !interval.failed:
 		v.errorf(timeout, "%s must not exceed interval (%s)", m.Timeout, m.Interval)
-	}
-	if !strings.Contains("|"+metricsEngines+"|", "|"+m.Engine+"|") || m.Engine == "" {
-		v.errorf(v.at(l, "engine"), "must be one of %s, not %s", strings.ReplaceAll(metricsEngines, "|", ", "), quote(m.Engine))
 	}
 	pl := v.at(l, "passthrough")
 	for i, re := range m.Passthrough {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/inferprobe/inferprobe/config"
@@ -22,14 +23,16 @@ type Client interface {
 	Do(ctx context.Context, req traffic.Request, rec *Record)
 }
 
-// NewClient returns the client for a target's API flavour.
+// NewClient returns the client for a target's API flavour, from the registry.
 func NewClient(t config.Target) (Client, error) {
-	switch t.API {
-	case config.APIOpenAIChat, config.APIOpenAICompletions:
-		return NewOpenAIClient(t)
-	default:
-		return nil, fmt.Errorf("unsupported api %q", t.API)
+	api, ok := LookupAPI(t.API)
+	if !ok {
+		return nil, fmt.Errorf("api: unknown flavour %q (registered: %s)", t.API, strings.Join(APINames(), ", "))
 	}
+	if t.Path == "" {
+		t.Path = api.Path
+	}
+	return api.New(t)
 }
 
 // Timeout causes, told apart so that every timeout is classed as one and logs say which.

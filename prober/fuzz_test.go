@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/inferprobe/inferprobe/config"
 )
 
 // FuzzOpenAIStream feeds arbitrary response bodies to the stream reader: it must never panic,
@@ -21,7 +19,7 @@ func FuzzOpenAIStream(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"message\":\"x\",\"code\":\"429\"}}\n\n"))
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"completion_tokens\":-3}}\n\ndata: [DONE]\n\n"))
 	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":null}\n\n"))
-	c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", config.APIOpenAIChat))
+	c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", APIOpenAIChat))
 	if err != nil {
 		f.Fatal(err)
 	}

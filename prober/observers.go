@@ -1,51 +1,134 @@
 package prober
 
-import "time"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
 
 // Observers fans every event out to each observer in order, so one run feeds the Prometheus
-// collector, a report builder and tests alike.
+// collector, a report builder and tests alike. Every member must itself not block (wrap slow
+// ones in a Queue).
 type Observers []Observer
 
 var _ Observer = Observers(nil)
 
-// RequestStarted implements Observer.
-func (os Observers) RequestStarted(t *TargetInfo) {
+// Observe implements Observer.
+func (os Observers) Observe(ev Event) {
 	for _, o := range os {
-		o.RequestStarted(t)
+		o.Observe(ev)
 	}
 }
 
-// RequestFinished implements Observer.
-func (os Observers) RequestFinished(r *Record) {
-	for _, o := range os {
-		o.RequestFinished(r)
+// DefaultQueueLimit is the most events a Queue holds before it drops new ones.
+const DefaultQueueLimit = 1 << 20
+
+// Queue hands events to an observer that may be slow, from a goroutine of its own, so the run
+// loop never waits on it: Observe copies the event (and its record) into a pending list under
+// a short lock and returns. Events keep their order. Past limit pending events, new events are
+// dropped and counted (Dropped) rather than delaying the prober or growing without bound; at
+// 1 Mi events that is minutes of backlog even at thousands of requests per second.
+//
+// The owner calls Run (typically on a goroutine) and, once no more events can come, Close,
+// which lets Run deliver what is pending and return.
+type Queue struct {
+	next  Observer
+	limit int
+
+	mu      sync.Mutex
+	pending []Event
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	dropped atomic.Uint64
+
+	records sync.Pool // *Record copies, returned after delivery
+}
+
+// NewQueue returns a queue in front of next; limit ≤ 0 means DefaultQueueLimit.
+func NewQueue(next Observer, limit int) *Queue {
+	if limit <= 0 {
+		limit = DefaultQueueLimit
+	}
+	q := &Queue{next: next, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	q.records.New = func() any { return &Record{} }
+	return q
+}
+
+// Observe implements Observer: it never blocks on the observer behind the queue.
+func (q *Queue) Observe(ev Event) {
+	if ev.Record != nil {
+		cp := q.records.Get().(*Record)
+		ev.Record.CopyTo(cp)
+		ev.Record = cp
+	}
+	q.mu.Lock()
+	if q.closed || len(q.pending) >= q.limit {
+		q.mu.Unlock()
+		q.dropped.Add(1)
+		if ev.Record != nil {
+			q.records.Put(ev.Record)
+		}
+		return
+	}
+	q.pending = append(q.pending, ev)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
 }
 
-// RequestDropped implements Observer.
-func (os Observers) RequestDropped(t *TargetInfo) {
-	for _, o := range os {
-		o.RequestDropped(t)
+// Dropped returns how many events were dropped because the queue was full or closed.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Run delivers events until Close is called and everything pending was delivered, or ctx ends
+// (then pending events are dropped). It returns when done; call it once.
+func (q *Queue) Run(ctx context.Context) {
+	defer close(q.done)
+	var batch []Event
+	for {
+		q.mu.Lock()
+		batch, q.pending = q.pending, batch[:0]
+		closed := q.closed
+		q.mu.Unlock()
+		for i := range batch {
+			if ctx.Err() != nil {
+				q.dropped.Add(uint64(len(batch) - i))
+				return
+			}
+			q.next.Observe(batch[i])
+			if r := batch[i].Record; r != nil {
+				q.records.Put(r)
+			}
+			batch[i] = Event{}
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+		if len(batch) > 0 {
+			continue // more may have come while delivering
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
-// WarmupChanged implements Observer.
-func (os Observers) WarmupChanged(t *TargetInfo, complete, forced bool) {
-	for _, o := range os {
-		o.WarmupChanged(t, complete, forced)
+// Close stops accepting events and waits until Run has delivered the pending ones and
+// returned (or until ctx ends). Call it after the runners that feed the queue have stopped.
+func (q *Queue) Close(ctx context.Context) {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
-}
-
-// ColdStart implements Observer.
-func (os Observers) ColdStart(t *TargetInfo, ttft time.Duration) {
-	for _, o := range os {
-		o.ColdStart(t, ttft)
-	}
-}
-
-// TargetRate implements Observer.
-func (os Observers) TargetRate(t *TargetInfo, rps float64) {
-	for _, o := range os {
-		o.TargetRate(t, rps)
+	select {
+	case <-q.done:
+	case <-ctx.Done():
 	}
 }

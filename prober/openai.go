@@ -64,7 +64,7 @@ func NewOpenAIClient(t config.Target) (*OpenAIClient, error) {
 		http:        &http.Client{Transport: tr, CheckRedirect: noRedirects},
 		transport:   tr,
 		url:         strings.TrimRight(t.URL, "/") + t.Path,
-		chat:        t.API == config.APIOpenAIChat,
+		chat:        t.API == APIOpenAIChat,
 		model:       t.Model,
 		header:      h,
 		maxBytes:    t.MaxResponseBytes,

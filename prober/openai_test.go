@@ -17,7 +17,7 @@ import (
 
 func testTarget(url string, api string) config.Target {
 	path := "/v1/chat/completions"
-	if api == config.APIOpenAICompletions {
+	if api == APIOpenAICompletions {
 		path = "/v1/completions"
 	}
 	return config.Target{
@@ -49,7 +49,7 @@ func do(t *testing.T, h http.Handler, mutate func(*config.Target)) *Record {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	tgt := testTarget(srv.URL, config.APIOpenAIChat)
+	tgt := testTarget(srv.URL, APIOpenAIChat)
 	if mutate != nil {
 		mutate(&tgt)
 	}
@@ -134,13 +134,13 @@ func TestOpenAIServerFormats(t *testing.T) {
 		promptSource   string
 		wantFirstAfter int // events before the first token chunk, for the TTFT lower bound
 	}{
-		{"vllm chat", config.APIOpenAIChat, vllmChat, 3, 4, SourceUsage, 12, SourceUsage, 2},
-		{"llama.cpp usage on last chunk", config.APIOpenAIChat, llamacppChat, 2, 2, SourceUsage, 9, SourceUsage, 2},
-		{"tgi messages api", config.APIOpenAIChat, tgiChat, 2, 2, SourceUsage, 5, SourceUsage, 1},
-		{"ollama", config.APIOpenAIChat, ollamaChat, 2, 2, SourceUsage, 26, SourceUsage, 1},
-		{"reasoning content", config.APIOpenAIChat, reasoningChat, 3, 3, SourceChunks, 3, SourceEstimate, 2},
-		{"no usage, no [DONE], CRLF", config.APIOpenAIChat, noUsageNoDone, 3, 3, SourceChunks, 3, SourceEstimate, 2},
-		{"completions", config.APIOpenAICompletions, vllmCompletions, 2, 2, SourceUsage, 3, SourceUsage, 1},
+		{"vllm chat", APIOpenAIChat, vllmChat, 3, 4, SourceUsage, 12, SourceUsage, 2},
+		{"llama.cpp usage on last chunk", APIOpenAIChat, llamacppChat, 2, 2, SourceUsage, 9, SourceUsage, 2},
+		{"tgi messages api", APIOpenAIChat, tgiChat, 2, 2, SourceUsage, 5, SourceUsage, 1},
+		{"ollama", APIOpenAIChat, ollamaChat, 2, 2, SourceUsage, 26, SourceUsage, 1},
+		{"reasoning content", APIOpenAIChat, reasoningChat, 3, 3, SourceChunks, 3, SourceEstimate, 2},
+		{"no usage, no [DONE], CRLF", APIOpenAIChat, noUsageNoDone, 3, 3, SourceChunks, 3, SourceEstimate, 2},
+		{"completions", APIOpenAICompletions, vllmCompletions, 2, 2, SourceUsage, 3, SourceUsage, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,7 +231,7 @@ func TestOpenAIRequestBody(t *testing.T) {
 }
 
 func TestOpenAICompletionsBodyAndAdapter(t *testing.T) {
-	c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", config.APIOpenAICompletions))
+	c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", APIOpenAICompletions))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestOpenAIDrainIsBounded(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(h))
 	defer srv.Close()
-	c, err := NewOpenAIClient(testTarget(srv.URL, config.APIOpenAIChat))
+	c, err := NewOpenAIClient(testTarget(srv.URL, APIOpenAIChat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestOpenAIConnectionRefused(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	c, err := NewOpenAIClient(testTarget("http://"+addr, config.APIOpenAIChat))
+	c, err := NewOpenAIClient(testTarget("http://"+addr, APIOpenAIChat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestOpenAICanceledByCaller(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	c, err := NewOpenAIClient(testTarget(srv.URL, config.APIOpenAIChat))
+	c, err := NewOpenAIClient(testTarget(srv.URL, APIOpenAIChat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func BenchmarkOpenAIStream(b *testing.B) {
 		_, _ = io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	c, err := NewOpenAIClient(testTarget(srv.URL, config.APIOpenAIChat))
+	c, err := NewOpenAIClient(testTarget(srv.URL, APIOpenAIChat))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -89,6 +89,10 @@ type TargetInfo struct {
 	Model string
 	// SLO holds the objectives used for goodput and bucket boundaries.
 	SLO SLO
+	// Adapters are the LoRA adapters the target's traffic is split over ("" for the base
+	// model), so that collectors create their series before the first request; nil when the
+	// traffic is not split.
+	Adapters []string
 }
 
 // Record is the timing record of one request. Offsets are from Start (t0) and taken with the
@@ -161,20 +165,71 @@ func (r *Record) Reset() {
 	*r = Record{Gaps: gaps}
 }
 
-// Observer receives what the prober sees. Implementations must be safe for concurrent use and
-// must not keep a *Record after RequestFinished returns (records are reused).
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventRequestStarted: a request was handed to the client.
+	EventRequestStarted EventKind = iota + 1
+	// EventRequestFinished: a started request finished; Record holds it.
+	EventRequestFinished
+	// EventRequestDropped: the pacer released a request that the in-flight cap refused.
+	EventRequestDropped
+	// EventWarmup: the gate opened (Complete, and Forced when max_duration forced it) or
+	// re-armed (Complete false).
+	EventWarmup
+	// EventColdStart: Duration is the TTFT of the first request after start or a re-arm.
+	EventColdStart
+	// EventTargetRate: Value is the open-loop rate the pacer aims at now (req/s), 0 in a
+	// closed-loop phase.
+	EventTargetRate
+	// EventTargetConcurrency: Value is the number of requests a closed-loop phase keeps in
+	// flight, 0 in an open-loop phase.
+	EventTargetConcurrency
+	// EventStage: Value is the index of the configured stage that is running now.
+	EventStage
+)
+
+// Event is one thing the prober saw. It is passed by value; only Record points into memory
+// the prober owns.
+type Event struct {
+	// Kind says what happened and which fields are set.
+	Kind EventKind
+	// Target is who it happened to.
+	Target *TargetInfo
+	// Record is the finished request (EventRequestFinished only). The prober owns it and
+	// reuses it once Observe returns: an observer that keeps anything copies it first
+	// (Record.CopyTo).
+	Record *Record
+	// Value carries the rate, concurrency or stage index.
+	Value float64
+	// Duration carries the cold-start TTFT.
+	Duration time.Duration
+	// Complete and Forced describe an EventWarmup.
+	Complete, Forced bool
+}
+
+// Observer receives what the prober sees, one event at a time. Observe is called from the
+// run loop and from request goroutines, concurrently: it must be safe for concurrent use and
+// must not block, since the run loop paces requests between calls. Collectors that only
+// update counters observe directly; anything that may be slow (a report builder, an exporter,
+// a test that sleeps) is wrapped in a Queue, which hands events on from a goroutine of its
+// own. A Record is valid only until Observe returns (see Event.Record).
 type Observer interface {
-	// RequestStarted is called when a request is handed to the client.
-	RequestStarted(t *TargetInfo)
-	// RequestFinished is called once per started request with its complete record.
-	RequestFinished(r *Record)
-	// RequestDropped is called when the pacer released a request the in-flight cap refused.
-	RequestDropped(t *TargetInfo)
-	// WarmupChanged is called when the gate opens (forced says it was forced by max_duration)
-	// or re-arms (complete=false).
-	WarmupChanged(t *TargetInfo, complete, forced bool)
-	// ColdStart reports the TTFT of the first request after start or after the gate re-armed.
-	ColdStart(t *TargetInfo, ttft time.Duration)
-	// TargetRate reports the rate the pacer aims at now, in requests per second.
-	TargetRate(t *TargetInfo, rps float64)
+	Observe(ev Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(ev Event)
+
+// Observe implements Observer.
+func (f ObserverFunc) Observe(ev Event) { f(ev) }
+
+// CopyTo copies r into dst, reusing dst's Gaps backing array, so that dst stays valid after
+// the prober reuses r.
+func (r *Record) CopyTo(dst *Record) {
+	gaps := append(dst.Gaps[:0], r.Gaps...)
+	*dst = *r
+	dst.Gaps = gaps
 }

@@ -17,21 +17,39 @@ const failureLogInterval = 30 * time.Second
 // gateTickInterval is how often a closed gate is re-evaluated when no request is due.
 const gateTickInterval = time.Second
 
+// closedLoopFailurePause is the least time between the start of a failed closed-loop request
+// and the next request of its slot: a dead server fails requests at once, and without a pause
+// a closed loop would turn into a flood of connection attempts.
+const closedLoopFailurePause = 100 * time.Millisecond
+
 // RunnerConfig wires one target's run loop.
 type RunnerConfig struct {
-	Target      *TargetInfo
-	Pacer       traffic.Pacer
-	Source      traffic.Source
-	Client      Client
-	Gate        *Gate
-	Observer    Observer
+	// Target identifies the target in every event.
+	Target *TargetInfo
+	// Plan is the traffic to send. When it has no phases, Pacer is used as one open-ended
+	// open-loop phase.
+	Plan traffic.Plan
+	// Pacer is the schedule of a runner built in code around one pacer (see Plan).
+	Pacer traffic.Pacer
+	// Source builds each request; it is called from the run loop's goroutine only.
+	Source traffic.Source
+	// Client sends each request.
+	Client Client
+	// Gate is the warmup gate.
+	Gate *Gate
+	// Observer receives every event; it must not block (see Observer).
+	Observer Observer
+	// MaxInFlight caps open-loop requests in flight; arrivals beyond it are dropped. Closed-loop
+	// phases keep their concurrency and are not capped.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// Logger receives the run loop's logs.
+	Logger *slog.Logger
 }
 
-// Runner is the open-loop run loop of one target: it releases each request when the pacer says
-// it is due, drops (and counts) what the in-flight cap refuses, and hands every finished record
-// to the gate and then the observer.
+// Runner is the run loop of one target. It runs the plan's phases in turn: an open-loop phase
+// releases each request when the pacer says it is due and drops (and counts) what the in-flight
+// cap refuses; a closed-loop phase keeps its concurrency in flight, sending a new request when
+// one finishes. Every finished record goes to the gate and then the observer.
 type Runner struct {
 	cfg      RunnerConfig
 	inFlight atomic.Int64
@@ -51,13 +69,16 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.MaxInFlight < 1 {
 		cfg.MaxInFlight = 1
 	}
+	if len(cfg.Plan.Phases) == 0 && cfg.Pacer != nil {
+		cfg.Plan = traffic.Plan{Phases: []traffic.Phase{traffic.PacerPhase(cfg.Pacer)}}
+	}
 	r := &Runner{cfg: cfg}
 	r.records.New = func() any { return &Record{Gaps: make([]time.Duration, 0, 64)} }
 	cfg.Gate.SetRearmHook(func(reason string) {
 		r.reportMu.Lock()
 		defer r.reportMu.Unlock()
 		cfg.Logger.Info("warmup gate re-armed", "reason", reason)
-		cfg.Observer.WarmupChanged(cfg.Target, false, false)
+		r.emit(Event{Kind: EventWarmup})
 	})
 	return r
 }
@@ -65,66 +86,159 @@ func NewRunner(cfg RunnerConfig) *Runner {
 // InFlight returns the number of requests started and not finished.
 func (r *Runner) InFlight() int { return int(r.inFlight.Load()) }
 
-// Run sends requests until ctx is done or the pacer ends, then waits for the requests in
+func (r *Runner) emit(ev Event) {
+	ev.Target = r.cfg.Target
+	r.cfg.Observer.Observe(ev)
+}
+
+// Run sends requests until ctx is done or the plan ends, then waits for the requests in
 // flight (which ctx cancels) before it returns.
 func (r *Runner) Run(ctx context.Context) {
 	defer r.wg.Wait()
-	t := r.cfg.Target
-	r.cfg.Observer.WarmupChanged(t, false, false)
+	r.emit(Event{Kind: EventWarmup})
 	r.report(r.cfg.Gate.Tick())
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	lastRate := -1.0
+	plan := r.cfg.Plan
+	if len(plan.Phases) == 0 {
+		return
+	}
 	start := time.Now()
-	for n := uint64(0); ; n++ {
-		at, ok := r.cfg.Pacer.Next(n)
-		if !ok {
-			return
-		}
-		due := start.Add(at)
-		for {
-			wait := time.Until(due)
-			if wait <= 0 {
-				break
+	var (
+		n      uint64        // sequence number of the next request, across phases
+		offset time.Duration // start of the current phase, from start
+	)
+	for cycle := uint64(0); ; cycle++ {
+		for i, ph := range plan.Phases {
+			if plan.Staged {
+				r.emit(Event{Kind: EventStage, Value: float64(i)})
 			}
-			if open, _ := r.cfg.Gate.IsOpen(); !open && wait > gateTickInterval {
-				wait = gateTickInterval // a closed gate may open on time alone
+			r.emit(Event{Kind: EventTargetRate, Value: ph.Rate})
+			r.emit(Event{Kind: EventTargetConcurrency, Value: float64(ph.Concurrency)})
+			var more bool
+			if ph.ClosedLoop() {
+				n, more = r.closedLoop(ctx, timer, start.Add(offset), ph, n)
+			} else {
+				n, more = r.openLoop(ctx, timer, start.Add(offset), ph, cycle, n)
 			}
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
+			if !more || ph.Duration <= 0 {
 				return
-			case <-timer.C:
 			}
-			r.report(r.cfg.Gate.Tick())
+			offset += ph.Duration
 		}
-		if ctx.Err() != nil {
+		if !plan.Loop {
 			return
 		}
-		if rate := r.cfg.Pacer.Rate(at); rate != lastRate {
+	}
+}
+
+// sleepUntil waits until t, re-evaluating a closed gate at least every gateTickInterval (it
+// may open on time alone). It reports false when ctx ended first.
+func (r *Runner) sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
+	for {
+		wait := time.Until(t)
+		if wait <= 0 {
+			return ctx.Err() == nil
+		}
+		if open, _ := r.cfg.Gate.IsOpen(); !open && wait > gateTickInterval {
+			wait = gateTickInterval
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+		}
+		r.report(r.cfg.Gate.Tick())
+	}
+}
+
+// openLoop runs one open-loop phase that starts at phaseStart. It returns the next sequence
+// number and whether the run goes on (false when ctx ended or an open-ended schedule ran out).
+func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, cycle, n uint64) (uint64, bool) {
+	p := ph.Arrivals(cycle)
+	lastRate := ph.Rate
+	for i := uint64(0); ; i++ {
+		at, ok := p.Next(i)
+		if !ok || (ph.Duration > 0 && at >= ph.Duration) {
+			if ph.Duration <= 0 {
+				return n, false
+			}
+			return n, r.sleepUntil(ctx, timer, phaseStart.Add(ph.Duration))
+		}
+		due := phaseStart.Add(at)
+		if !r.sleepUntil(ctx, timer, due) {
+			return n, false
+		}
+		if rate := p.Rate(at); rate != lastRate {
 			lastRate = rate
-			r.cfg.Observer.TargetRate(t, rate)
+			r.emit(Event{Kind: EventTargetRate, Value: rate})
 		}
 		if r.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
-			r.cfg.Observer.RequestDropped(t)
+			r.emit(Event{Kind: EventRequestDropped})
+			n++
 			continue
 		}
 		req := r.cfg.Source.Next(n)
 		r.inFlight.Add(1)
 		r.wg.Add(1)
-		go r.do(ctx, n, due, req)
+		go r.do(ctx, n, due, req, nil)
+		n++
 	}
 }
 
-// do sends one request; it runs on its own goroutine, owned by Run through r.wg.
-func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Request) {
+// closedLoop runs one closed-loop phase that starts at phaseStart: it keeps ph.Concurrency
+// requests in flight until the phase ends. Requests still in flight then finish on their own
+// (and are counted); the next phase starts on schedule.
+func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, n uint64) (uint64, bool) {
+	if !r.sleepUntil(ctx, timer, phaseStart) {
+		return n, false
+	}
+	var end <-chan time.Time
+	if ph.Duration > 0 {
+		endTimer := time.NewTimer(time.Until(phaseStart.Add(ph.Duration)))
+		defer endTimer.Stop()
+		end = endTimer.C
+	}
+	// Every request of the phase signals once; the buffer holds them all, so a request that
+	// outlives the phase never blocks on a loop that has moved on.
+	done := make(chan struct{}, ph.Concurrency)
+	launch := func() {
+		req := r.cfg.Source.Next(n)
+		r.inFlight.Add(1)
+		r.wg.Add(1)
+		go r.do(ctx, n, time.Now(), req, done)
+		n++
+	}
+	for range ph.Concurrency {
+		launch()
+	}
+	tick := time.NewTicker(gateTickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return n, false
+		case <-end:
+			return n, true
+		case <-done:
+			launch()
+		case <-tick.C:
+			r.report(r.cfg.Gate.Tick())
+		}
+	}
+}
+
+// do sends one request; it runs on its own goroutine, owned by Run through r.wg. A closed-loop
+// request signals done when its slot may send the next one.
+func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Request, done chan<- struct{}) {
 	defer r.wg.Done()
 	rec := r.records.Get().(*Record)
 	rec.Reset()
 	rec.Target, rec.Seq, rec.Intended, rec.Adapter = r.cfg.Target, n, due, req.Adapter
 
-	r.cfg.Observer.RequestStarted(r.cfg.Target)
+	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
 	r.cfg.Client.Do(ctx, req, rec)
 	r.inFlight.Add(-1)
@@ -132,11 +246,27 @@ func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Re
 	warmup, ev := r.cfg.Gate.Finish(rec, gen)
 	rec.Warmup = warmup
 	r.report(ev)
-	if rec.Result != ResultSuccess {
+	failed := rec.Result != ResultSuccess
+	if failed {
 		r.logFailure(rec)
 	}
-	r.cfg.Observer.RequestFinished(rec)
+	started := rec.Start
+	r.emit(Event{Kind: EventRequestFinished, Record: rec})
 	r.records.Put(rec)
+	if done == nil {
+		return
+	}
+	if failed {
+		if pause := time.Until(started.Add(closedLoopFailurePause)); pause > 0 && !started.IsZero() {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	done <- struct{}{}
 }
 
 // report tells the observer and the log what a gate call changed, unless the gate re-armed
@@ -150,10 +280,9 @@ func (r *Runner) report(ev GateEvent) {
 	if ev.Gen != r.cfg.Gate.Generation() {
 		return
 	}
-	t := r.cfg.Target
 	if ev.ColdStart {
 		r.cfg.Logger.Info("cold start measured", "ttft", ev.ColdStartTTF)
-		r.cfg.Observer.ColdStart(t, ev.ColdStartTTF)
+		r.emit(Event{Kind: EventColdStart, Duration: ev.ColdStartTTF})
 	}
 	if ev.Opened {
 		if ev.Forced {
@@ -161,7 +290,7 @@ func (r *Runner) report(ev GateEvent) {
 		} else {
 			r.cfg.Logger.Info("warmup gate opened; measuring")
 		}
-		r.cfg.Observer.WarmupChanged(t, true, ev.Forced)
+		r.emit(Event{Kind: EventWarmup, Complete: true, Forced: ev.Forced})
 	}
 }
 

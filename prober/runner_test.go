@@ -51,36 +51,33 @@ type recordingObserver struct {
 	rates                      []float64
 }
 
-func (o *recordingObserver) RequestStarted(*TargetInfo) { o.mu.Lock(); o.started++; o.mu.Unlock() }
-func (o *recordingObserver) RequestDropped(*TargetInfo) { o.mu.Lock(); o.dropped++; o.mu.Unlock() }
-func (o *recordingObserver) RequestFinished(r *Record) {
+func (o *recordingObserver) Observe(ev Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.finished++
-	if o.results == nil {
-		o.results = map[string]int{}
+	switch ev.Kind {
+	case EventRequestStarted:
+		o.started++
+	case EventRequestDropped:
+		o.dropped++
+	case EventRequestFinished:
+		r := ev.Record
+		o.finished++
+		if o.results == nil {
+			o.results = map[string]int{}
+		}
+		o.results[r.Result]++
+		if r.Warmup {
+			o.warmup = append(o.warmup, r.Seq)
+		} else {
+			o.measured = append(o.measured, r.Seq)
+		}
+	case EventWarmup:
+		o.warmupEvents = append(o.warmupEvents, ev.Complete)
+	case EventColdStart:
+		o.coldStarts++
+	case EventTargetRate:
+		o.rates = append(o.rates, ev.Value)
 	}
-	o.results[r.Result]++
-	if r.Warmup {
-		o.warmup = append(o.warmup, r.Seq)
-	} else {
-		o.measured = append(o.measured, r.Seq)
-	}
-}
-func (o *recordingObserver) WarmupChanged(_ *TargetInfo, complete, _ bool) {
-	o.mu.Lock()
-	o.warmupEvents = append(o.warmupEvents, complete)
-	o.mu.Unlock()
-}
-func (o *recordingObserver) ColdStart(*TargetInfo, time.Duration) {
-	o.mu.Lock()
-	o.coldStarts++
-	o.mu.Unlock()
-}
-func (o *recordingObserver) TargetRate(_ *TargetInfo, rps float64) {
-	o.mu.Lock()
-	o.rates = append(o.rates, rps)
-	o.mu.Unlock()
 }
 
 func TestRunnerDropsBeyondInFlightCap(t *testing.T) {

@@ -23,7 +23,7 @@ import (
 // doTLS sends one request to url with the given TLS settings.
 func doTLS(t *testing.T, url string, tlsCfg config.TLS) *Record {
 	t.Helper()
-	tgt := testTarget(url, config.APIOpenAIChat)
+	tgt := testTarget(url, APIOpenAIChat)
 	tgt.TLS = tlsCfg
 	c, err := NewOpenAIClient(tgt)
 	if err != nil {
@@ -61,7 +61,7 @@ func TestOpenAIOverTLS(t *testing.T) {
 		})
 	}
 	if _, err := NewOpenAIClient(func() config.Target {
-		tgt := testTarget(srv.URL, config.APIOpenAIChat)
+		tgt := testTarget(srv.URL, APIOpenAIChat)
 		tgt.TLS.CAFile = filepath.Join(t.TempDir(), "missing.pem")
 		return tgt
 	}()); err == nil {
