@@ -183,17 +183,27 @@ func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart tim
 		req := r.cfg.Source.Next(n)
 		r.inFlight.Add(1)
 		r.wg.Add(1)
-		go r.do(ctx, n, due, req, nil)
+		go r.do(ctx, n, due, req)
 		n++
 	}
 }
 
-// closedLoop runs one closed-loop phase that starts at phaseStart: it keeps ph.Concurrency
-// requests in flight until the phase ends. Requests still in flight then finish on their own
-// (and are counted); the next phase starts on schedule.
+// closedLoop runs one closed-loop phase that starts at phaseStart: ph.Concurrency workers each
+// send a request, and the next the moment it finishes, until the phase ends. A worker holds its
+// in-flight slot between its requests, so InFlight reads exactly the concurrency. Requests still
+// in flight when the phase ends finish on their own (and are counted); the next phase starts on
+// schedule.
 func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, n uint64) (uint64, bool) {
 	if !r.sleepUntil(ctx, timer, phaseStart) {
 		return n, false
+	}
+	var seq atomic.Uint64
+	seq.Store(n)
+	phaseDone := make(chan struct{})
+	for range ph.Concurrency {
+		r.inFlight.Add(1)
+		r.wg.Add(1)
+		go r.worker(ctx, &seq, phaseDone)
 	}
 	var end <-chan time.Time
 	if ph.Duration > 0 {
@@ -201,39 +211,60 @@ func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart t
 		defer endTimer.Stop()
 		end = endTimer.C
 	}
-	// Every request of the phase signals once; the buffer holds them all, so a request that
-	// outlives the phase never blocks on a loop that has moved on.
-	done := make(chan struct{}, ph.Concurrency)
-	launch := func() {
-		req := r.cfg.Source.Next(n)
-		r.inFlight.Add(1)
-		r.wg.Add(1)
-		go r.do(ctx, n, time.Now(), req, done)
-		n++
-	}
-	for range ph.Concurrency {
-		launch()
-	}
 	tick := time.NewTicker(gateTickInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return n, false
+			close(phaseDone)
+			return seq.Load(), false
 		case <-end:
-			return n, true
-		case <-done:
-			launch()
+			close(phaseDone)
+			return seq.Load(), true
 		case <-tick.C:
 			r.report(r.cfg.Gate.Tick())
 		}
 	}
 }
 
-// do sends one request; it runs on its own goroutine, owned by Run through r.wg. A closed-loop
-// request signals done when its slot may send the next one.
-func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Request, done chan<- struct{}) {
+// worker is one closed-loop slot; it runs on its own goroutine, owned by Run through r.wg, and
+// returns once phaseDone is closed and its request finished.
+func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, phaseDone <-chan struct{}) {
 	defer r.wg.Done()
+	defer r.inFlight.Add(-1)
+	for {
+		select {
+		case <-phaseDone:
+			return
+		default:
+		}
+		n := seq.Add(1) - 1
+		req := r.cfg.Source.Next(n)
+		start, ok := r.send(ctx, n, time.Now(), req)
+		if !ok {
+			// A dead server fails at once: pause the slot rather than flood it.
+			if pause := time.Until(start.Add(closedLoopFailurePause)); pause > 0 {
+				t := time.NewTimer(pause)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				case <-phaseDone:
+				}
+				t.Stop()
+			}
+		}
+	}
+}
+
+// do sends one open-loop request; it runs on its own goroutine, owned by Run through r.wg.
+func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Request) {
+	defer r.wg.Done()
+	defer r.inFlight.Add(-1)
+	r.send(ctx, n, due, req)
+}
+
+// send sends one request and reports it; it returns the request's t0 and whether it succeeded.
+func (r *Runner) send(ctx context.Context, n uint64, due time.Time, req traffic.Request) (time.Time, bool) {
 	rec := r.records.Get().(*Record)
 	rec.Reset()
 	rec.Target, rec.Seq, rec.Intended, rec.Adapter = r.cfg.Target, n, due, req.Adapter
@@ -241,32 +272,21 @@ func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Re
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
 	r.cfg.Client.Do(ctx, req, rec)
-	r.inFlight.Add(-1)
 
 	warmup, ev := r.cfg.Gate.Finish(rec, gen)
 	rec.Warmup = warmup
 	r.report(ev)
-	failed := rec.Result != ResultSuccess
-	if failed {
+	ok := rec.Result == ResultSuccess
+	if !ok {
 		r.logFailure(rec)
 	}
-	started := rec.Start
+	start := rec.Start
+	if start.IsZero() {
+		start = due
+	}
 	r.emit(Event{Kind: EventRequestFinished, Record: rec})
 	r.records.Put(rec)
-	if done == nil {
-		return
-	}
-	if failed {
-		if pause := time.Until(started.Add(closedLoopFailurePause)); pause > 0 && !started.IsZero() {
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
-		}
-	}
-	done <- struct{}{}
+	return start, ok
 }
 
 // report tells the observer and the log what a gate call changed, unless the gate re-armed

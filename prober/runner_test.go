@@ -209,3 +209,156 @@ func TestRunnerDropsStaleGateEvents(t *testing.T) {
 		t.Fatalf("warmup events %v, cold starts %d; want the new opening and cold start reported", obs.warmupEvents, obs.coldStarts)
 	}
 }
+
+// stageRecorder notes when each stage, rate and concurrency event arrives.
+type stageRecorder struct {
+	mu     sync.Mutex
+	events []stageEvent
+}
+
+type stageEvent struct {
+	at    time.Time
+	kind  EventKind
+	value float64
+}
+
+func (s *stageRecorder) Observe(ev Event) {
+	switch ev.Kind {
+	case EventStage, EventTargetRate, EventTargetConcurrency:
+		s.mu.Lock()
+		s.events = append(s.events, stageEvent{time.Now(), ev.Kind, ev.Value})
+		s.mu.Unlock()
+	}
+}
+
+// TestRunnerStagesLandOnSchedule: a looping plan of open- and closed-loop stages reports each
+// stage within 10 ms of its offset from the start, with the rate and concurrency it runs at,
+// and the closed-loop stage holds its concurrency.
+func TestRunnerStagesLandOnSchedule(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const stage = 250 * time.Millisecond
+	plan := traffic.Plan{Loop: true, Staged: true, Phases: []traffic.Phase{
+		traffic.OpenPhase(stage, traffic.KindConstant, 40, 1, 1),
+		traffic.ClosedPhase(stage, 3),
+		traffic.OpenPhase(stage, traffic.KindPoisson, 80, 1, 2),
+	}}
+	rec := &stageRecorder{}
+	obs := &recordingObserver{}
+	r := NewRunner(RunnerConfig{Target: &TargetInfo{Name: "t"}, Plan: plan, Source: seqSource{},
+		Client: sleepClient{5 * time.Millisecond}, Gate: NewGate(WarmupConfig{}, nil),
+		Observer: Observers{rec, obs}, MaxInFlight: 100})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	// Two cycles: six stages; stop in the middle of the seventh.
+	time.Sleep(6*stage + stage/2)
+	cancel()
+	<-done
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var stages []stageEvent
+	values := map[int][2]float64{} // stage start index → (rate, concurrency)
+	for _, ev := range rec.events {
+		switch ev.kind {
+		case EventStage:
+			stages = append(stages, ev)
+		case EventTargetRate, EventTargetConcurrency:
+			k := len(stages) - 1
+			v := values[k]
+			if ev.kind == EventTargetRate {
+				v[0] = ev.value
+			} else {
+				v[1] = ev.value
+			}
+			values[k] = v
+		}
+	}
+	if len(stages) != 7 {
+		t.Fatalf("%d stage events, want 7 (two cycles of three and the start of a third)", len(stages))
+	}
+	want := [][2]float64{{40, 0}, {0, 3}, {80, 0}}
+	for i, ev := range stages {
+		if int(ev.value) != i%3 {
+			t.Errorf("stage event %d reports stage %v, want %d", i, ev.value, i%3)
+		}
+		late := ev.at.Sub(stages[0].at) - time.Duration(i)*stage
+		if late < -time.Millisecond || late > 10*time.Millisecond {
+			t.Errorf("stage %d started %v off its offset %v", i, late, time.Duration(i)*stage)
+		}
+		if values[i] != want[i%3] {
+			t.Errorf("stage %d reported rate, concurrency %v, want %v", i, values[i], want[i%3])
+		}
+	}
+	if obs.dropped != 0 {
+		t.Errorf("%d dropped", obs.dropped)
+	}
+	// Constant 40/s for 250 ms is 10 requests per cycle; closed loop of 3 at 5 ms is about
+	// 150; Poisson 80/s about 20: far more than the open stages alone.
+	if obs.started < 2*(10+20)+100 {
+		t.Errorf("only %d requests started", obs.started)
+	}
+}
+
+// sleepClient succeeds after a fixed time, or fails canceled when ctx ends first.
+type sleepClient struct{ d time.Duration }
+
+func (c sleepClient) Do(ctx context.Context, _ traffic.Request, rec *Record) {
+	rec.Start = time.Now()
+	select {
+	case <-time.After(c.d):
+		rec.Chunks, rec.FirstToken, rec.LastToken, rec.OutputTokens = 1, c.d, c.d, 1
+		rec.Result = ResultSuccess
+	case <-ctx.Done():
+		rec.Result = ResultCanceled
+	}
+	rec.End = time.Since(rec.Start)
+}
+
+// TestRunnerClosedLoopHoldsConcurrency: InFlight reads exactly the concurrency throughout a
+// closed-loop phase, and a failing server is not flooded.
+func TestRunnerClosedLoopHoldsConcurrency(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	obs := &recordingObserver{}
+	r := NewRunner(RunnerConfig{Target: &TargetInfo{Name: "t"},
+		Plan:   traffic.Plan{Phases: []traffic.Phase{traffic.ClosedPhase(400*time.Millisecond, 5)}},
+		Source: seqSource{}, Client: sleepClient{2 * time.Millisecond}, Gate: NewGate(WarmupConfig{}, nil),
+		Observer: obs, MaxInFlight: 1})
+	done := make(chan struct{})
+	begin := time.Now()
+	go func() { defer close(done); r.Run(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	samples := 0
+	for time.Since(begin) < 300*time.Millisecond {
+		if got := r.InFlight(); got != 5 {
+			t.Fatalf("in flight %d, want 5", got)
+		}
+		samples++
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-done
+	if samples < 10 {
+		t.Errorf("only %d samples", samples)
+	}
+	if r.InFlight() != 0 || obs.dropped != 0 || obs.started != obs.finished || obs.started < 100 {
+		t.Errorf("after the phase: in flight %d, dropped %d, started %d, finished %d", r.InFlight(), obs.dropped, obs.started, obs.finished)
+	}
+
+	// A server that fails at once: each slot waits 100 ms from the start of its failed request.
+	failing := &recordingObserver{}
+	r = NewRunner(RunnerConfig{Target: &TargetInfo{Name: "t"},
+		Plan:   traffic.Plan{Phases: []traffic.Phase{traffic.ClosedPhase(500*time.Millisecond, 4)}},
+		Source: seqSource{}, Client: failClient{}, Gate: NewGate(WarmupConfig{}, nil), Observer: failing})
+	r.Run(context.Background())
+	if failing.started > 4*6 || failing.results[ResultConnection] != failing.started {
+		t.Errorf("a failing server got %d requests in 500 ms from 4 slots (results %v), want at most 24", failing.started, failing.results)
+	}
+}
+
+// failClient fails every request at once, as a refused connection does.
+type failClient struct{}
+
+func (failClient) Do(_ context.Context, _ traffic.Request, rec *Record) {
+	rec.Start = time.Now()
+	rec.Result = ResultConnection
+}

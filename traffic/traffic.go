@@ -30,7 +30,8 @@ type Request struct {
 }
 
 // Source produces the request for each sequence number. Implementations are deterministic in
-// (seed, n) and safe to call from one goroutine.
+// (seed, n) and safe for concurrent use: closed-loop workers ask for their next request each
+// on its own goroutine.
 type Source interface {
 	Next(n uint64) Request
 }
