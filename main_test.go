@@ -435,6 +435,20 @@ targets:
 	if v, _ := testkit.Value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
 		t.Errorf("reload_successful = %v after a bad reload", v)
 	}
+	// A config the registries reject (a gamma pacer with burstiness 0): the same.
+	writeConfig(t, dir, strings.Replace(good, "traffic: {rate: 20}", "traffic: {pacer: gamma, rate: 20, burstiness: 0}", 1))
+	resp, err = testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "targets[0].traffic.burstiness (line 6)") {
+		t.Errorf("bad reload answered %d %q; want 500 naming the field and line", resp.StatusCode, body)
+	}
+	if page := get(t, d.base+"/"); !strings.Contains(page, "constant at 20 req/s") || !strings.Contains(page, "(random)") {
+		t.Errorf("landing page does not show the running traffic and its seed:\n%s", page)
+	}
 	n0 := d.rec.count("a", func(recorded) bool { return true })
 	waitFor(t, 10*time.Second, "probing to go on", func() bool { return d.rec.count("a", func(recorded) bool { return true }) > n0+5 })
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Load benchmark (docs/benchmarks.md): a simulator process and the prober engine share this
 # machine. Step 1 drives the engine at each rate and prints achieved rate, schedule delay,
-# drops, client CPU and RSS. Step 2 runs the real daemon at 1 req/s and reports its RSS and CPU.
+# drops, client CPU and RSS; step 1b runs it in closed loop at each concurrency. Step 2 runs the
+# real daemon at 1 req/s and reports its RSS and CPU.
 # Loopback only; every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 RATES=${RATES:-100,500,1000,2000}
+CONCURRENCY=${CONCURRENCY:-256}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
 SIM_ADDR=127.0.0.1:18000
 DAEMON_ADDR=127.0.0.1:19788
@@ -26,6 +28,8 @@ for _ in $(seq 50); do curl -sf http://$SIM_ADDR/health >/dev/null && break; sle
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 echo "== step 1: engine against the simulator, ${DURATION} per rate, 16 output tokens, 32 prompt tokens"
 /tmp/inferprobe-load --url=http://$SIM_ADDR --rates="$RATES" --duration="$DURATION"
+echo "== step 1b: engine in closed loop, ${DURATION} per concurrency"
+/tmp/inferprobe-load --url=http://$SIM_ADDR --concurrency="$CONCURRENCY" --duration="$DURATION"
 
 echo "== step 2: the daemon at 1 req/s for ${IDLE_SECONDS}s"
 cfg=$(mktemp --suffix=.yml)
