@@ -67,6 +67,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.accelerator = accelerator.AddFlags(app)
 	accelCmd := app.Command("accelerators", "Read the GPUs once through NVML and print what the accelerator collector exports (a check to run on a GPU machine).")
 
+	runCmd := app.Command("run", "Run a one-shot benchmark: each target's stages once per pass (plus warmup and repeat passes), then a table and a JSON report.")
+	runOpts := addRunFlags(runCmd)
+
 	checkCmd := app.Command("check-config", "Check configuration files for errors (exit code 1 on any).")
 	checkFiles := checkCmd.Arg("config-files", "Configuration files to check.").Required().Strings()
 
@@ -94,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case checkCmd.FullCommand():
 		return checkConfig(*checkFiles, stdout, stderr)
+	case runCmd.FullCommand():
+		return runBench(ctx, runOpts, stdout, stderr, logger)
 	case simCmd.FullCommand():
 		if err := runSimulator(ctx, *simCfg, *simAddr, logger); err != nil {
 			logger.Error("simulator failed", "err", err)

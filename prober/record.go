@@ -104,6 +104,9 @@ type Record struct {
 	Adapter string
 	// Seq is the request's sequence number in its schedule.
 	Seq uint64
+	// Stage is the index of the plan phase (the configured stage) that sent the request; 0
+	// for a plan of one phase.
+	Stage int
 	// Intended is when the pacer meant the request to go.
 	Intended time.Time
 	// Start is t0, the moment the request was handed to the transport to be written.
@@ -204,6 +207,8 @@ type Event struct {
 	Record *Record
 	// Value carries the rate, concurrency or stage index.
 	Value float64
+	// Stage is the plan phase an EventRequestDropped belongs to.
+	Stage int
 	// Duration carries the cold-start TTFT.
 	Duration time.Duration
 	// Complete and Forced describe an EventWarmup.

@@ -118,9 +118,9 @@ func (r *Runner) Run(ctx context.Context) {
 			r.emit(Event{Kind: EventTargetConcurrency, Value: float64(ph.Concurrency)})
 			var more bool
 			if ph.ClosedLoop() {
-				n, more = r.closedLoop(ctx, timer, start.Add(offset), ph, n)
+				n, more = r.closedLoop(ctx, timer, start.Add(offset), ph, i, n)
 			} else {
-				n, more = r.openLoop(ctx, timer, start.Add(offset), ph, cycle, n)
+				n, more = r.openLoop(ctx, timer, start.Add(offset), ph, i, cycle, n)
 			}
 			if !more || ph.Duration <= 0 {
 				return
@@ -156,7 +156,7 @@ func (r *Runner) sleepUntil(ctx context.Context, timer *time.Timer, t time.Time)
 
 // openLoop runs one open-loop phase that starts at phaseStart. It returns the next sequence
 // number and whether the run goes on (false when ctx ended or an open-ended schedule ran out).
-func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, cycle, n uint64) (uint64, bool) {
+func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, stage int, cycle, n uint64) (uint64, bool) {
 	p := ph.Arrivals(cycle)
 	lastRate := ph.Rate
 	for i := uint64(0); ; i++ {
@@ -176,14 +176,14 @@ func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart tim
 			r.emit(Event{Kind: EventTargetRate, Value: rate})
 		}
 		if r.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
-			r.emit(Event{Kind: EventRequestDropped})
+			r.emit(Event{Kind: EventRequestDropped, Stage: stage})
 			n++
 			continue
 		}
 		req := r.cfg.Source.Next(n)
 		r.inFlight.Add(1)
 		r.wg.Add(1)
-		go r.do(ctx, n, due, req)
+		go r.do(ctx, n, stage, due, req)
 		n++
 	}
 }
@@ -193,7 +193,7 @@ func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, phaseStart tim
 // in-flight slot between its requests, so InFlight reads exactly the concurrency. Requests still
 // in flight when the phase ends finish on their own (and are counted); the next phase starts on
 // schedule.
-func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, n uint64) (uint64, bool) {
+func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart time.Time, ph traffic.Phase, stage int, n uint64) (uint64, bool) {
 	if !r.sleepUntil(ctx, timer, phaseStart) {
 		return n, false
 	}
@@ -203,7 +203,7 @@ func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart t
 	for range ph.Concurrency {
 		r.inFlight.Add(1)
 		r.wg.Add(1)
-		go r.worker(ctx, &seq, phaseDone)
+		go r.worker(ctx, &seq, stage, phaseDone)
 	}
 	var end <-chan time.Time
 	if ph.Duration > 0 {
@@ -229,7 +229,7 @@ func (r *Runner) closedLoop(ctx context.Context, timer *time.Timer, phaseStart t
 
 // worker is one closed-loop slot; it runs on its own goroutine, owned by Run through r.wg, and
 // returns once phaseDone is closed and its request finished.
-func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, phaseDone <-chan struct{}) {
+func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, stage int, phaseDone <-chan struct{}) {
 	defer r.wg.Done()
 	defer r.inFlight.Add(-1)
 	for {
@@ -240,7 +240,7 @@ func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, phaseDone <-cha
 		}
 		n := seq.Add(1) - 1
 		req := r.cfg.Source.Next(n)
-		start, ok := r.send(ctx, n, time.Now(), req)
+		start, ok := r.send(ctx, n, stage, time.Now(), req)
 		if !ok {
 			// A dead server fails at once: pause the slot rather than flood it.
 			if pause := time.Until(start.Add(closedLoopFailurePause)); pause > 0 {
@@ -257,17 +257,17 @@ func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, phaseDone <-cha
 }
 
 // do sends one open-loop request; it runs on its own goroutine, owned by Run through r.wg.
-func (r *Runner) do(ctx context.Context, n uint64, due time.Time, req traffic.Request) {
+func (r *Runner) do(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request) {
 	defer r.wg.Done()
 	defer r.inFlight.Add(-1)
-	r.send(ctx, n, due, req)
+	r.send(ctx, n, stage, due, req)
 }
 
 // send sends one request and reports it; it returns the request's t0 and whether it succeeded.
-func (r *Runner) send(ctx context.Context, n uint64, due time.Time, req traffic.Request) (time.Time, bool) {
+func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request) (time.Time, bool) {
 	rec := r.records.Get().(*Record)
 	rec.Reset()
-	rec.Target, rec.Seq, rec.Intended, rec.Adapter = r.cfg.Target, n, due, req.Adapter
+	rec.Target, rec.Seq, rec.Stage, rec.Intended, rec.Adapter = r.cfg.Target, n, stage, due, req.Adapter
 
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()

@@ -1,0 +1,401 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/engine"
+	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/simulator"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func startSim(t *testing.T, mutate func(*simulator.Config)) string {
+	t.Helper()
+	cfg := simulator.DefaultConfig()
+	cfg.Seed = 5
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() { sim.Close(); srv.CloseClientConnections(); srv.Close() })
+	return srv.URL
+}
+
+func parse(t *testing.T, y string) *config.Config {
+	t.Helper()
+	c, err := engine.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// exactQuantile is the value of 0-based rank ⌊q·(n−1)⌋ of sorted values: the quantile a
+// report's percentile approximates within RelativeAccuracy.
+func exactQuantile(sorted []float64, q float64) float64 {
+	i := int(math.Floor(q * float64(len(sorted)-1)))
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// TestRunAgainstSimulator: a two-stage run with one warmup pass and two measured ones against a
+// simulator with known timing. Warmup passes are absent; every percentile is within the stated
+// relative error of the exact percentile of the same requests (from the per-request output);
+// TTFT and ITL sit where the simulator puts them; repeat statistics cover both passes.
+func TestRunAgainstSimulator(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter = 30*time.Millisecond, 0, 4*time.Millisecond, 0.5
+	})
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic:
+      pacer: stages
+      seed: 9
+      stages: [{rate: 40, duration: 1s}, {concurrency: 4, duration: 1s}]
+    request: {input_tokens: 16, max_tokens: 12, ignore_eos: true}
+    warmup: {requests: 2, min_duration: 0s}
+    slo: {ttft: 1s}
+`, url))
+	var lines bytes.Buffer
+	rep, err := Run(context.Background(), cfg, Options{WarmupRuns: 1, RepeatRuns: 2, Requests: &lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 2 || rep.WarmupRuns != 1 || rep.SchemaVersion != SchemaVersion {
+		t.Fatalf("runs %d warmup %d schema %d", len(rep.Runs), rep.WarmupRuns, rep.SchemaVersion)
+	}
+	// Ground truth: the per-request lines of the measured runs, by run and stage.
+	ttfts := map[[2]int][]float64{}
+	e2es := map[[2]int][]float64{}
+	runsSeen := map[int]bool{}
+	sc := bufio.NewScanner(&lines)
+	for sc.Scan() {
+		var l RequestLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		runsSeen[l.Run] = true
+		if !l.Warmup && l.Result == prober.ResultSuccess {
+			k := [2]int{l.Run, l.Stage}
+			ttfts[k] = append(ttfts[k], l.TTFT)
+			e2es[k] = append(e2es[k], l.E2E)
+		}
+	}
+	if len(runsSeen) != 2 || !runsSeen[0] || !runsSeen[1] {
+		t.Errorf("per-request output has runs %v, want only the measured 0 and 1", runsSeen)
+	}
+	for ri, run := range rep.Runs {
+		st := run.Targets[0].Stages
+		if len(st) != 2 || st[0].Rate != 40 || st[1].Concurrency != 4 {
+			t.Fatalf("run %d stages %+v", ri, st)
+		}
+		if st[0].Load.Sent != 40 || st[0].Warmup != 2 {
+			t.Errorf("run %d stage 0: sent %d warmup %d, want 40 sent, 2 warmup", ri, st[0].Load.Sent, st[0].Warmup)
+		}
+		if math.Abs(st[0].Load.AchievedRate-40) > 0.5 {
+			t.Errorf("run %d stage 0 achieved %.2f req/s, want 40", ri, st[0].Load.AchievedRate)
+		}
+		for si, s := range st {
+			for name, pair := range map[string]struct {
+				d     *Dist
+				exact []float64
+			}{"ttft": {s.TTFT, ttfts[[2]int{ri, si}]}, "e2e": {s.E2E, e2es[[2]int{ri, si}]}} {
+				exact := slices.Clone(pair.exact)
+				slices.Sort(exact)
+				if int64(len(exact)) != pair.d.Count() || len(exact) < 20 {
+					t.Fatalf("run %d stage %d %s: %d values in the sketch, %d in the records", ri, si, name, pair.d.Count(), len(exact))
+				}
+				sum := pair.d.Summary()
+				for i, q := range quantiles {
+					want := exactQuantile(exact, q)
+					got := sum.Percentiles[percentileNames[i]]
+					if math.Abs(got-want) > RelativeAccuracy*want*1.0001 {
+						t.Errorf("run %d stage %d %s %s = %.6f, exact %.6f: off by more than %.1f%%", ri, si, name, percentileNames[i], got, want, RelativeAccuracy*100)
+					}
+				}
+				if sum.Min != exact[0] || sum.Max != exact[len(exact)-1] {
+					t.Errorf("%s min/max %v/%v, exact %v/%v", name, sum.Min, sum.Max, exact[0], exact[len(exact)-1])
+				}
+			}
+			// The simulator's timing: TTFT about 30 ms, ITL a mean 4 ms.
+			if p50 := s.TTFT.Quantile(0.5); p50 < 0.029 || p50 > 0.060 {
+				t.Errorf("stage %d TTFT p50 %.4f, want about 30 ms", si, p50)
+			}
+			if itl := s.ITL.Summary(); math.Abs(itl.Mean-0.004) > 0.0005 {
+				t.Errorf("stage %d ITL mean %.4f, want 4 ms", si, itl.Mean)
+			}
+			if s.GoodputRatio != 1 || s.OutputTokens != 12*s.Requests[prober.ResultSuccess] {
+				t.Errorf("stage %d goodput %.3f, output tokens %d for %d requests", si, s.GoodputRatio, s.OutputTokens, s.Requests[prober.ResultSuccess])
+			}
+		}
+	}
+	if len(rep.Repeats) != 2 || rep.Repeats[0].Figures[FigureTTFTP50].N != 2 {
+		t.Errorf("repeats %+v, want two stages over two runs", rep.Repeats)
+	}
+	validate(t, rep)
+}
+
+// validate checks a report against report.schema.json.
+func validate(t *testing.T, rep *Report) {
+	t.Helper()
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	f, err := os.Open("report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource("report.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Errorf("report does not validate against report.schema.json: %v", err)
+	}
+	// A report that breaks the schema must fail it, or the check proves nothing.
+	var bad map[string]any
+	_ = json.Unmarshal(data, &bad)
+	bad["schema_version"] = 99
+	if sch.Validate(bad) == nil {
+		t.Error("the schema accepts schema_version 99")
+	}
+}
+
+// TestSchemaResultClasses: the schema lists exactly the prober's result classes.
+func TestSchemaResultClasses(t *testing.T) {
+	data, err := os.ReadFile("report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Defs struct {
+			Figures struct {
+				Properties struct {
+					Requests struct {
+						PropertyNames struct {
+							Enum []string `json:"enum"`
+						} `json:"propertyNames"`
+					} `json:"requests"`
+				} `json:"properties"`
+			} `json:"figures"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(s.Defs.Figures.Properties.Requests.PropertyNames.Enum))
+	for _, r := range prober.Results {
+		if !slices.Contains(got, r) {
+			t.Errorf("schema lacks result class %q", r)
+		}
+	}
+}
+
+func TestStat(t *testing.T) {
+	s := NewStat([]float64{10, 12, 14})
+	if s.N != 3 || s.Mean != 12 || math.Abs(s.Stddev-2) > 1e-12 || math.Abs(s.CV-2.0/12) > 1e-12 {
+		t.Fatalf("stat %+v", s)
+	}
+	// t(0.975, 2) = 4.303: half width 4.303 × 2 / √3.
+	half := 4.303 * 2 / math.Sqrt(3)
+	if math.Abs(s.CI95[0]-(12-half)) > 1e-9 || math.Abs(s.CI95[1]-(12+half)) > 1e-9 {
+		t.Errorf("ci95 %v, want 12 ± %.4f", s.CI95, half)
+	}
+	if one := NewStat([]float64{5}); one.Stddev != 0 || one.CI95 != [2]float64{5, 5} {
+		t.Errorf("one value: %+v", one)
+	}
+	if big := NewStat(make([]float64, 200)); tCritical95(199) != 1.96 || big.N != 200 {
+		t.Errorf("large n: %+v", big)
+	}
+}
+
+func TestDistSummaryAndMerge(t *testing.T) {
+	a, b, all := NewDist(), NewDist(), NewDist()
+	var values []float64
+	for i := 1; i <= 10000; i++ {
+		v := float64(i) * 1e-4 * (1 + 0.3*math.Sin(float64(i)))
+		values = append(values, v)
+		all.Add(v)
+		if i%3 == 0 {
+			a.Add(v)
+		} else {
+			b.Add(v)
+		}
+	}
+	a.Add(math.NaN())
+	a.Add(-1)
+	if err := a.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	sa, sall := a.Summary(), all.Summary()
+	if sa.Count != 10000 || math.Abs(sa.Mean-sall.Mean) > 1e-12 || math.Abs(sa.Stddev-sall.Stddev) > 1e-9 || sa.Min != sall.Min || sa.Max != sall.Max {
+		t.Errorf("merged %+v, whole %+v", sa, sall)
+	}
+	slices.Sort(values)
+	for i, q := range quantiles {
+		want := exactQuantile(values, q)
+		if got := sa.Percentiles[percentileNames[i]]; math.Abs(got-want) > RelativeAccuracy*want {
+			t.Errorf("%s = %v, exact %v", percentileNames[i], got, want)
+		}
+	}
+	// JSON round trip keeps the sketch.
+	data, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Dist
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Summary(); got.Count != sa.Count || got.Percentiles["p99"] != sa.Percentiles["p99"] || math.Abs(got.Stddev-sa.Stddev) > 1e-12 {
+		t.Errorf("round trip %+v, want %+v", got, sa)
+	}
+	if err := json.Unmarshal([]byte(`{"count": 3, "sketch": "bm90IGEgc2tldGNo"}`), &back); err == nil {
+		t.Error("a corrupt sketch was accepted")
+	}
+}
+
+// goldenReport is a fixed report for the console table.
+func goldenReport() *Report {
+	stage := func(idx int, rate float64, conc int, base float64) Stage {
+		f := newFigures()
+		for i := range 100 {
+			v := base * (1 + float64(i)/100)
+			f.TTFT.Add(v)
+			f.ITL.Add(v / 10)
+			f.TPOT.Add(v / 10)
+			f.E2E.Add(v * 5)
+		}
+		f.Requests = map[string]int64{"success": 98, "http_5xx": 2}
+		f.Warmup = 3
+		f.Goodput = 95
+		f.OutputTokens = 98 * 16
+		f.firstStart = time.Unix(0, 0)
+		f.lastEnd = time.Unix(10, 0)
+		f.finish()
+		return Stage{Index: idx, Rate: rate, Concurrency: conc, Duration: 10, Figures: *f,
+			Load: LoadSummary{RequestedRate: rate, Sent: 103, Dropped: 1, ScheduleDelay: NewDist()}}
+	}
+	run := func(i int, scale float64) Pass {
+		return Pass{Index: i, Targets: []Target{{Name: "llama", Model: "m", Stages: []Stage{stage(0, 10, 0, 0.05*scale), stage(1, 0, 8, 0.08*scale)}}}}
+	}
+	r := &Report{SchemaVersion: SchemaVersion, Runs: []Pass{run(0, 1), run(1, 1.02), run(2, 0.99)}}
+	r.Repeats = repeatStats(r.Runs)
+	return r
+}
+
+func TestTableGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := goldenReport().WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "table.golden")
+	if *update {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("table differs from %s (go test -run TestTableGolden -update to accept):\n%s", path, b.String())
+	}
+}
+
+func TestCheckRejectsEndlessPlans(t *testing.T) {
+	cfg := parse(t, "targets: [{name: a, url: 'http://127.0.0.1:1', model: m, traffic: {pacer: poisson, rate: 2}}]\n")
+	if err := Check(cfg); err == nil || !strings.Contains(err.Error(), `target "a"`) || !strings.Contains(err.Error(), "never ends") {
+		t.Errorf("Check = %v, want an error naming target a", err)
+	}
+	if _, err := Run(context.Background(), cfg, Options{}); err == nil {
+		t.Error("Run accepted a plan that never ends")
+	}
+	Quick(cfg, 0, 0, 2*time.Second)
+	if err := cfg.Validate(engine.Extensions()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err != nil {
+		t.Errorf("after Quick: %v", err)
+	}
+	tr := cfg.Targets[0].Traffic
+	if tr.Stages[0].Rate != 2 || tr.Stages[0].Pacer != "poisson" || tr.Stages[0].Duration != 2*time.Second {
+		t.Errorf("Quick kept %+v, want the target's own poisson rate for 2s", tr.Stages[0])
+	}
+	Quick(cfg, 0, 16, time.Second)
+	if st := cfg.Targets[0].Traffic.Stages[0]; st.Concurrency != 16 || cfg.Targets[0].Traffic.MaxInFlight < 16 {
+		t.Errorf("Quick concurrency: %+v", cfg.Targets[0].Traffic)
+	}
+}
+
+// BenchmarkBuilder measures report building: one finished record (16 gaps) per op. Run with
+// -benchtime=1000000x for the 1,000,000-record figure.
+func BenchmarkBuilder(b *testing.B) {
+	cfg := &config.Config{Targets: []config.Target{{Name: "t", Model: "m",
+		Traffic: config.Traffic{Pacer: "stages", Stages: []config.Stage{{Rate: 100, Duration: time.Hour}}}}}}
+	bl, err := NewBuilder(cfg, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := &prober.TargetInfo{Name: "t", Model: "m"}
+	now := time.Now()
+	rec := &prober.Record{Target: info, Result: prober.ResultSuccess, Chunks: 17, OutputTokens: 17, PromptTokens: 100}
+	for i := range 16 {
+		rec.Gaps = append(rec.Gaps, time.Duration(8+i%5)*time.Millisecond)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rec.Intended = now.Add(time.Duration(i) * time.Millisecond)
+		rec.Start = rec.Intended.Add(time.Duration(i%7) * time.Microsecond)
+		rec.FirstToken = time.Duration(40+i%50) * time.Millisecond
+		rec.LastToken = rec.FirstToken + 160*time.Millisecond
+		rec.End = rec.LastToken + time.Millisecond
+		bl.Observe(prober.Event{Kind: prober.EventRequestFinished, Target: info, Record: rec})
+		i++
+	}
+	b.StopTimer()
+	if p := bl.Pass(nil); p.Targets[0].Stages[0].Requests["success"] != int64(i) {
+		b.Fatalf("built %d of %d", p.Targets[0].Stages[0].Requests["success"], i)
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+
+	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/collector"
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/engine"
+)
+
+// runOptions are the flags of `inferprobe run`.
+type runOptions struct {
+	configFile       string
+	output           string
+	outputRequests   bool
+	listen           string
+	warmupRuns       int
+	repeatRuns       int
+	repeatUntilCV    float64
+	cvFigure         string
+	rate             float64
+	concurrency      int
+	duration         time.Duration
+	progressInterval time.Duration
+}
+
+func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
+	o := &runOptions{}
+	cmd.Flag("config.file", "Configuration file; each target's stages run once per pass. Without one, the embedded simulator is benchmarked.").
+		PlaceHolder("FILE").StringVar(&o.configFile)
+	cmd.Flag("output", "Directory for report.json (and requests.jsonl with --output.requests); created if missing.").
+		PlaceHolder("DIR").StringVar(&o.output)
+	cmd.Flag("output.requests", "Also write every measured request as a JSON line to DIR/requests.jsonl.").BoolVar(&o.outputRequests)
+	cmd.Flag("web.listen-address", "Serve /metrics here while the run goes on (off by default).").PlaceHolder("ADDR").StringVar(&o.listen)
+	cmd.Flag("warmup-runs", "Whole passes run first and not reported.").Default("0").IntVar(&o.warmupRuns)
+	cmd.Flag("repeat-runs", "Measured passes; with 2 or more the report has mean, stddev, CV and a 95% interval of every headline figure.").Default("1").IntVar(&o.repeatRuns)
+	cmd.Flag("repeat-until-cv", "Stop repeating once the coefficient of variation of --repeat-until-cv.figure is below this (at most --repeat-runs passes).").Default("0").Float64Var(&o.repeatUntilCV)
+	cmd.Flag("repeat-until-cv.figure", "The headline figure --repeat-until-cv watches.").Default(bench.FigureOutputTokPerS).EnumVar(&o.cvFigure, bench.FigureNames()...)
+	cmd.Flag("rate", "Quick run: every target at this rate (req/s) for --duration.").Default("0").Float64Var(&o.rate)
+	cmd.Flag("concurrency", "Quick run: every target in closed loop at this concurrency for --duration.").Default("0").IntVar(&o.concurrency)
+	cmd.Flag("duration", "Quick run: one stage of this length per target, at its own traffic unless --rate or --concurrency is given.").Default("0s").DurationVar(&o.duration)
+	cmd.Flag("progress.interval", "Time between progress lines on stderr.").Default("10s").DurationVar(&o.progressInterval)
+	return o
+}
+
+// runBench runs `inferprobe run`; it returns the exit code.
+func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logger *slog.Logger) int {
+	fail := func(code int, format string, args ...any) int {
+		fmt.Fprintf(stderr, "%s run: "+format+"\n", append([]any{appName}, args...)...)
+		return code
+	}
+	switch {
+	case o.rate < 0 || o.concurrency < 0 || o.duration < 0:
+		return fail(2, "--rate, --concurrency and --duration must not be negative")
+	case o.rate > 0 && o.concurrency > 0:
+		return fail(2, "--rate and --concurrency cannot be used together: a quick run is open or closed loop")
+	case (o.rate > 0 || o.concurrency > 0) && o.duration == 0:
+		return fail(2, "--rate and --concurrency need --duration")
+	case o.repeatRuns < 1 || o.warmupRuns < 0:
+		return fail(2, "--repeat-runs must be ≥ 1 and --warmup-runs ≥ 0")
+	case o.outputRequests && o.output == "":
+		return fail(2, "--output.requests needs --output")
+	}
+
+	var cfg *config.Config
+	if o.configFile == "" {
+		stopSim, url, err := startEmbeddedSimulator(ctx, logger)
+		if err != nil {
+			return fail(1, "starting the embedded simulator: %v", err)
+		}
+		defer stopSim()
+		cfg = engine.DefaultConfig(url)
+		if o.duration == 0 {
+			o.duration = 10 * time.Second
+		}
+	} else {
+		var err error
+		if cfg, err = engine.Load(o.configFile); err != nil {
+			return fail(2, "loading %s:\n%s", o.configFile, indent(err.Error(), "  "))
+		}
+	}
+	if o.duration > 0 {
+		bench.Quick(cfg, o.rate, o.concurrency, o.duration)
+		if err := cfg.Validate(engine.Extensions()...); err != nil {
+			return fail(2, "quick run: %v", err)
+		}
+	}
+	if err := bench.Check(cfg); err != nil {
+		return fail(2, "%v", err)
+	}
+
+	// Everything that can fail goes before any traffic: the output directory first.
+	var reportFile, requestsFile *os.File
+	if o.output != "" {
+		if err := os.MkdirAll(o.output, 0o755); err != nil {
+			return fail(2, "--output: %v", err)
+		}
+		var err error
+		if reportFile, err = os.Create(filepath.Join(o.output, "report.json")); err != nil {
+			return fail(2, "--output: %v", err)
+		}
+		defer reportFile.Close()
+		if o.outputRequests {
+			if requestsFile, err = os.Create(filepath.Join(o.output, "requests.jsonl")); err != nil {
+				return fail(2, "--output: %v", err)
+			}
+			defer requestsFile.Close()
+		}
+	}
+	probe := collector.NewProbe()
+	if o.listen != "" {
+		l, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fail(2, "--web.listen-address: %v", err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(probe)
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		srvCtx, stopSrv := context.WithCancel(ctx)
+		defer stopSrv()
+		go func() { _ = serveUntil(srvCtx, srv, func() error { return srv.Serve(l) }) }() // owned: stopSrv ends it
+		logger.Info("serving /metrics during the run", "address", l.Addr().String())
+	}
+
+	opts := bench.Options{WarmupRuns: o.warmupRuns, RepeatRuns: o.repeatRuns, RepeatUntilCV: o.repeatUntilCV,
+		CVFigure: o.cvFigure, Logger: logger, Progress: stderr, ProgressInterval: o.progressInterval,
+		Probe: probe, Version: version.Version}
+	if requestsFile != nil {
+		opts.Requests = requestsFile
+	}
+	rep, err := bench.Run(ctx, cfg, opts)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fail(1, "interrupted: %v", err)
+		}
+		return fail(1, "%v", err)
+	}
+	if err := rep.WriteTable(stdout); err != nil {
+		return fail(1, "writing the table: %v", err)
+	}
+	if reportFile != nil {
+		enc := json.NewEncoder(reportFile)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fail(1, "writing %s: %v", reportFile.Name(), err)
+		}
+		fmt.Fprintf(stderr, "%s run: report written to %s\n", appName, reportFile.Name())
+	}
+	if failures := rep.Failures(); len(failures) > 0 {
+		for _, f := range failures {
+			fmt.Fprintf(stderr, "%s run: %s\n", appName, f)
+		}
+		return 1
+	}
+	return 0
+}
