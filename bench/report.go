@@ -237,11 +237,11 @@ type RepeatStats struct {
 // Stat summarises one figure over n runs: mean, sample standard deviation, coefficient of
 // variation (stddev / mean) and the 95% confidence interval of the mean (Student's t).
 type Stat struct {
-	N      int       `json:"n"`
-	Values []float64 `json:"values"`
-	Mean   float64   `json:"mean"`
-	Stddev float64   `json:"stddev"`
-	CV     float64   `json:"cv"`
+	N      int        `json:"n"`
+	Values []float64  `json:"values"`
+	Mean   float64    `json:"mean"`
+	Stddev float64    `json:"stddev"`
+	CV     float64    `json:"cv"`
 	CI95   [2]float64 `json:"ci95"`
 }
 
