@@ -70,6 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCmd := app.Command("run", "Run a one-shot benchmark: each target's stages once per pass (plus warmup and repeat passes), then a table and a JSON report.")
 	runOpts := addRunFlags(runCmd)
 
+	reportCmd := app.Command("report", "Work with one-shot reports.")
+	mergeCmd := reportCmd.Command("merge", "Merge the reports of the shards of one run (inferprobe run --shard) into the report of the whole run.")
+	mergeFiles := mergeCmd.Arg("reports", "Shard report files (report.json), one per shard.").Required().ExistingFiles()
+	mergeOutput := mergeCmd.Flag("output", "Write the merged report here (and the table to stdout) instead of the report to stdout.").PlaceHolder("FILE").String()
+
 	checkCmd := app.Command("check-config", "Check configuration files for errors (exit code 1 on any).")
 	checkFiles := checkCmd.Arg("config-files", "Configuration files to check.").Required().Strings()
 
@@ -97,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case checkCmd.FullCommand():
 		return checkConfig(*checkFiles, stdout, stderr)
+	case mergeCmd.FullCommand():
+		return mergeReports(*mergeFiles, *mergeOutput, stdout, stderr)
 	case runCmd.FullCommand():
 		return runBench(ctx, runOpts, stdout, stderr, logger)
 	case simCmd.FullCommand():

@@ -38,6 +38,7 @@ type runOptions struct {
 	concurrency      int
 	duration         time.Duration
 	progressInterval time.Duration
+	shard            string
 }
 
 func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
@@ -56,7 +57,62 @@ func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
 	cmd.Flag("concurrency", "Quick run: every target in closed loop at this concurrency for --duration.").Default("0").IntVar(&o.concurrency)
 	cmd.Flag("duration", "Quick run: one stage of this length per target, at its own traffic unless --rate or --concurrency is given.").Default("0s").DurationVar(&o.duration)
 	cmd.Flag("progress.interval", "Time between progress lines on stderr.").Default("10s").DurationVar(&o.progressInterval)
+	cmd.Flag("shard", "Run shard I of N (e.g. 0/4): 1/N of each stage's arrivals and concurrency, disjoint from the other shards; merge the reports with `inferprobe report merge`.").
+		PlaceHolder("I/N").StringVar(&o.shard)
 	return o
+}
+
+// parseShard reads "I/N".
+func parseShard(s string) (*bench.Shard, error) {
+	var sh bench.Shard
+	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || fmt.Sprintf("%d/%d", sh.Index, sh.Count) != s {
+		return nil, fmt.Errorf("--shard %q: want I/N, e.g. 0/4", s)
+	}
+	if sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
+		return nil, fmt.Errorf("--shard %s: want 0 ≤ I < N", s)
+	}
+	return &sh, nil
+}
+
+// mergeReports runs `inferprobe report merge`: it joins shard reports into one.
+func mergeReports(files []string, output string, stdout, stderr io.Writer) int {
+	var reports []*bench.Report
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s report merge: %v\n", appName, err)
+			return 2
+		}
+		var r bench.Report
+		if err := json.Unmarshal(data, &r); err != nil {
+			fmt.Fprintf(stderr, "%s report merge: %s: %v\n", appName, f, err)
+			return 2
+		}
+		reports = append(reports, &r)
+	}
+	merged, err := bench.Merge(reports...)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s report merge: %v\n", appName, err)
+		return 1
+	}
+	out := stdout
+	if output != "" {
+		f, err := os.Create(output)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s report merge: %v\n", appName, err)
+			return 2
+		}
+		defer f.Close()
+		out = f
+		defer func() { _ = merged.WriteTable(stdout) }()
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(merged); err != nil {
+		fmt.Fprintf(stderr, "%s report merge: %v\n", appName, err)
+		return 1
+	}
+	return 0
 }
 
 // runBench runs `inferprobe run`; it returns the exit code.
@@ -76,6 +132,13 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 		return fail(2, "--repeat-runs must be ≥ 1 and --warmup-runs ≥ 0")
 	case o.outputRequests && o.output == "":
 		return fail(2, "--output.requests needs --output")
+	}
+	var shard *bench.Shard
+	if o.shard != "" {
+		var err error
+		if shard, err = parseShard(o.shard); err != nil {
+			return fail(2, "%v", err)
+		}
 	}
 
 	var cfg *config.Config
@@ -140,7 +203,7 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 
 	opts := bench.Options{WarmupRuns: o.warmupRuns, RepeatRuns: o.repeatRuns, RepeatUntilCV: o.repeatUntilCV,
 		CVFigure: o.cvFigure, Logger: logger, Progress: stderr, ProgressInterval: o.progressInterval,
-		Probe: probe, Version: version.Version}
+		Probe: probe, Version: version.Version, Shard: shard}
 	if requestsFile != nil {
 		opts.Requests = requestsFile
 	}

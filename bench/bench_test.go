@@ -373,7 +373,7 @@ func TestCheckRejectsEndlessPlans(t *testing.T) {
 func BenchmarkBuilder(b *testing.B) {
 	cfg := &config.Config{Targets: []config.Target{{Name: "t", Model: "m",
 		Traffic: config.Traffic{Pacer: "stages", Stages: []config.Stage{{Rate: 100, Duration: time.Hour}}}}}}
-	bl, err := NewBuilder(cfg, 0, nil)
+	bl, err := NewBuilder(cfg, 0, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -397,5 +397,85 @@ func BenchmarkBuilder(b *testing.B) {
 	b.StopTimer()
 	if p := bl.Pass(nil); p.Targets[0].Stages[0].Requests["success"] != int64(i) {
 		b.Fatalf("built %d of %d", p.Targets[0].Stages[0].Requests["success"], i)
+	}
+}
+
+// TestShardsMergeExactly: two shards of a run, written as JSON and merged, count exactly what
+// one unsharded run sends, and the merged percentiles are within the sketch's bound of the
+// exact percentiles of both shards' requests.
+func TestShardsMergeExactly(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 10*time.Millisecond, 0, 2*time.Millisecond })
+	y := fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 4, stages: [{rate: 60, duration: 1s, pacer: poisson}, {concurrency: 3, duration: 500ms}]}
+    request: {input_tokens: 8, max_tokens: 4, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url)
+	single, err := Run(context.Background(), parse(t, y), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards []*Report
+	var lines bytes.Buffer
+	for i := range 2 {
+		var l bytes.Buffer
+		rep, err := Run(context.Background(), parse(t, y), Options{Shard: &Shard{Index: i, Count: 2}, Requests: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines.Write(l.Bytes())
+		data, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Report
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, &back)
+	}
+	merged, err := Merge(shards[1], shards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, ss := merged.Runs[0].Targets[0].Stages, single.Runs[0].Targets[0].Stages
+	// The open-loop stage's schedule is the same arrivals split over the shards.
+	if ms[0].Load.Sent != ss[0].Load.Sent || ms[0].Rate != 60 || ms[1].Concurrency != 3 {
+		t.Errorf("merged stage 0 sent %d at %v/s, single run %d; stage 1 concurrency %d", ms[0].Load.Sent, ms[0].Rate, ss[0].Load.Sent, ms[1].Concurrency)
+	}
+	var e2e []float64
+	sc := bufio.NewScanner(&lines)
+	for sc.Scan() {
+		var l RequestLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Stage == 0 && l.Result == prober.ResultSuccess {
+			e2e = append(e2e, l.E2E)
+		}
+	}
+	slices.Sort(e2e)
+	if int64(len(e2e)) != ms[0].E2E.Count() {
+		t.Fatalf("merged e2e count %d, shards' requests %d", ms[0].E2E.Count(), len(e2e))
+	}
+	sum := ms[0].E2E.Summary()
+	for i, q := range quantiles {
+		want := exactQuantile(e2e, q)
+		if got := sum.Percentiles[percentileNames[i]]; math.Abs(got-want) > RelativeAccuracy*want*1.0001 {
+			t.Errorf("merged e2e %s = %v, exact %v", percentileNames[i], got, want)
+		}
+	}
+	validate(t, merged)
+	if _, err := Merge(shards[0], shards[0]); err == nil {
+		t.Error("a shard merged with itself")
+	}
+	if _, err := Merge(shards[0]); err == nil {
+		t.Error("one of two shards merged alone")
+	}
+	if _, err := Merge(single); err == nil {
+		t.Error("a whole-run report merged as a shard")
 	}
 }

@@ -32,15 +32,18 @@ type stageAcc struct {
 	Stage
 }
 
-// NewBuilder returns a builder for one run of cfg. requests, when not nil, receives one JSON
-// line per finished request (RequestLine).
-func NewBuilder(cfg *config.Config, runIndex int, requests io.Writer) (*Builder, error) {
+// NewBuilder returns a builder for one run of cfg (or of one shard of it, when shard is set).
+// requests, when not nil, receives one JSON line per finished request (RequestLine).
+func NewBuilder(cfg *config.Config, runIndex int, requests io.Writer, shard *Shard) (*Builder, error) {
 	b := &Builder{targets: map[string]*targetAcc{}, runIndex: runIndex}
 	if requests != nil {
 		b.requests = json.NewEncoder(requests)
 	}
 	for _, t := range cfg.Targets {
 		plan, err := traffic.PlanFor(t.Traffic, 0)
+		if err == nil && shard != nil {
+			plan, err = traffic.Shard(plan, shard.Index, shard.Count)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,9 @@ type Options struct {
 	Probe *collector.Probe
 	// Version is written into the report.
 	Version string
+	// Shard, when set, runs only that shard of every target (traffic.Shard) and marks the
+	// report as partial; Merge joins the shards' reports.
+	Shard *Shard
 }
 
 // Check returns why cfg cannot run as a one-shot benchmark: every target's plan must end (a
@@ -116,7 +119,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		opts.ProgressInterval = 10 * time.Second
 	}
 	rep := &Report{SchemaVersion: SchemaVersion, Tool: "inferprobe", Version: opts.Version,
-		StartedAt: time.Now().UTC(), SketchRelativeAccuracy: RelativeAccuracy, WarmupRuns: opts.WarmupRuns}
+		StartedAt: time.Now().UTC(), SketchRelativeAccuracy: RelativeAccuracy, WarmupRuns: opts.WarmupRuns, Shard: opts.Shard}
+	if sh := opts.Shard; sh != nil && (sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count) {
+		return nil, fmt.Errorf("shard %d/%d: want 0 ≤ index < count", sh.Index, sh.Count)
+	}
 	total := opts.WarmupRuns + opts.RepeatRuns
 	for pass := 0; pass < total; pass++ {
 		measured := pass >= opts.WarmupRuns
@@ -170,13 +176,16 @@ func (c *counter) Observe(ev prober.Event) {
 
 // runPass runs every target's plan once.
 func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, label string, requests io.Writer) (Pass, error) {
-	b, err := NewBuilder(cfg, index, requests)
+	b, err := NewBuilder(cfg, index, requests, opts.Shard)
 	if err != nil {
 		return Pass{}, err
 	}
 	count := &counter{}
-	set := engine.New(ctx, engine.Options{Logger: opts.Logger, Probe: opts.Probe, Once: true,
-		Observers: []prober.Observer{b, count}})
+	eo := engine.Options{Logger: opts.Logger, Probe: opts.Probe, Once: true, Observers: []prober.Observer{b, count}}
+	if opts.Shard != nil {
+		eo.Shard, eo.Shards = opts.Shard.Index, opts.Shard.Count
+	}
+	set := engine.New(ctx, eo)
 	start := time.Now()
 	if err := set.Apply(cfg); err != nil {
 		set.Close(ctx)

@@ -131,6 +131,9 @@ type BuildOptions struct {
 	Observer prober.Observer
 	// Once runs stages once instead of looping.
 	Once bool
+	// Shard and Shards, with Shards > 1, build shard Shard of Shards: the target's plan split
+	// with traffic.Shard, so that the shards together send exactly the unsharded schedule.
+	Shard, Shards int
 	// Logger is the target's logger.
 	Logger *slog.Logger
 }
@@ -158,6 +161,11 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	if opts.Once {
 		plan.Loop = false
 	}
+	if opts.Shards > 1 {
+		if plan, err = traffic.Shard(plan, opts.Shard, opts.Shards); err != nil {
+			return nil, err
+		}
+	}
 	client, err := prober.NewClient(t)
 	if err != nil {
 		return nil, err
@@ -181,6 +189,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		Seed:        traffic.SubSeed(seed, "source"),
 		Adapters:    adapters,
 	})
+	src = traffic.ShardSource(src, opts.Shard, opts.Shards)
 	p.Gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,
 		MinDuration:  t.Warmup.MinDuration,
@@ -288,19 +297,23 @@ type Options struct {
 	QueueLimit int
 	// Once runs each target's stages once instead of looping them (one-shot runs).
 	Once bool
+	// Shard and Shards, with Shards > 1, run shard Shard of Shards of every target (see
+	// BuildOptions).
+	Shard, Shards int
 }
 
 // Set runs a set of targets. Apply makes the running targets match a configuration; Close
 // stops them. A Set is safe for concurrent use; applies are serialised.
 type Set struct {
-	ctx      context.Context
-	logger   *slog.Logger
-	probe    *collector.Probe
-	server   *server.Collector
-	once     bool
-	observer prober.Observer // the probe, then every queue
-	queues   []*prober.Queue
-	queueWG  sync.WaitGroup
+	ctx           context.Context
+	logger        *slog.Logger
+	probe         *collector.Probe
+	server        *server.Collector
+	once          bool
+	shard, shards int
+	observer      prober.Observer // the probe, then every queue
+	queues        []*prober.Queue
+	queueWG       sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool
@@ -328,7 +341,7 @@ func New(ctx context.Context, opts Options) *Set {
 		opts.Server = server.NewCollector()
 	}
 	s := &Set{ctx: ctx, logger: opts.Logger, probe: opts.Probe, server: opts.Server, once: opts.Once,
-		targets: map[string]*running{}}
+		shard: opts.Shard, shards: opts.Shards, targets: map[string]*running{}}
 	obs := prober.Observers{opts.Probe}
 	for _, o := range opts.Observers {
 		q := prober.NewQueue(o, opts.QueueLimit)
@@ -371,7 +384,8 @@ func (s *Set) Apply(cfg *config.Config) error {
 			continue
 		}
 		logger := s.logger.With("target", t.Name)
-		p, err := Build(t, BuildOptions{BaseSeed: cfg.BaseSeed, Observer: s.observer, Once: s.once, Logger: logger})
+		p, err := Build(t, BuildOptions{BaseSeed: cfg.BaseSeed, Observer: s.observer, Once: s.once,
+			Shard: s.shard, Shards: s.shards, Logger: logger})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
 			continue

@@ -1,6 +1,8 @@
 package traffic
 
 import (
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -34,6 +36,8 @@ type Phase struct {
 
 	stage Stage // the arrival process of an open-loop phase
 	pacer Pacer // set by PacerPhase: used as is in every cycle
+	// shard and shards select every shards-th arrival from the shard-th on (Shard).
+	shard, shards uint64
 }
 
 // ClosedLoop reports whether the phase keeps a fixed number of requests in flight.
@@ -45,14 +49,65 @@ func (p Phase) ClosedLoop() bool { return p.Concurrency > 0 }
 // cycle, while one (seed, cycle) always gives the same arrivals. It returns an ended pacer for
 // a closed-loop phase.
 func (p Phase) Arrivals(cycle uint64) Pacer {
+	var arr Pacer
 	switch {
 	case p.ClosedLoop():
 		return ended{}
 	case p.pacer != nil:
-		return p.pacer
+		arr = p.pacer
+	default:
+		arr = stagePacer(p.stage, cycle)
 	}
-	return stagePacer(p.stage, cycle)
+	if p.shards > 1 {
+		return shardPacer{p: arr, shard: p.shard, shards: p.shards}
+	}
+	return arr
 }
+
+// Shard returns the part of plan that shard i of n sends, so that n load generators together
+// send exactly the plan: each open-loop phase keeps every n-th arrival of the whole phase,
+// from the i-th on (the union over shards is the unsharded schedule, arrival for arrival, and
+// no two shards share one), and each closed-loop phase keeps its share of the concurrency
+// (the remainder goes to the lowest shards). It fails when a closed-loop phase has fewer
+// requests in flight than there are shards.
+func Shard(plan Plan, i, n int) (Plan, error) {
+	if n < 1 || i < 0 || i >= n {
+		return Plan{}, fmt.Errorf("traffic: shard %d/%d: want 0 ≤ index < count", i, n)
+	}
+	out := plan
+	out.Phases = make([]Phase, len(plan.Phases))
+	for k, ph := range plan.Phases {
+		if ph.ClosedLoop() {
+			if ph.Concurrency < n {
+				return Plan{}, fmt.Errorf("traffic: stage %d: concurrency %d cannot be split over %d shards", k, ph.Concurrency, n)
+			}
+			ph.Concurrency = ph.Concurrency / n
+			if i < plan.Phases[k].Concurrency%n {
+				ph.Concurrency++
+			}
+		} else {
+			ph.Rate /= float64(n)
+			ph.shard, ph.shards = uint64(i), uint64(n)
+		}
+		out.Phases[k] = ph
+	}
+	return out, nil
+}
+
+// shardPacer is every shards-th arrival of p, from the shard-th on.
+type shardPacer struct {
+	p             Pacer
+	shard, shards uint64
+}
+
+func (s shardPacer) Next(n uint64) (time.Duration, bool) {
+	if n > (math.MaxUint64-s.shard)/s.shards {
+		return 0, false
+	}
+	return s.p.Next(n*s.shards + s.shard)
+}
+
+func (s shardPacer) Rate(d time.Duration) float64 { return s.p.Rate(d) / float64(s.shards) }
 
 // OpenPhase returns an open-loop phase lasting d (0 = open-ended) whose arrivals follow kind
 // (constant, poisson or gamma with coefficient of variation cv) at rate, drawn from seed.
@@ -83,3 +138,19 @@ func (p Plan) Length() time.Duration {
 	}
 	return total
 }
+
+// ShardSource returns the requests shard i of n sends: request k of the shard is request
+// k·n + i of src, so shards never send the same prompt (or cache-busting nonce).
+func ShardSource(src Source, i, n int) Source {
+	if n <= 1 {
+		return src
+	}
+	return shardSource{src: src, shard: uint64(i), shards: uint64(n)}
+}
+
+type shardSource struct {
+	src           Source
+	shard, shards uint64
+}
+
+func (s shardSource) Next(k uint64) Request { return s.src.Next(k*s.shards + s.shard) }

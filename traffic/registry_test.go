@@ -199,3 +199,68 @@ func BenchmarkPlanNext(b *testing.B) {
 		})
 	}
 }
+
+// TestShardPartitionsThePlan: the shards of a plan together send exactly its arrivals, none
+// twice, and split closed-loop concurrency without losing a slot.
+func TestShardPartitionsThePlan(t *testing.T) {
+	plan := mustPlan(t, config.Traffic{Pacer: KindStages, Stages: []config.Stage{
+		{Rate: 50, Duration: 10 * time.Second, Pacer: KindPoisson},
+		{Concurrency: 10, Duration: time.Second},
+		{Rate: 20, Duration: 5 * time.Second},
+	}}, 8)
+	const n = 3
+	for k, ph := range plan.Phases {
+		var whole []time.Duration
+		if !ph.ClosedLoop() {
+			for i := uint64(0); ; i++ {
+				at, ok := ph.Arrivals(0).Next(i)
+				if !ok || at >= ph.Duration {
+					break
+				}
+				whole = append(whole, at)
+			}
+		}
+		var union []time.Duration
+		conc := 0
+		for i := range n {
+			sp, err := Shard(plan, i, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sph := sp.Phases[k]
+			conc += sph.Concurrency
+			if sph.ClosedLoop() {
+				continue
+			}
+			if math.Abs(sph.Rate*n-ph.Rate) > 1e-9 {
+				t.Errorf("phase %d shard %d rate %v of %v", k, i, sph.Rate, ph.Rate)
+			}
+			arr := sph.Arrivals(0)
+			for j := uint64(0); ; j++ {
+				at, ok := arr.Next(j)
+				if !ok || at >= sph.Duration {
+					break
+				}
+				union = append(union, at)
+			}
+		}
+		slices.Sort(union)
+		if !equalDurations(union, whole) {
+			t.Errorf("phase %d: shards sent %d arrivals, the whole plan %d, or different ones", k, len(union), len(whole))
+		}
+		if conc != ph.Concurrency {
+			t.Errorf("phase %d: shards hold %d in flight, the plan %d", k, conc, ph.Concurrency)
+		}
+	}
+	if _, err := Shard(plan, 0, 11); err == nil {
+		t.Error("concurrency 10 split over 11 shards")
+	}
+	if _, err := Shard(plan, 3, 3); err == nil {
+		t.Error("shard 3 of 3 accepted")
+	}
+	src := ShardSource(NewPromptSource(PromptOptions{InputTokens: 4, CacheBust: true, Seed: 1}), 1, 3)
+	whole := NewPromptSource(PromptOptions{InputTokens: 4, CacheBust: true, Seed: 1})
+	if src.Next(2).Prompt != whole.Next(7).Prompt {
+		t.Error("shard 1 of 3's request 2 is not the whole run's request 7")
+	}
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/simulator"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = run(ctx, append(args, "--log.level=warn", "--no-collector.accelerator"), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const benchConfig = `
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 2, stages: [{rate: 25, duration: 1s}, {concurrency: 2, duration: 500ms}]}
+    request: {input_tokens: 8, max_tokens: 4, ignore_eos: true}
+    warmup: {requests: 1, min_duration: 0s}
+`
+
+// TestRunCommand: `inferprobe run` with warmup and repeat runs writes a report that parses,
+// per-request lines of the measured runs only, and a table; exit 0.
+func TestRunCommand(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 5*time.Millisecond, time.Millisecond })
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, url))
+	out := filepath.Join(dir, "out", "nested")
+	code, stdout, stderr := runCLI(t, "run", "--config.file="+cfg, "--output="+out, "--output.requests",
+		"--warmup-runs=1", "--repeat-runs=2", "--progress.interval=200ms")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 2 || rep.WarmupRuns != 1 || len(rep.Runs[0].Targets[0].Stages) != 2 || rep.Runs[1].Targets[0].Stages[0].Load.Sent != 25 {
+		t.Errorf("report: %d runs, warmup %d, %+v", len(rep.Runs), rep.WarmupRuns, rep.Runs[0].Targets[0].Stages[0].Load)
+	}
+	lines, err := os.ReadFile(filepath.Join(out, "requests.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(lines), "\n"); n < 2*25 || strings.Contains(string(lines), `"run":-1`) {
+		t.Errorf("requests.jsonl has %d lines (or warmup-run lines)", n)
+	}
+	for _, want := range []string{"TTFT p50", "across 2 runs", "ttft_p99"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, want := range []string{"warmup run 1/1: started", "run 2/2: done", "report written to"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("progress lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestRunCommandRejectsBeforeTraffic: an unwritable --output, a plan that never ends and bad
+// flags are errors before any request is sent.
+func TestRunCommandRejectsBeforeTraffic(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		http.Error(w, "no", 500)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, srv.URL))
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	endless := filepath.Join(dir, "endless.yml")
+	if err := os.WriteFile(endless, fmt.Appendf(nil, "targets: [{name: a, url: %s, model: m, traffic: {pacer: poisson, rate: 5}}]\n", srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config.file=" + cfg, "--output=" + filepath.Join(blocker, "sub")}, "--output"},
+		{[]string{"--config.file=" + endless}, `target "a": traffic.pacer poisson never ends`},
+		{[]string{"--config.file=" + cfg, "--rate=5"}, "need --duration"},
+		{[]string{"--config.file=" + cfg, "--rate=5", "--concurrency=2", "--duration=1s"}, "cannot be used together"},
+		{[]string{"--config.file=" + cfg, "--shard=2/2"}, "want 0 ≤ I < N"},
+		{[]string{"--config.file=" + cfg, "--output.requests"}, "needs --output"},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"run"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("run %v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the server before the errors", n)
+	}
+}
+
+// TestRunCommandFailedTarget: a target none of whose requests succeed makes the exit code 1,
+// with why.
+func TestRunCommandFailedTarget(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	l.Close() // nothing listens: every request fails to connect
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, url))
+	code, _, stderr := runCLI(t, "run", "--config.file="+cfg)
+	if code != 1 || !strings.Contains(stderr, `target "sim": none of`) || !strings.Contains(stderr, "connection") {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 naming the target and the failure class", code, stderr)
+	}
+}
+
+// TestRunShardsAndMerge: two shards through the CLI and `inferprobe report merge` give the
+// counts of the whole schedule.
+func TestRunShardsAndMerge(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 2*time.Millisecond, time.Millisecond })
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, url))
+	var files []string
+	for i := range 2 {
+		out := filepath.Join(dir, fmt.Sprint("shard", i))
+		if code, stdout, stderr := runCLI(t, "run", "--config.file="+cfg, "--output="+out, fmt.Sprintf("--shard=%d/2", i)); code != 0 {
+			t.Fatalf("shard %d: exit %d\n%s\n%s", i, code, stdout, stderr)
+		}
+		files = append(files, filepath.Join(out, "report.json"))
+	}
+	merged := filepath.Join(dir, "merged.json")
+	code, stdout, stderr := runCLI(t, "report", "merge", "--output="+merged, files[0], files[1])
+	if code != 0 {
+		t.Fatalf("merge: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	st := rep.Runs[0].Targets[0].Stages
+	if st[0].Load.Sent != 25 || st[0].Rate != 25 || st[1].Concurrency != 2 || rep.Shard != nil {
+		t.Errorf("merged stages: sent %d rate %v concurrency %d shard %v", st[0].Load.Sent, st[0].Rate, st[1].Concurrency, rep.Shard)
+	}
+	if !strings.Contains(stdout, "TTFT p50") {
+		t.Errorf("merge printed no table:\n%s", stdout)
+	}
+	if code, _, stderr := runCLI(t, "report", "merge", files[0]); code != 1 || !strings.Contains(stderr, "shard 0 of 2") {
+		t.Errorf("merging one of two shards: exit %d %s", code, stderr)
+	}
+}
