@@ -404,7 +404,9 @@ func BenchmarkBuilder(b *testing.B) {
 // one unsharded run sends, and the merged percentiles are within the sketch's bound of the
 // exact percentiles of both shards' requests.
 func TestShardsMergeExactly(t *testing.T) {
-	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 10*time.Millisecond, 0, 2*time.Millisecond })
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 10*time.Millisecond, 0, 2*time.Millisecond
+	})
 	y := fmt.Sprintf(`
 targets:
   - name: sim

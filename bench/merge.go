@@ -95,4 +95,3 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return a
 }
-
