@@ -33,7 +33,7 @@ type Dist struct {
 }
 
 func newMapping() mapping.IndexMapping {
-	m, err := mapping.NewLogarithmicMapping(RelativeAccuracy)
+	m, err := mapping.NewCubicallyInterpolatedMapping(RelativeAccuracy)
 	if err != nil {
 		panic(err) // RelativeAccuracy is a valid constant
 	}
