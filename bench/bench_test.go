@@ -141,11 +141,12 @@ targets:
 					t.Errorf("%s min/max %v/%v, exact %v/%v", name, sum.Min, sum.Max, exact[0], exact[len(exact)-1])
 				}
 			}
-			// The simulator's timing: TTFT about 30 ms, ITL a mean 4 ms.
+			// The simulator's timing, in the right unit: TTFT about 30 ms, ITL a mean 4 ms
+			// (a loaded machine only adds: its timers fire late, never early).
 			if p50 := s.TTFT.Quantile(0.5); p50 < 0.029 || p50 > 0.060 {
 				t.Errorf("stage %d TTFT p50 %.4f, want about 30 ms", si, p50)
 			}
-			if itl := s.ITL.Summary(); math.Abs(itl.Mean-0.004) > 0.0005 {
+			if itl := s.ITL.Summary(); itl.Mean < 0.0038 || itl.Mean > 0.008 {
 				t.Errorf("stage %d ITL mean %.4f, want 4 ms", si, itl.Mean)
 			}
 			if s.GoodputRatio != 1 || s.OutputTokens != 12*s.Requests[prober.ResultSuccess] {
