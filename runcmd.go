@@ -39,6 +39,7 @@ type runOptions struct {
 	duration         time.Duration
 	progressInterval time.Duration
 	shard            string
+	sweep            bench.Sweep
 }
 
 func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
@@ -57,6 +58,13 @@ func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
 	cmd.Flag("concurrency", "Quick run: every target in closed loop at this concurrency for --duration.").Default("0").IntVar(&o.concurrency)
 	cmd.Flag("duration", "Quick run: one stage of this length per target, at its own traffic unless --rate or --concurrency is given.").Default("0s").DurationVar(&o.duration)
 	cmd.Flag("progress.interval", "Time between progress lines on stderr.").Default("10s").DurationVar(&o.progressInterval)
+	cmd.Flag("sweep.type", "Sweep to saturation instead of running the configured stages: linear or geometric stages up to the rate a closed-loop probe sustains.").
+		EnumVar(&o.sweep.Type, bench.SweepLinear, bench.SweepGeometric)
+	cmd.Flag("sweep.stages", "Number of sweep stages.").Default("5").IntVar(&o.sweep.Stages)
+	cmd.Flag("sweep.stage-duration", "Length of each sweep stage.").Default("30s").DurationVar(&o.sweep.StageDuration)
+	cmd.Flag("sweep.probe-duration", "Length of the saturation probe.").Default("30s").DurationVar(&o.sweep.ProbeDuration)
+	cmd.Flag("sweep.probe-concurrency", "Requests in flight during the saturation probe.").Default("64").IntVar(&o.sweep.ProbeConcurrency)
+	cmd.Flag("sweep.goodput-target", "Goodput ratio a stage must keep to be at or below the knee.").Default("0.99").Float64Var(&o.sweep.GoodputTarget)
 	cmd.Flag("shard", "Run shard I of N (e.g. 0/4): 1/N of each stage's arrivals and concurrency, disjoint from the other shards; merge the reports with `inferprobe report merge`.").
 		PlaceHolder("I/N").StringVar(&o.shard)
 	return o
@@ -164,8 +172,12 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 			return fail(2, "quick run: %v", err)
 		}
 	}
-	if err := bench.Check(cfg); err != nil {
-		return fail(2, "%v", err)
+	if o.sweep.Type == "" {
+		if err := bench.Check(cfg); err != nil {
+			return fail(2, "%v", err)
+		}
+	} else if shard != nil {
+		return fail(2, "--sweep.type and --shard cannot be used together: each shard would probe its own saturation")
 	}
 
 	// Everything that can fail goes before any traffic: the output directory first.
@@ -207,7 +219,13 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 	if requestsFile != nil {
 		opts.Requests = requestsFile
 	}
-	rep, err := bench.Run(ctx, cfg, opts)
+	var rep *bench.Report
+	var err error
+	if o.sweep.Type != "" {
+		rep, err = bench.RunSweep(ctx, cfg, opts, o.sweep)
+	} else {
+		rep, err = bench.Run(ctx, cfg, opts)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fail(1, "interrupted: %v", err)

@@ -482,3 +482,57 @@ targets:
 		t.Error("a whole-run report merged as a shard")
 	}
 }
+
+// TestSweepFindsCapacity: against a simulator that runs at most 4 sequences of a known
+// service time, the saturation probe finds max_num_seqs / service time within 10%, the stages
+// climb to it, and the knee is the highest stage that kept the goodput target.
+func TestSweepFindsCapacity(t *testing.T) {
+	const ttft, itl = 100 * time.Millisecond, 20 * time.Millisecond
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter, c.MaxNumSeqs = ttft, 0, itl, 0, 4
+	})
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {rate: 1, seed: 3}
+    request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+    slo: {e2e: 400ms}
+`, url))
+	rep, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: SweepLinear, Stages: 3,
+		StageDuration: 2 * time.Second, ProbeDuration: 3 * time.Second, ProbeConcurrency: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := 4 / (ttft + itl).Seconds() // two tokens: the first at TTFT, one gap after it
+	sw := rep.Sweeps[0]
+	t.Logf("probe sustained %.2f req/s, configured capacity %.2f; stage rates %v; knee stage %d at %.2f", sw.ProbeRate, capacity, sw.Rates, sw.KneeStage, sw.KneeRate)
+	if math.Abs(sw.ProbeRate-capacity)/capacity > 0.10 {
+		t.Errorf("probe sustained %.2f req/s, want the capacity %.2f ± 10%%", sw.ProbeRate, capacity)
+	}
+	st := rep.Runs[0].Targets[0].Stages
+	if len(st) != 3 || math.Abs(st[2].Rate-sw.ProbeRate) > 1e-9 || math.Abs(st[0].Rate-sw.ProbeRate/3) > 1e-9 {
+		t.Fatalf("stages %v, want thirds of %v", sw.Rates, sw.ProbeRate)
+	}
+	for k, s := range st {
+		below := s.GoodputRatio >= sw.GoodputTarget
+		if k == sw.KneeStage && !below {
+			t.Errorf("knee stage %d has goodput %.3f below the target", k, s.GoodputRatio)
+		}
+		if k > sw.KneeStage && below {
+			t.Errorf("stage %d kept the goodput target (%.3f) above the knee %d", k, s.GoodputRatio, sw.KneeStage)
+		}
+	}
+	if sw.KneeStage < 0 {
+		t.Errorf("no stage kept the goodput target: %+v", st[0].Requests)
+	}
+	validate(t, rep)
+	if got := sweepRates(SweepGeometric, 3, 100); math.Abs(got[0]-10) > 1e-9 || math.Abs(got[1]-math.Sqrt(1000)) > 1e-9 || got[2] != 100 {
+		t.Errorf("geometric rates %v", got)
+	}
+	if _, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: "log"}); err == nil {
+		t.Error("a sweep of an unknown type ran")
+	}
+}

@@ -33,6 +33,8 @@ type Report struct {
 	// Repeats holds the statistics of each headline figure across Runs, per target and stage;
 	// empty with a single run.
 	Repeats []RepeatStats `json:"repeats,omitempty"`
+	// Sweeps holds each target's sweep to saturation, when the run was one (RunSweep).
+	Sweeps []SweepResult `json:"sweeps,omitempty"`
 }
 
 // Shard identifies one shard of a sharded run.

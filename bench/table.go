@@ -38,6 +38,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, sw := range r.Sweeps {
+		knee := "no stage kept it"
+		if sw.KneeStage >= 0 {
+			knee = fmt.Sprintf("stage %d at %.2f req/s", sw.KneeStage, sw.KneeRate)
+		}
+		fmt.Fprintf(w, "\nsweep %s: sustained %.2f req/s with %d in flight; %s stages to it; knee (goodput ≥ %.3g): %s\n",
+			sw.Target, sw.ProbeRate, sw.ProbeConcurrency, sw.Type, sw.GoodputTarget, knee)
+	}
 	if len(r.Repeats) == 0 {
 		return nil
 	}
