@@ -29,6 +29,7 @@ type runOptions struct {
 	configFile       string
 	output           string
 	outputRequests   bool
+	outputPlots      bool
 	listen           string
 	warmupRuns       int
 	repeatRuns       int
@@ -49,6 +50,7 @@ func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
 	cmd.Flag("output", "Directory for report.json (and requests.jsonl with --output.requests); created if missing.").
 		PlaceHolder("DIR").StringVar(&o.output)
 	cmd.Flag("output.requests", "Also write every measured request as a JSON line to DIR/requests.jsonl.").BoolVar(&o.outputRequests)
+	cmd.Flag("output.plots", "Also draw the plots (PNG and SVG) and an index.html showing them with the table into DIR.").Default("true").BoolVar(&o.outputPlots)
 	cmd.Flag("web.listen-address", "Serve /metrics here while the run goes on (off by default).").PlaceHolder("ADDR").StringVar(&o.listen)
 	cmd.Flag("warmup-runs", "Whole passes run first and not reported.").Default("0").IntVar(&o.warmupRuns)
 	cmd.Flag("repeat-runs", "Measured passes; with 2 or more the report has mean, stddev, CV and a 95% interval of every headline figure.").Default("1").IntVar(&o.repeatRuns)
@@ -242,6 +244,13 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 			return fail(1, "writing %s: %v", reportFile.Name(), err)
 		}
 		fmt.Fprintf(stderr, "%s run: report written to %s\n", appName, reportFile.Name())
+		if o.outputPlots {
+			files, err := rep.WritePlots(o.output)
+			if err != nil {
+				return fail(1, "%v", err)
+			}
+			fmt.Fprintf(stderr, "%s run: %d plot files and %s written\n", appName, len(files)-1, filepath.Join(o.output, "index.html"))
+		}
 	}
 	if failures := rep.Failures(); len(failures) > 0 {
 		for _, f := range failures {

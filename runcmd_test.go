@@ -73,6 +73,11 @@ func TestRunCommand(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
 	}
+	for _, f := range []string{"index.html", "latency.png", "latency.svg", "ttft_cdf.svg", "throughput.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("--output lacks %s: %v", f, err)
+		}
+	}
 	for _, want := range []string{"warmup run 1/1: started", "run 2/2: done", "report written to"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)

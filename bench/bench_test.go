@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -534,5 +535,45 @@ targets:
 	}
 	if _, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: "log"}); err == nil {
 		t.Error("a sweep of an unknown type ran")
+	}
+}
+
+// TestWritePlots: the plots are real PNG and SVG images and the page shows each with the table.
+func TestWritePlots(t *testing.T) {
+	dir := t.TempDir()
+	files, err := goldenReport().WritePlots(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range files {
+		names[filepath.Base(f)] = true
+	}
+	for _, want := range []string{"latency.png", "latency.svg", "ttft_cdf.png", "itl_cdf.svg", "throughput.png", "index.html"} {
+		if !names[want] {
+			t.Errorf("no %s among %v", want, names)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "latency.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() < 500 {
+		t.Errorf("latency.png: %v, bounds %v", err, img)
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "ttft_cdf.svg"))
+	if !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("llama stage 1")) {
+		t.Errorf("ttft_cdf.svg is not an SVG with the stage legend")
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "index.html"))
+	for _, want := range []string{`<img src="latency.svg"`, `<img src="throughput.svg"`, "TTFT p50", "across 3 runs", `href="report.json"`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	if bytes.Contains(page, []byte("http://")) || bytes.Contains(page, []byte("https://")) {
+		t.Error("index.html refers to the network")
 	}
 }
