@@ -137,7 +137,7 @@ func TestRunCommandFailedTarget(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, url))
 	code, _, stderr := runCLI(t, "run", "--config.file="+cfg)
-	if code != 1 || !strings.Contains(stderr, `target "sim": none of`) || !strings.Contains(stderr, "connection") {
+	if code != 1 || !strings.Contains(stderr, `target "sim": none of`) || !strings.Contains(stderr, "while warming up: map[connection:") {
 		t.Errorf("exit %d, stderr:\n%s\nwant 1 naming the target and the failure class", code, stderr)
 	}
 }

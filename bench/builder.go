@@ -147,6 +147,7 @@ func (b *Builder) finished(r *prober.Record) {
 func add(f *Figures, r *prober.Record) {
 	if r.Warmup {
 		f.Warmup++
+		f.WarmupResults[r.Result]++
 		return
 	}
 	f.Requests[r.Result]++

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -46,6 +47,7 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 	lat.Y.Scale = plot.LogScale{}
 	lat.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	lat.Legend.Top = true
+	lat.Legend.TextStyle.Font.Size = vg.Points(8)
 	var latArgs []any
 	for _, t := range run.Targets {
 		for _, m := range []struct {
@@ -61,6 +63,8 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 					}
 				}
 				if len(pts) > 0 {
+					// Stages need not climb in rate: draw each line left to right.
+					sort.Slice(pts, func(i, j int) bool { return pts[i].X < pts[j].X })
 					latArgs = append(latArgs, fmt.Sprintf("%s %s p%g", t.Name, m.name, q*100), pts)
 				}
 			}
@@ -126,6 +130,7 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 			}
 		}
 		if len(pts) > 0 {
+			sort.Slice(pts, func(i, j int) bool { return pts[i].X < pts[j].X })
 			tpArgs = append(tpArgs, t.Name, pts)
 		}
 	}

@@ -85,6 +85,9 @@ type Figures struct {
 	// those that finished while the warmup gate was closed (in no other figure).
 	Requests map[string]int64 `json:"requests"`
 	Warmup   int64            `json:"warmup_requests"`
+	// WarmupResults counts the warmup requests by result, so a target that failed while
+	// warming up says how.
+	WarmupResults map[string]int64 `json:"warmup_results"`
 	// Latency distributions of successful requests, in seconds: time to first token, every
 	// inter-chunk gap, time per output token, end-to-end time per output token (normalised
 	// TPOT: e2e / N) and end-to-end latency.
@@ -132,7 +135,7 @@ type LoadSummary struct {
 }
 
 func newFigures() *Figures {
-	return &Figures{Requests: map[string]int64{}, TTFT: NewDist(), ITL: NewDist(), TPOT: NewDist(),
+	return &Figures{Requests: map[string]int64{}, WarmupResults: map[string]int64{}, TTFT: NewDist(), ITL: NewDist(), TPOT: NewDist(),
 		NormTPOT: NewDist(), E2E: NewDist()}
 }
 
@@ -162,6 +165,9 @@ func (f *Figures) merge(o *Figures) error {
 		f.Requests[k] += v
 	}
 	f.Warmup += o.Warmup
+	for k, v := range o.WarmupResults {
+		f.WarmupResults[k] += v
+	}
 	for _, p := range [][2]*Dist{{f.TTFT, o.TTFT}, {f.ITL, o.ITL}, {f.TPOT, o.TPOT}, {f.NormTPOT, o.NormTPOT}, {f.E2E, o.E2E}} {
 		if err := p[0].Merge(p[1]); err != nil {
 			return err

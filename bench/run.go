@@ -242,16 +242,20 @@ func (r *Report) Failures() []string {
 	for _, run := range r.Runs {
 		for _, t := range run.Targets {
 			var ok, all int64
-			results := map[string]int64{}
+			results, warmup := map[string]int64{}, map[string]int64{}
 			for _, st := range t.Stages {
 				for k, v := range st.Requests {
 					results[k] += v
 					all += v
 				}
+				for k, v := range st.WarmupResults {
+					warmup[k] += v
+				}
 				ok += st.Requests[prober.ResultSuccess]
 			}
 			if ok == 0 {
-				out = append(out, fmt.Sprintf("run %d, target %q: none of %d measured requests succeeded (%v)", run.Index, t.Name, all, results))
+				out = append(out, fmt.Sprintf("run %d, target %q: none of %d measured requests succeeded %v; while warming up: %v",
+					run.Index, t.Name, all, results, warmup))
 			}
 		}
 	}
