@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
+	"golang.org/x/term"
 
 	"github.com/inferprobe/inferprobe/bench"
 	"github.com/inferprobe/inferprobe/collector"
@@ -220,6 +221,10 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 		Probe: probe, Version: version.Version, Shard: shard}
 	if requestsFile != nil {
 		opts.Requests = requestsFile
+	}
+	// A terminal gets a progress bar; a log (CI, a file) plain lines.
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		opts.ProgressBar = true
 	}
 	var rep *bench.Report
 	var err error

@@ -577,3 +577,17 @@ func TestWritePlots(t *testing.T) {
 		t.Error("index.html refers to the network")
 	}
 }
+
+// TestProgressBar: with ProgressBar the pass draws a bar with the counts, not periodic lines.
+func TestProgressBar(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = time.Millisecond, time.Millisecond })
+	cfg := parse(t, fmt.Sprintf("targets: [{name: s, url: %s, model: inferprobe-sim, traffic: {pacer: stages, stages: [{rate: 20, duration: 1s}]}, request: {max_tokens: 2}, warmup: {requests: 0, min_duration: 0s}}]\n", url))
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), cfg, Options{Progress: &out, ProgressBar: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.Contains(s, "run 1/1: ") || !strings.Contains(s, " sent, ") || !strings.Contains(s, "%") || strings.Contains(s, "s, 0 sent") {
+		t.Errorf("progress output:\n%q", s)
+	}
+}

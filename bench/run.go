@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
@@ -38,9 +40,11 @@ type Options struct {
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Progress, when set, receives a plain progress line every ProgressInterval (10 s by
-	// default) and one per pass.
+	// default) and one per pass; with ProgressBar, a progress bar instead of the periodic
+	// lines (for a terminal).
 	Progress         io.Writer
 	ProgressInterval time.Duration
+	ProgressBar      bool
 	// Requests, when set, receives every request of every measured pass as a JSON line.
 	Requests io.Writer
 	// Probe, when set, is the Prometheus collector the runs report to (a /metrics endpoint
@@ -198,17 +202,30 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 	progressf(opts.Progress, "%s: started", label)
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
+	var bar *progressbar.ProgressBar
+	interval := opts.ProgressInterval
+	if opts.ProgressBar && opts.Progress != nil {
+		bar = progressbar.NewOptions(int(passLength(cfg)/time.Millisecond), progressbar.OptionSetWriter(opts.Progress),
+			progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetDescription(label))
+		interval = 200 * time.Millisecond
+	}
 	go func() { // owned by runPass: stopped below
 		defer close(progressDone)
-		tick := time.NewTicker(opts.ProgressInterval)
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
 			case <-stopProgress:
 				return
 			case <-tick.C:
-				progressf(opts.Progress, "%s: %s, %d sent, %d finished, %d failed", label,
-					time.Since(start).Round(time.Second), count.sent.Load(), count.done.Load(), count.failed.Load())
+				status := fmt.Sprintf("%d sent, %d finished, %d failed", count.sent.Load(), count.done.Load(), count.failed.Load())
+				if bar != nil {
+					bar.Describe(label + ": " + status)
+					_ = bar.Set(int(time.Since(start) / time.Millisecond))
+					continue
+				}
+				progressf(opts.Progress, "%s: %s, %s", label, time.Since(start).Round(time.Second), status)
 			}
 		}
 	}()
@@ -218,6 +235,9 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 	cancel()
 	close(stopProgress)
 	<-progressDone
+	if bar != nil {
+		_ = bar.Finish()
+	}
 	if waitErr != nil {
 		return Pass{}, fmt.Errorf("%s: %w", label, waitErr)
 	}
@@ -227,6 +247,17 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 	progressf(opts.Progress, "%s: done in %s, %d requests, %d failed", label,
 		time.Since(start).Round(10*time.Millisecond), count.done.Load(), count.failed.Load())
 	return b.Pass(seeds), nil
+}
+
+// passLength is how long one pass's longest target plan lasts.
+func passLength(cfg *config.Config) time.Duration {
+	var longest time.Duration
+	for _, t := range cfg.Targets {
+		if p, err := traffic.PlanFor(t.Traffic, 0); err == nil {
+			longest = max(longest, p.Length())
+		}
+	}
+	return max(longest, time.Millisecond)
 }
 
 func progressf(w io.Writer, format string, args ...any) {
