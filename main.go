@@ -155,6 +155,14 @@ func checkConfig(files []string, stdout, stderr io.Writer) int {
 
 // runSimulator serves the simulator until ctx ends.
 func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger *slog.Logger) error {
+	bump, err := cfg.SpeedBump.FromEnv(nil)
+	if err != nil {
+		return err
+	}
+	cfg.SpeedBump = bump
+	if bump.Delay > 0 {
+		logger.Info("speed bump", "delay", bump.Delay, "frequency", bump.Frequency, "calls_per_step", bump.CallsPerStep, "slack", bump.Slack)
+	}
 	sim, err := simulator.New(cfg, logger)
 	if err != nil {
 		return err

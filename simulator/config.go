@@ -72,6 +72,9 @@ type Config struct {
 
 	// StatsSize is how many recent requests Stats keeps (a ring); 0 keeps none.
 	StatsSize int
+
+	// SpeedBump is the host overhead a speed-bump delay is injected into (SpeedBump).
+	SpeedBump SpeedBump
 }
 
 // DefaultConfig returns the configuration the `inferprobe simulate` flags default to: a small
@@ -90,6 +93,7 @@ func DefaultConfig() Config {
 		DefaultMaxTokens:   64,
 		StallDuration:      time.Second,
 		StatsSize:          10000,
+		SpeedBump:          SpeedBump{Frequency: 1, CallsPerStep: 1},
 	}
 }
 
@@ -208,5 +212,6 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		Default(f(cfg.MalformedRate)).FloatVar(&cfg.MalformedRate)
 	cmd.Flag("stats-size", "Recent requests kept for ground-truth statistics; 0 keeps none.").
 		Default(i(cfg.StatsSize)).IntVar(&cfg.StatsSize)
+	addSpeedBumpFlags(cmd, &cfg.SpeedBump)
 	return &cfg
 }

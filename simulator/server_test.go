@@ -65,7 +65,7 @@ func TestAddFlags(t *testing.T) {
 			"--itl-per-running-seq=3us", "--max-num-seqs=8", "--kv-cache-tokens=1000",
 			"--max-model-len=500", "--default-max-tokens=16", "--seed=9", "--error-500-rate=0.1",
 			"--error-429-rate=0.2", "--stall-rate=0.3", "--stall-duration=4s", "--truncate-rate=0.4",
-			"--malformed-rate=0.5", "--stats-size=7",
+			"--malformed-rate=0.5", "--stats-size=7", "--speed-bump.calls-per-step=3", "--speed-bump.slack=40us",
 		}, func(c *Config) {
 			*c = Config{
 				ModelName: "m", Adapters: []string{"a", "b"}, TTFTBase: 5 * time.Millisecond,
@@ -73,7 +73,7 @@ func TestAddFlags(t *testing.T) {
 				ITLPerRunningSeq: 3 * time.Microsecond, MaxNumSeqs: 8, KVCacheTokens: 1000,
 				MaxModelLen: 500, DefaultMaxTokens: 16, Seed: 9, Error500Rate: 0.1, Error429Rate: 0.2,
 				StallRate: 0.3, StallDuration: 4 * time.Second, TruncateRate: 0.4, MalformedRate: 0.5,
-				StatsSize: 7,
+				StatsSize: 7, SpeedBump: SpeedBump{Frequency: 1, CallsPerStep: 3, Slack: 40 * time.Microsecond},
 			}
 		}},
 	}
@@ -261,5 +261,25 @@ func TestStatsRing(t *testing.T) {
 	}
 	if st := newStatsRing(0); func() bool { st.record(&RequestStats{}); return len(st.snapshot().Requests) != 0 }() {
 		t.Error("size 0 kept a request")
+	}
+}
+
+func TestSpeedBump(t *testing.T) {
+	env := map[string]string{EnvSpeedBumpDelayNS: "20000", EnvSpeedBumpFrequency: "0.5"}
+	b, err := SpeedBump{Frequency: 1, CallsPerStep: 4, Slack: 10 * time.Microsecond}.FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 calls × 20 µs × half of them = 40 µs of host time, 10 µs of it hidden: 30 µs added.
+	if b.Delay != 20*time.Microsecond || b.Frequency != 0.5 || b.added() != 30*time.Microsecond {
+		t.Errorf("bump %+v adds %v, want 30µs", b, b.added())
+	}
+	if (SpeedBump{Delay: time.Millisecond, Frequency: 1, CallsPerStep: 1, Slack: time.Second}).added() != 0 {
+		t.Error("a delay under the slack adds time")
+	}
+	for _, bad := range []map[string]string{{EnvSpeedBumpDelayNS: "-1"}, {EnvSpeedBumpDelayNS: "1ms"}, {EnvSpeedBumpFrequency: "2"}} {
+		if _, err := (SpeedBump{}).FromEnv(func(k string) string { return bad[k] }); err == nil || !strings.Contains(err.Error(), "SPEED_BUMP_") {
+			t.Errorf("%v: err %v, want one naming the variable", bad, err)
+		}
 	}
 }

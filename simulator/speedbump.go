@@ -1,0 +1,72 @@
+package simulator
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+// Speed-bump environment variables: the names the slowdown method's instrumentation reads, so
+// `inferprobe sensitivity` drives the simulator exactly as it drives a real server.
+const (
+	EnvSpeedBumpDelayNS   = "SPEED_BUMP_DELAY_NS"
+	EnvSpeedBumpFrequency = "SPEED_BUMP_FREQUENCY"
+)
+
+// SpeedBump models host-side overhead that the slowdown method injects a delay into: the
+// bumped code runs CallsPerStep times per decode step (once per output token of each request),
+// each call delayed by Delay (with probability Frequency). Host time overlaps the device step
+// up to Slack: a step is ITL plus only the part of the host time beyond Slack. Slack 0 is a
+// host-bound server (every added nanosecond shows); a large slack a device-bound one (the
+// delay hides under the GPU's work); in between a threshold.
+type SpeedBump struct {
+	Delay        time.Duration
+	Frequency    float64
+	CallsPerStep int
+	Slack        time.Duration
+}
+
+// added returns the time the bump adds to one decode step.
+func (b SpeedBump) added() time.Duration {
+	if b.Delay <= 0 || b.CallsPerStep <= 0 || b.Frequency <= 0 {
+		return 0
+	}
+	host := time.Duration(float64(b.Delay) * float64(b.CallsPerStep) * min(b.Frequency, 1))
+	return max(0, host-b.Slack)
+}
+
+// FromEnv reads the delay and frequency from the speed-bump environment variables
+// (getenv nil means os.Getenv), leaving the rest of b as it is. An unset variable keeps b's
+// value; a malformed one is an error naming it.
+func (b SpeedBump) FromEnv(getenv func(string) string) (SpeedBump, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := getenv(EnvSpeedBumpDelayNS); v != "" {
+		ns, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ns < 0 {
+			return b, fmt.Errorf("simulator: %s=%q: want a non-negative integer of nanoseconds", EnvSpeedBumpDelayNS, v)
+		}
+		b.Delay = time.Duration(ns)
+	}
+	if v := getenv(EnvSpeedBumpFrequency); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return b, fmt.Errorf("simulator: %s=%q: want a probability between 0 and 1", EnvSpeedBumpFrequency, v)
+		}
+		b.Frequency = f
+	}
+	return b, nil
+}
+
+// addSpeedBumpFlags registers the speed-bump model's flags; the delay itself comes from the
+// environment (FromEnv), as the method's instrumentation reads it.
+func addSpeedBumpFlags(cmd *kingpin.CmdClause, b *SpeedBump) {
+	cmd.Flag("speed-bump.calls-per-step", "Times the speed-bumped host code runs per decode step ("+EnvSpeedBumpDelayNS+" delays each).").
+		Default(strconv.Itoa(b.CallsPerStep)).IntVar(&b.CallsPerStep)
+	cmd.Flag("speed-bump.slack", "Host time per decode step that overlaps the device step and adds nothing: 0 is host-bound, a large value device-bound.").
+		Default(b.Slack.String()).DurationVar(&b.Slack)
+}
