@@ -70,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCmd := app.Command("run", "Run a one-shot benchmark: each target's stages once per pass (plus warmup and repeat passes), then a table and a JSON report.")
 	runOpts := addRunFlags(runCmd)
 
+	sensCmd := app.Command("sensitivity", "Measure throughput against a delay injected into the server (the speed-bump method), level by level, and classify it.")
+	sensOpts := addSensitivityFlags(sensCmd)
+
 	reportCmd := app.Command("report", "Work with one-shot reports.")
 	mergeCmd := reportCmd.Command("merge", "Merge the reports of the shards of one run (inferprobe run --shard) into the report of the whole run.")
 	mergeFiles := mergeCmd.Arg("reports", "Shard report files (report.json), one per shard.").Required().ExistingFiles()
@@ -102,6 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case checkCmd.FullCommand():
 		return checkConfig(*checkFiles, stdout, stderr)
+	case sensCmd.FullCommand():
+		return runSensitivity(ctx, sensOpts, stdout, stderr, logger)
 	case mergeCmd.FullCommand():
 		return mergeReports(*mergeFiles, *mergeOutput, stdout, stderr)
 	case runCmd.FullCommand():

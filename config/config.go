@@ -19,6 +19,8 @@ type Config struct {
 	BaseSeed int64 `yaml:"base_seed"`
 	// Targets are the endpoints to probe, each with its own traffic.
 	Targets []Target `yaml:"targets"`
+	// Experiment is read by `inferprobe sensitivity` only; nil when absent.
+	Experiment *Experiment `yaml:"experiment"`
 }
 
 // Target is one inference endpoint and the traffic sent to it.

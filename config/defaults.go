@@ -68,6 +68,7 @@ func givenFunc(set map[string]bool, i int) func(string) bool {
 // applyDefaults fills unset fields. set reports whether the file gave a path a value; with a
 // nil set, a zero value means unset.
 func applyDefaults(c *Config, set map[string]bool) {
+	applyExperimentDefaults(c.Experiment, set)
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		p := fmt.Sprintf("targets[%d].", i)

@@ -36,6 +36,10 @@ func TestDocsListEveryField(t *testing.T) {
 		{"### warmup", reflect.TypeOf(Warmup{})},
 		{"### slo", reflect.TypeOf(SLO{})},
 		{"### metrics", reflect.TypeOf(Metrics{})},
+		{"### experiment", reflect.TypeOf(Experiment{})},
+		{"#### experiment.load", reflect.TypeOf(ExperimentLoad{})},
+		{"#### experiment.command", reflect.TypeOf(ExperimentCommand{})},
+		{"#### experiment.hook", reflect.TypeOf(ExperimentHook{})},
 	}
 	for _, b := range blocks {
 		start := strings.Index(text, "\n"+b.heading+"\n")

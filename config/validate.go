@@ -87,6 +87,7 @@ func validate(c *Config, m *meta, ext []Extension) Errors {
 	if len(c.Targets) == 0 {
 		v.errorf(targets, "at least one target is required")
 	}
+	v.experiment(c.Experiment, v.at(root, "experiment"))
 	names := map[string]loc{}
 	var set map[string]bool
 	if m != nil {

@@ -116,10 +116,10 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
 		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
 		Request: config.Request{InputTokens: inputTokens, MaxTokens: maxTokens, IgnoreEOS: true},
-		Warmup:  config.Warmup{MaxDuration: time.Nanosecond},
+		Warmup:  config.Warmup{MaxDuration: time.Minute},
 	}}}
 	cfg.ApplyDefaults(engine.Extensions()...)
-	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Nanosecond}
+	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once
 	if err := cfg.Validate(engine.Extensions()...); err != nil {
 		return result{}, err
 	}

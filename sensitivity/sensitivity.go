@@ -1,0 +1,362 @@
+// Package sensitivity runs the slowdown ("speed bump") experiment: throughput against a delay
+// injected into the server, level by level, on the engine the daemon and one-shot runs use.
+// For each level it applies the delay (starting the server with the level's environment, or
+// telling a running one through an HTTP hook), waits until the server is ready, runs the
+// configured load for a warmup and a measured window per repeat, and stops the server; then it
+// fits throughput against delay and classifies the result (linear, sub-linear, none,
+// threshold), which says whether the code the delay was injected into is on the critical path.
+package sensitivity
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/traffic"
+)
+
+// SchemaVersion is the version of the report format (docs/sensitivity.md).
+const SchemaVersion = 1
+
+// Report is the experiment's result.
+type Report struct {
+	SchemaVersion int       `json:"schema_version"`
+	Tool          string    `json:"tool"`
+	Version       string    `json:"version"`
+	StartedAt     time.Time `json:"started_at"`
+	FinishedAt    time.Time `json:"finished_at"`
+	// Levels in configuration order (a failed level has Error and no measurements).
+	Levels []Level `json:"levels"`
+	// Analysis is computed over the levels that were measured.
+	Analysis Analysis `json:"analysis"`
+	// Overhead is the experiment's own time: starting servers, waiting until they are ready,
+	// stopping them (seconds, summed over levels).
+	Overhead Overhead `json:"overhead"`
+}
+
+// Level is one injected delay.
+type Level struct {
+	Index   int     `json:"index"`
+	DelayNS int64   `json:"delay_ns"`
+	Delay   string  `json:"delay"`
+	Error   string  `json:"error,omitempty"`
+	Ready   float64 `json:"ready_seconds"`
+	// Repeats are the measurements; OutputTokensPerSecond and RequestsPerSecond their
+	// statistics.
+	Repeats               []Measurement `json:"repeats"`
+	OutputTokensPerSecond bench.Stat    `json:"output_tokens_per_second"`
+	RequestsPerSecond     bench.Stat    `json:"requests_per_second"`
+}
+
+// Measurement is one repeat's measured window, summed over targets.
+type Measurement struct {
+	OutputTokensPerSecond float64 `json:"output_tokens_per_second"`
+	RequestsPerSecond     float64 `json:"requests_per_second"`
+	Requests              int64   `json:"requests"`
+	Failed                int64   `json:"failed"`
+	E2EMean               float64 `json:"e2e_mean_seconds"`
+}
+
+// Overhead is time the experiment spent outside measurement.
+type Overhead struct {
+	StartSeconds float64 `json:"start_seconds"`
+	StopSeconds  float64 `json:"stop_seconds"`
+}
+
+// Options configure Run.
+type Options struct {
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// Progress receives a line per level and repeat.
+	Progress io.Writer
+	// ServerOutput receives the started servers' stdout and stderr (nil discards them).
+	ServerOutput io.Writer
+	// TargetsFile is passed to templates as .TargetsFile.
+	TargetsFile string
+	// Version is written into the report.
+	Version string
+}
+
+// Run runs cfg's experiment. A level whose server fails to start is reported (Level.Error) and
+// the experiment goes on; servers are always stopped, their whole process group.
+func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error) {
+	exp := cfg.Experiment
+	if exp == nil {
+		return nil, errors.New("sensitivity: the configuration has no experiment block")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ServerOutput == nil {
+		opts.ServerOutput = io.Discard
+	}
+	rep := &Report{SchemaVersion: SchemaVersion, Tool: "inferprobe", Version: opts.Version, StartedAt: time.Now().UTC()}
+	load := loadConfig(cfg, exp)
+	var delays, means []float64
+	var pts []Point
+	for i, d := range exp.Levels {
+		vars := config.LevelVars{Level: i, DelayNS: d.Nanoseconds(), Delay: d.String(), TargetsFile: opts.TargetsFile}
+		lvl := Level{Index: i, DelayNS: vars.DelayNS, Delay: vars.Delay}
+		start := time.Now()
+		stop, err := apply(ctx, exp, vars, opts.ServerOutput)
+		lvl.Ready = time.Since(start).Seconds()
+		rep.Overhead.StartSeconds += lvl.Ready
+		if err != nil {
+			lvl.Error = err.Error()
+			progressf(opts.Progress, "level %d (%s): %v; going on", i, vars.Delay, err)
+			rep.Levels = append(rep.Levels, lvl)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		var tputs, rps []float64
+		for r := range exp.Repeats {
+			m, err := measure(ctx, load, opts)
+			if err != nil {
+				lvl.Error = fmt.Sprintf("repeat %d: %v", r, err)
+				break
+			}
+			lvl.Repeats = append(lvl.Repeats, m)
+			tputs = append(tputs, m.OutputTokensPerSecond)
+			rps = append(rps, m.RequestsPerSecond)
+			pts = append(pts, Point{X: d.Seconds(), Y: m.OutputTokensPerSecond})
+			progressf(opts.Progress, "level %d (%s) repeat %d/%d: %.1f output tok/s, %.2f req/s, %d failed",
+				i, vars.Delay, r+1, exp.Repeats, m.OutputTokensPerSecond, m.RequestsPerSecond, m.Failed)
+		}
+		stopStart := time.Now()
+		stop()
+		rep.Overhead.StopSeconds += time.Since(stopStart).Seconds()
+		lvl.OutputTokensPerSecond, lvl.RequestsPerSecond = bench.NewStat(tputs), bench.NewStat(rps)
+		if len(tputs) > 0 {
+			delays = append(delays, d.Seconds())
+			means = append(means, lvl.OutputTokensPerSecond.Mean)
+		}
+		rep.Levels = append(rep.Levels, lvl)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if len(means) == 0 {
+		return rep, errors.New("sensitivity: no level could be measured")
+	}
+	rep.Analysis = Analyze(delays, means, pts)
+	rep.FinishedAt = time.Now().UTC()
+	return rep, nil
+}
+
+// loadConfig turns every target's traffic into the experiment's load: a warmup stage (when
+// set) and the measured stage; the warmup gate is off (the warmup window takes its place).
+func loadConfig(cfg *config.Config, exp *config.Experiment) *config.Config {
+	c := *cfg
+	c.Experiment = nil
+	c.Targets = append([]config.Target(nil), cfg.Targets...)
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		st := config.Stage{Concurrency: exp.Load.Concurrency}
+		if exp.Load.Rate > 0 {
+			st = config.Stage{Rate: exp.Load.Rate, Pacer: traffic.KindPoisson}
+		}
+		t.Traffic.Pacer, t.Traffic.Rate, t.Traffic.Burstiness, t.Traffic.Concurrency = traffic.KindStages, 0, 0, 0
+		t.Traffic.Stages = nil
+		if exp.Warmup > 0 {
+			w := st
+			w.Duration = exp.Warmup
+			t.Traffic.Stages = append(t.Traffic.Stages, w)
+		}
+		st.Duration = exp.Measure
+		t.Traffic.Stages = append(t.Traffic.Stages, st)
+		t.Traffic.MaxInFlight = max(t.Traffic.MaxInFlight, exp.Load.Concurrency)
+		t.Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once: no requests, no minimum
+	}
+	return &c
+}
+
+// measure runs one repeat and sums the measured (last) stage over targets.
+func measure(ctx context.Context, load *config.Config, opts Options) (Measurement, error) {
+	rep, err := bench.Run(ctx, load, bench.Options{Logger: opts.Logger})
+	if err != nil {
+		return Measurement{}, err
+	}
+	var m Measurement
+	var e2eSum float64
+	var e2eN int64
+	for _, t := range rep.Runs[0].Targets {
+		st := t.Stages[len(t.Stages)-1]
+		m.OutputTokensPerSecond += st.Throughput.OutputTokensPerSec
+		m.RequestsPerSecond += st.Throughput.SuccessfulPerSecond
+		for k, v := range st.Requests {
+			m.Requests += v
+			if k != "success" {
+				m.Failed += v
+			}
+		}
+		s := st.E2E.Summary()
+		e2eSum += s.Mean * float64(s.Count)
+		e2eN += s.Count
+	}
+	if e2eN > 0 {
+		m.E2EMean = e2eSum / float64(e2eN)
+	}
+	if m.Requests == m.Failed {
+		return m, fmt.Errorf("none of %d requests succeeded", m.Requests)
+	}
+	return m, nil
+}
+
+// apply puts a level in force and returns how to undo it.
+func apply(ctx context.Context, exp *config.Experiment, vars config.LevelVars, out io.Writer) (func(), error) {
+	if h := exp.Hook; h != nil {
+		return func() {}, callHook(ctx, h, vars)
+	}
+	return startServer(ctx, exp.Command, vars, out)
+}
+
+func callHook(ctx context.Context, h *config.ExperimentHook, vars config.LevelVars) error {
+	u, err := config.Render(h.URL, vars)
+	if err != nil {
+		return err
+	}
+	body, err := config.Render(h.Body, vars)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, h.Method, u, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("hook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("hook: %s answered %s", u, resp.Status)
+	}
+	return nil
+}
+
+// startServer starts the level's server in a process group of its own and waits until its
+// ready URL answers 2xx. The returned stop sends the group SIGTERM, then SIGKILL after
+// StopTimeout, and waits for the process; on error the server is already stopped.
+func startServer(ctx context.Context, c *config.ExperimentCommand, vars config.LevelVars, out io.Writer) (func(), error) {
+	argv := make([]string, len(c.Argv))
+	for i, a := range c.Argv {
+		var err error
+		if argv[i], err = config.Render(a, vars); err != nil {
+			return func() {}, err
+		}
+	}
+	env := os.Environ()
+	for k, v := range c.Env {
+		r, err := config.Render(v, vars)
+		if err != nil {
+			return func() {}, err
+		}
+		env = append(env, k+"="+r)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, c.Dir, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return func() {}, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // owned by stop, which waits for it
+	stop := func() {
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(c.StopTimeout):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		// Children that outlived the leader are in the same group: make sure of them too.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	if err := waitReady(ctx, c.ReadyURL, c.ReadyTimeout, exited); err != nil {
+		stop()
+		return func() {}, err
+	}
+	return stop, nil
+}
+
+// waitReady polls url until it answers 2xx, the process exits, or timeout passes.
+func waitReady(ctx context.Context, url string, timeout time.Duration, exited chan error) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err // stop waits for it too
+			return fmt.Errorf("the server exited before %s was ready: %v", url, exitText(err))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s", url, timeout)
+		}
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+func progressf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "inferprobe sensitivity: "+format+"\n", args...)
+	}
+}
+
+// WriteSummary writes the per-level table and what the analysis concludes.
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%-6s %-10s %14s %10s %10s %s\n", "level", "delay", "out tok/s", "stddev", "req/s", "note")
+	for _, l := range r.Levels {
+		note := ""
+		if l.Error != "" {
+			note = "failed: " + l.Error
+		}
+		fmt.Fprintf(&b, "%-6d %-10s %14.1f %10.1f %10.2f %s\n", l.Index, l.Delay, l.OutputTokensPerSecond.Mean,
+			l.OutputTokensPerSecond.Stddev, l.RequestsPerSecond.Mean, note)
+	}
+	a := r.Analysis
+	fmt.Fprintf(&b, "\nfit: %.4g tok/s per µs of delay (95%% CI %.4g to %.4g), R² %.3f over %d measurements\n",
+		a.Fit.Slope*1e-6, a.Fit.SlopeCI95[0]*1e-6, a.Fit.SlopeCI95[1]*1e-6, a.Fit.R2, a.Fit.N)
+	fmt.Fprintf(&b, "throughput at no delay %.1f tok/s; extrapolated to %s faster: %.1f tok/s (an extrapolation beyond the measured range)\n",
+		a.AtZero, time.Duration(-a.NegativeDelay*1e9), a.AtNegative)
+	fmt.Fprintf(&b, "drop over the levels: %.1f%%; classification: %s", 100*a.Drop, a.Classification)
+	if a.Breakpoint != nil {
+		fmt.Fprintf(&b, " (breakpoint at %s)", time.Duration(*a.Breakpoint*1e9))
+	}
+	fmt.Fprintf(&b, "\n%s\n", a.Advice)
+	_, err := w.Write(b.Bytes())
+	return err
+}
+

@@ -1,0 +1,276 @@
+package sensitivity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/engine"
+)
+
+func TestFitLine(t *testing.T) {
+	var pts []Point
+	for x := 0.0; x <= 10; x++ {
+		pts = append(pts, Point{x, 100 - 2*x})
+	}
+	f := FitLine(pts)
+	if math.Abs(f.Slope+2) > 1e-12 || math.Abs(f.Intercept-100) > 1e-12 || math.Abs(f.R2-1) > 1e-12 ||
+		math.Abs(f.SlopeCI95[0]+2) > 1e-9 || math.Abs(f.SlopeCI95[1]+2) > 1e-9 || f.N != 11 {
+		t.Fatalf("fit %+v", f)
+	}
+	// Noise widens the interval around the true slope: residuals ±1 alternate.
+	for i := range pts {
+		pts[i].Y += float64(1 - 2*(i%2))
+	}
+	f = FitLine(pts)
+	if !(f.SlopeCI95[0] < -2 && f.SlopeCI95[1] > -2) || f.R2 > 0.99 || f.R2 < 0.9 {
+		t.Errorf("noisy fit %+v", f)
+	}
+	if got := f.At(-1); math.Abs(got-(f.Intercept-f.Slope)) > 1e-12 {
+		t.Errorf("At(-1) = %v", got)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	delays := []float64{0, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3}
+	analyze := func(means []float64) Analysis {
+		var pts []Point
+		for i, m := range means {
+			pts = append(pts, Point{delays[i], m})
+		}
+		return Analyze(delays, means, pts)
+	}
+	cases := []struct {
+		name  string
+		means []float64
+		want  string
+		brk   float64
+	}{
+		{"linear", []float64{1000, 900, 800, 700, 600, 500}, Linear, 0},
+		{"none", []float64{1000, 1010, 995, 1002, 990, 1001}, None, 0},
+		{"threshold", []float64{1000, 1005, 995, 700, 450, 200}, Threshold, 2e-3},
+		{"sub-linear", []float64{1000, 600, 560, 540, 530, 525}, SubLinear, 0},
+	}
+	for _, c := range cases {
+		a := analyze(c.means)
+		if a.Classification != c.want {
+			t.Errorf("%s: classified %s (fit %+v, drop %.3f)", c.name, a.Classification, a.Fit, a.Drop)
+		}
+		if c.want == Threshold && (a.Breakpoint == nil || *a.Breakpoint != c.brk) {
+			t.Errorf("%s: breakpoint %v, want %v", c.name, a.Breakpoint, c.brk)
+		}
+		if a.Advice == "" {
+			t.Errorf("%s: no advice", c.name)
+		}
+	}
+	a := analyze(cases[0].means)
+	if math.Abs(a.AtZero-1000) > 1e-6 || math.Abs(a.AtNegative-1100) > 1e-6 || !a.Extrapolated || a.NegativeDelay != -1e-3 {
+		t.Errorf("extrapolation %+v", a)
+	}
+}
+
+// binary builds inferprobe once for the tests that start it as the server under test.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "inferprobe")
+	cmd := exec.Command("go", "build", "-o", bin, "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// experiment is a configuration that starts the simulator per level with the given slack.
+func experiment(t *testing.T, bin string, slack time.Duration, argvPrefix string) *config.Config {
+	t.Helper()
+	port := freePort(t)
+	sim := fmt.Sprintf("%s simulate --listen-address=127.0.0.1:%d --ttft-base=10ms --ttft-per-prompt-token=0s --itl=2ms --itl-jitter=0 --max-num-seqs=64 --speed-bump.slack=%s --log.level=warn",
+		bin, port, slack)
+	argv := fmt.Sprintf("[%s]", strings.Join(strings.Fields(sim), ", "))
+	if argvPrefix != "" {
+		argv = fmt.Sprintf("[sh, -c, '%s exec %s']", argvPrefix, sim)
+	}
+	y := fmt.Sprintf(`
+targets: [{name: sim, url: "http://127.0.0.1:%d", model: inferprobe-sim, request: {input_tokens: 4, max_tokens: 16, ignore_eos: true}}]
+experiment:
+  levels: [0, 500us, 1ms, 1500us, 2ms]
+  repeats: 1
+  warmup: 300ms
+  measure: 1500ms
+  load: {concurrency: 8}
+  command:
+    argv: %s
+    env: {SPEED_BUMP_DELAY_NS: "{{.DelayNS}}"}
+    ready_url: http://127.0.0.1:%d/health
+    ready_timeout: 20s
+    stop_timeout: 2s
+`, port, argv, port)
+	c, err := engine.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	return c
+}
+
+// TestClassifiesSimulatorConfigurations: a host-bound simulator is linear with the slope the
+// timing model predicts (within 10%), a device-bound one none, one with a 1 ms slack a
+// threshold at 1 ms (within one level); a level whose server fails to start is reported and
+// the others are measured.
+func TestClassifiesSimulatorConfigurations(t *testing.T) {
+	bin := binary(t)
+	ctx := context.Background()
+
+	host, err := Run(ctx, experiment(t, bin, 0, ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.Analysis.Classification != Linear {
+		t.Errorf("host-bound: classified %s: %+v", host.Analysis.Classification, host.Analysis)
+	}
+	// The model: 8 requests in flight, each 16 tokens taking T0 + 15·d, so throughput is
+	// 8·16/(T0 + 15·d) with T0 the measured request time without delay.
+	t0 := host.Levels[0].Repeats[0].E2EMean
+	var model []Point
+	for _, l := range host.Levels {
+		d := float64(l.DelayNS) / 1e9
+		model = append(model, Point{d, 8 * 16 / (t0 + 15*d)})
+	}
+	want := FitLine(model).Slope
+	got := host.Analysis.Fit.Slope
+	t.Logf("host-bound slope %.4g tok/s per s of delay, model %.4g (T0 %.1f ms)", got, want, t0*1000)
+	if math.Abs(got-want)/math.Abs(want) > 0.10 {
+		t.Errorf("host-bound slope %.4g, want the model's %.4g ± 10%%", got, want)
+	}
+
+	dev, err := Run(ctx, experiment(t, bin, time.Second, `if [ "$SPEED_BUMP_DELAY_NS" = 500000 ]; then exit 3; fi;`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.Analysis.Classification != None {
+		t.Errorf("device-bound: classified %s: %+v", dev.Analysis.Classification, dev.Analysis)
+	}
+	if l := dev.Levels[1]; l.Error == "" || !strings.Contains(l.Error, "exited before") || len(l.Repeats) != 0 {
+		t.Errorf("level 1 (server exits): %+v", l)
+	}
+	for _, i := range []int{0, 2, 3, 4} {
+		if len(dev.Levels[i].Repeats) != 1 {
+			t.Errorf("level %d was not measured after level 1 failed: %+v", i, dev.Levels[i])
+		}
+	}
+
+	slack, err := Run(ctx, experiment(t, bin, time.Millisecond, ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := slack.Analysis
+	if a.Classification != Threshold || a.Breakpoint == nil || math.Abs(*a.Breakpoint-1e-3) > 0.5e-3+1e-9 {
+		t.Errorf("slack 1 ms: classified %s, breakpoint %v: %+v", a.Classification, a.Breakpoint, a)
+	}
+	for _, r := range []*Report{host, dev, slack} {
+		t.Logf("overhead: start %.2fs stop %.2fs; drop %.1f%% %s", r.Overhead.StartSeconds, r.Overhead.StopSeconds, 100*r.Analysis.Drop, r.Analysis.Classification)
+	}
+	dir := t.TempDir()
+	files, err := host.WritePlot(dir)
+	if err != nil || len(files) != 2 {
+		t.Fatalf("plot: %v %v", files, err)
+	}
+	var sb strings.Builder
+	if err := host.WriteSummary(&sb); err != nil || !strings.Contains(sb.String(), "classification: linear") || !strings.Contains(sb.String(), "critical path") {
+		t.Errorf("summary:\n%s", sb.String())
+	}
+}
+
+// TestStopKillsWhatIgnoresSIGTERM: a server that ignores SIGTERM is killed after stop_timeout,
+// its whole process group with it.
+func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
+	ready := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer ready.Close()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c := &config.ExperimentCommand{
+		Argv:     []string{"sh", "-c", `trap "" TERM; echo $$ > ` + pidFile + `; (trap "" TERM; sleep 60) & while true; do sleep 0.05; done`},
+		ReadyURL: ready.URL, ReadyTimeout: 5 * time.Second, StopTimeout: 300 * time.Millisecond,
+	}
+	stop, err := startServer(context.Background(), c, config.LevelVars{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for range 50 {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the server never wrote its pid")
+	}
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took < 250*time.Millisecond || took > 5*time.Second {
+		t.Errorf("stop took %v, want about the 300 ms stop_timeout", took)
+	}
+	// Killed children may linger as zombies until init reaps them: count only live ones.
+	time.Sleep(50 * time.Millisecond)
+	if live := liveInGroup(t, pid); len(live) > 0 {
+		t.Errorf("process group %d still has live processes after stop: %v", pid, live)
+	}
+	if err := syscall.Kill(-pid, 0); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("kill(-%d, 0): %v", pid, err)
+	}
+}
+
+// liveInGroup lists the processes of group pgid that are not zombies, from /proc.
+func liveInGroup(t *testing.T, pgid int) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var live []string
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp …; comm may hold spaces, so split after the last ')'.
+		s := string(b)
+		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(rest) < 3 {
+			continue
+		}
+		if g, _ := strconv.Atoi(rest[2]); g == pgid && rest[0] != "Z" {
+			live = append(live, strings.TrimSpace(s[:strings.LastIndexByte(s, ')')+1]))
+		}
+	}
+	return live
+}
+
+func TestReadyTimeoutIsReported(t *testing.T) {
+	c := &config.ExperimentCommand{Argv: []string{"sleep", "30"}, ReadyURL: "http://127.0.0.1:1/health",
+		ReadyTimeout: 300 * time.Millisecond, StopTimeout: time.Second}
+	_, err := startServer(context.Background(), c, config.LevelVars{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not ready within 300ms") {
+		t.Errorf("err %v", err)
+	}
+}
