@@ -359,4 +359,3 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	_, err := w.Write(b.Bytes())
 	return err
 }
-
