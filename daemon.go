@@ -246,6 +246,9 @@ func (d *daemon) load() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings {
+		d.logger.Warn("configuration warning", "file", d.opts.configFile, "warning", w.Error())
+	}
 	return cfg, nil
 }
 
@@ -359,6 +362,8 @@ func (d *daemon) prepare(t config.Target) (*runningTarget, error) {
 		MinDuration:  t.Warmup.MinDuration,
 		MaxDuration:  t.Warmup.MaxDuration,
 		StableWithin: t.Warmup.StableWithin,
+		// 0 (off) also when a Config built in code left it unset.
+		RecoveryFailures: derefInt(t.Warmup.RecoveryFailures),
 	}, nil)
 	rt.logger = d.logger.With("target", t.Name)
 	rt.runner = prober.NewRunner(prober.RunnerConfig{
@@ -370,6 +375,7 @@ func (d *daemon) prepare(t config.Target) (*runningTarget, error) {
 			rt.release()
 			return nil, err
 		}
+		rt.gate.SetRecoveryHook(rt.scraper.ScrapeNow) // a probe-path re-arm scrapes at once
 	}
 	return rt, nil
 }
@@ -431,15 +437,33 @@ func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*serve
 		Client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
-		Header:  header,
-		Rearmer: gate,
-		Logger:  logger.With("collector", "server"),
+		Header:           header,
+		Rearmer:          gate,
+		Logger:           logger.With("collector", "server"),
+		RecoveryFailures: scrapeRecovery(t.Warmup.RecoveryFailures),
 	})
 	if err != nil {
 		tr.CloseIdleConnections()
 		return nil, nil, err
 	}
 	return s, tr, nil
+}
+
+// derefInt reads an optional integer setting, 0 when unset.
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// scrapeRecovery is warmup.recovery_failures for the scraper, the same threshold as the probe
+// path: 0 (off) is negative there, since the scraper takes 0 as 1.
+func scrapeRecovery(p *int) int {
+	if n := derefInt(p); n > 0 {
+		return n
+	}
+	return -1
 }
 
 // sameOrigin reports whether two URLs share scheme, host and port.
