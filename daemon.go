@@ -433,6 +433,7 @@ func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*serve
 	}
 	s, err := server.NewScraper(server.Options{
 		Target: t.Name,
+		Model:  t.Model, // for trtllm-serve's model_name="undefined"
 		Config: *t.Metrics,
 		Client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse

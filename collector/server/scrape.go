@@ -80,6 +80,9 @@ const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client
 type Options struct {
 	// Target is the target's name, the value of every series' target label.
 	Target string
+	// Model is the target's configured model: the model_name of series that a server labels
+	// with a placeholder (trtllm-serve's model_name="undefined").
+	Model string
 	// Config is the target's validated metrics block (URL and engine defaults already applied).
 	Config config.Metrics
 	// Client sends the scrapes; nil uses a client with Go's default transport. Its own Timeout,
@@ -211,6 +214,7 @@ func NewScraper(o Options) (*Scraper, error) {
 		norm:     newNormaliser(o.Target, sel),
 		rs:       restartState{threshold: o.RecoveryFailures},
 	}
+	s.norm.model = o.Model
 	if s.client == nil {
 		s.client = &http.Client{}
 	}
