@@ -179,8 +179,8 @@ var table = []row{
 		help: "KV-cache usage of the model server, 0 to 1 (the most used engine or rank when there are several).",
 		from: map[string][]source{
 			// vLLM documents both as "1 means 100 percent usage": already a ratio despite "perc".
-			EngineVLLM:     {val("vllm:kv_cache_usage_perc"), val("vllm:gpu_cache_usage_perc")},
-			EngineSGLang:   {val("sglang:token_usage")},
+			EngineVLLM:   {val("vllm:kv_cache_usage_perc"), val("vllm:gpu_cache_usage_perc")},
+			EngineSGLang: {val("sglang:token_usage")},
 			// Only builds from before its removal (ggml-org/llama.cpp PR #13660) have it; today's
 			// llama-server exposes no KV-cache usage (llamacpp:n_tokens_max is the largest
 			// sequence seen, not usage), so the series is absent for it rather than made up.
