@@ -37,6 +37,8 @@ type daemonOptions struct {
 	telemetryPath string
 	web           *web.FlagConfig
 	accelerator   *accelerator.Options
+	// enableLifecycle allows POST /-/reload (--web.enable-lifecycle); off, only SIGHUP reloads.
+	enableLifecycle bool
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
 	onListen func([]net.Addr)
 	// observer, when set, also receives every probe event (tests record per-request values).

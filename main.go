@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		PlaceHolder("FILE").StringVar(&opts.configFile)
 	daemonCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&opts.telemetryPath)
 	opts.web = kingpinflag.AddFlags(daemonCmd, ":9788")
+	daemonCmd.Flag("web.enable-lifecycle", "Enable reloading the configuration over HTTP (POST /-/reload), as Prometheus does; SIGHUP always reloads.").
+		Default("false").BoolVar(&opts.enableLifecycle)
 
 	simCmd := app.Command("simulate", "Run the OpenAI-compatible streaming simulator standalone.")
 	simCfg := simulator.AddFlags(simCmd)

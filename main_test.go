@@ -124,6 +124,13 @@ func startDaemon(t *testing.T, configFile string) *testDaemon {
 // startDaemonWeb is startDaemon with an exporter-toolkit web config file.
 func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 	t.Helper()
+	return startDaemonOpts(t, configFile, webConfig, false)
+}
+
+// startDaemonOpts is startDaemonWeb with the lifecycle API (POST /-/reload) off when
+// disableLifecycle is set.
+func startDaemonOpts(t *testing.T, configFile, webConfig string, disableLifecycle bool) *testDaemon {
+	t.Helper()
 	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan []net.Addr, 1)
@@ -137,6 +144,8 @@ func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 		web:           &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: &systemd, WebConfigFile: &webConfig},
 		onListen:      func(a []net.Addr) { addrs <- a },
 		observer:      rec,
+		// The tests reload over HTTP; TestReloadNeedsLifecycleFlag covers the default.
+		enableLifecycle: !disableLifecycle,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &testDaemon{logs: logs, rec: rec, cancel: cancel, done: make(chan error, 1)}
@@ -431,8 +440,11 @@ targets:
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "bogus_key") {
-		t.Errorf("bad reload answered %d %q; want 500 naming the field", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(string(body), "bogus_key") {
+		t.Errorf("bad reload answered %d %q; want 500 without the config error", resp.StatusCode, body)
+	}
+	if !strings.Contains(d.logs.String(), "bogus_key") {
+		t.Error("the reload error is not in the log")
 	}
 	mfs := d.scrape(t)
 	if v, _ := testkit.Value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
@@ -869,5 +881,35 @@ func TestTelemetryPathValidated(t *testing.T) {
 		if code := run(context.Background(), []string{"--web.telemetry-path=" + p, "--web.listen-address=127.0.0.1:0"}, &out, &errOut); code != 2 {
 			t.Errorf("--web.telemetry-path=%s: exit %d, want 2 (%s)", p, code, errOut.String())
 		}
+	}
+}
+
+// TestReloadNeedsLifecycleFlag: without --web.enable-lifecycle, POST /-/reload is refused and
+// nothing is re-read; SIGHUP still reloads.
+func TestReloadNeedsLifecycleFlag(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+targets:
+  - name: a
+    url: %s
+    model: inferprobe-sim
+    traffic: {rate: 5}
+    request: {input_tokens: 8, max_tokens: 4}
+`, url)
+	path := writeConfig(t, dir, cfg)
+	d := startDaemonOpts(t, path, "", true)
+	writeConfig(t, dir, strings.Replace(cfg, "rate: 5", "rate: 7", 1))
+	resp, err := testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST /-/reload without the flag answered %d, want 403", resp.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if v, _ := testkit.Value(d.scrape(t), "inferprobe_target_request_rate", map[string]string{"target": "a"}); v != 5 {
+		t.Errorf("rate %v after a refused reload, want 5 (not re-read)", v)
 	}
 }
