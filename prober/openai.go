@@ -130,7 +130,8 @@ func (c *OpenAIClient) Body(req traffic.Request) ([]byte, error) {
 
 // streamChunk is the part of a chat.completion.chunk or text_completion chunk we read, plus
 // the two error shapes servers put in a stream (OpenAI's {"error":{...}} and vLLM's
-// {"object":"error",...}).
+// {"object":"error",...}). The per-chunk path reads chunks with decodeChunk, which holds to
+// what encoding/json makes of this type; encoding/json itself decodes only error chunks.
 type streamChunk struct {
 	Object  string `json:"object"`
 	Choices []struct {
@@ -270,7 +271,7 @@ func eventStreamType(contentType string) bool {
 
 func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, rec *Record) {
 	var (
-		chunk    streamChunk
+		facts    chunkFacts
 		finished bool          // a finish_reason was seen
 		finishAt time.Duration // when
 		usageOut = -1
@@ -324,56 +325,54 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, r
 			c.finish(rec, usageOut)
 			return
 		}
-		chunk = streamChunk{} // fresh: json would leave stale fields in reused slice elements
-		if err := json.Unmarshal(data, &chunk); err != nil {
+		if err := decodeChunk(data, &facts); err != nil {
 			rec.End = now
 			rec.Result, rec.Err = ResultProtocol, fmt.Errorf("malformed chunk: %w", err)
 			return
 		}
-		if result, err := chunkError(&chunk); result != "" {
-			rec.End = now
-			rec.Result, rec.Err = result, err
-			return
-		}
-		content, reasoning := false, false
-		for i := range chunk.Choices {
-			ch := &chunk.Choices[i]
-			if ch.Delta.Content != "" || ch.Text != "" {
-				content = true
+		if facts.isError {
+			// Rare: decode the error object in full to class it by its code.
+			var chunk streamChunk
+			if err := json.Unmarshal(data, &chunk); err != nil {
+				rec.End = now
+				rec.Result, rec.Err = ResultProtocol, fmt.Errorf("malformed chunk: %w", err)
+				return
 			}
-			if ch.Delta.ReasoningContent != "" || ch.Delta.Reasoning != "" {
-				reasoning = true
-			}
-			if ch.FinishReason != nil && *ch.FinishReason != "" && !finished {
-				finished, finishAt = true, now
-				rec.FinishReason = NormaliseFinishReason(*ch.FinishReason)
+			if result, err := chunkError(&chunk); result != "" {
+				rec.End = now
+				rec.Result, rec.Err = result, err
+				return
 			}
 		}
-		if chunk.Usage != nil {
-			u := chunk.Usage
-			if u.CompletionTokens < 0 || u.PromptTokens < 0 {
+		content, reasoning := facts.content, facts.reasoning
+		if facts.finish != "" && !finished {
+			finished, finishAt = true, now
+			rec.FinishReason = facts.finish
+		}
+		if facts.hasUsage {
+			if facts.completionTokens < 0 || facts.promptTokens < 0 {
 				rec.End = now
 				rec.Result, rec.Err = ResultProtocol, errors.New("negative token count in usage")
 				return
 			}
 			// Usage may come on its own chunk, on the last content chunk (llama.cpp) or on
 			// every chunk (continuous usage); the last one seen wins.
-			usageOut = u.CompletionTokens
-			if u.PromptTokens > 0 {
-				rec.PromptTokens, rec.PromptSource = u.PromptTokens, SourceUsage
+			usageOut = facts.completionTokens
+			if facts.promptTokens > 0 {
+				rec.PromptTokens, rec.PromptSource = facts.promptTokens, SourceUsage
 			}
-			if d := u.CompletionTokensDetails; d != nil && d.ReasoningTokens >= 0 {
-				reasoningUse = d.ReasoningTokens
+			if facts.hasReasoningTokens && facts.reasoningTokens >= 0 {
+				reasoningUse = facts.reasoningTokens
 			}
-			if d := u.PromptTokensDetails; d != nil && d.CachedTokens >= 0 {
-				rec.CachedTokens, rec.CachedSource = d.CachedTokens, SourceUsage
+			if facts.hasCachedTokens && facts.cachedTokens >= 0 {
+				rec.CachedTokens, rec.CachedSource = facts.cachedTokens, SourceUsage
 			}
 		}
 		if content || reasoning {
 			k := int32(0)
-			if chunk.Usage != nil {
-				k = int32(chunk.Usage.CompletionTokens - cumAtText)
-				cumAtText = chunk.Usage.CompletionTokens
+			if facts.hasUsage {
+				k = int32(facts.completionTokens - cumAtText)
+				cumAtText = facts.completionTokens
 			}
 			if k <= 0 {
 				perChunk = false // a token chunk without (or with inconsistent) usage
