@@ -53,8 +53,9 @@ var _ prober.Observer = (*Probe)(nil)
 // targetMetrics are the series of one target. Histograms and result counters carry the
 // adapter label; target-level gauges do not.
 type targetMetrics struct {
-	ttft, itl, tpot, e2e, delay  *prometheus.HistogramVec
-	itc, ttfo, phase             *prometheus.HistogramVec
+	ttft, tpot, e2e, delay       *prometheus.HistogramVec
+	itl, itc                     *gapFamily
+	ttfo, phase                  *prometheus.HistogramVec
 	decodeRate, e2eRate          *prometheus.HistogramVec
 	requests, warmupRequests     *prometheus.CounterVec
 	goodput                      *prometheus.CounterVec
@@ -77,15 +78,16 @@ type targetMetrics struct {
 // adapterSeries caches the resolved series of one adapter so the per-request path does no
 // label hashing.
 type adapterSeries struct {
-	ttft, itl, tpot, e2e, delay prometheus.Observer
-	itc, ttfo                   prometheus.Observer
-	decodeRate, e2eRate         prometheus.Observer
-	phases                      [prober.NumPhases]prometheus.Observer
-	results, warmupResults      map[string]prometheus.Counter
-	goodput                     prometheus.Counter
-	promptTokens, outputTokens  map[string]prometheus.Counter
-	reasoningTokens, cached     map[string]prometheus.Counter
-	finishReasons               map[string]prometheus.Counter
+	ttft, tpot, e2e, delay     prometheus.Observer
+	itl, itc                   *gapHistogram
+	ttfo                       prometheus.Observer
+	decodeRate, e2eRate        prometheus.Observer
+	phases                     [prober.NumPhases]prometheus.Observer
+	results, warmupResults     map[string]prometheus.Counter
+	goodput                    prometheus.Counter
+	promptTokens, outputTokens map[string]prometheus.Counter
+	reasoningTokens, cached    map[string]prometheus.Counter
+	finishReasons              map[string]prometheus.Counter
 }
 
 func withSLO(base []float64, slo []float64) []float64 {
@@ -116,12 +118,12 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		ttft: hist("inferprobe_time_to_first_token_seconds",
 			"Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.",
 			withSLO(ttftBuckets, ttftSLO)),
-		itl: hist("inferprobe_inter_token_latency_seconds",
+		itl: newGapFamily("inferprobe_inter_token_latency_seconds",
 			"Time between output tokens, per token: a chunk carrying k tokens after a gap g counts k times g/k (k from per-chunk usage, else 1), successful requests after warmup.",
-			tokenBuckets),
-		itc: hist("inferprobe_inter_chunk_latency_seconds",
+			labels, tokenBuckets),
+		itc: newGapFamily("inferprobe_inter_chunk_latency_seconds",
 			"Each gap between consecutive token chunks (SSE events with text) of a successful request after warmup, one observation per gap.",
-			tokenBuckets),
+			labels, tokenBuckets),
 		ttfo: hist("inferprobe_time_to_first_output_token_seconds",
 			"Time from t0 to the first chunk with answer text (not reasoning), successful requests after warmup; equals TTFT for a non-reasoning answer.",
 			withSLO(ttftBuckets, ttftSLO)),
@@ -195,11 +197,11 @@ func (m *targetMetrics) series(adapter string) *adapterSeries {
 	}
 	s = &adapterSeries{
 		ttft:            m.ttft.WithLabelValues(adapter),
-		itl:             m.itl.WithLabelValues(adapter),
+		itl:             m.itl.child(adapter),
 		tpot:            m.tpot.WithLabelValues(adapter),
 		e2e:             m.e2e.WithLabelValues(adapter),
 		delay:           m.delay.WithLabelValues(adapter),
-		itc:             m.itc.WithLabelValues(adapter),
+		itc:             m.itc.child(adapter),
 		ttfo:            m.ttfo.WithLabelValues(adapter),
 		decodeRate:      m.decodeRate.WithLabelValues(adapter),
 		e2eRate:         m.e2eRate.WithLabelValues(adapter),
@@ -320,8 +322,10 @@ func (p *Probe) RequestFinished(r *prober.Record) {
 	m.inFlight.Dec()
 	s := m.series(r.Adapter)
 	result := r.Result
-	if _, known := s.results[result]; !known {
+	counter, known := s.results[result]
+	if !known {
 		result = prober.ResultProtocol // a client that sets no known class must not crash the exporter
+		counter = s.results[result]
 	}
 	if r.FinishReason != "" {
 		if c := s.finishReasons[r.FinishReason]; c != nil {
@@ -337,7 +341,7 @@ func (p *Probe) RequestFinished(r *prober.Record) {
 		s.warmupResults[result].Inc()
 		return
 	}
-	s.results[result].Inc()
+	counter.Inc()
 	s.delay.Observe(r.ScheduleDelay().Seconds())
 	for i := range prober.NumPhases {
 		if d, ok := r.Phase(i); ok {
@@ -356,13 +360,17 @@ func (p *Probe) RequestFinished(r *prober.Record) {
 	// Per token: a chunk of k tokens after gap g stands for k tokens that each took g/k, the
 	// even split being all a client can know; so the ITL observations of a request sum to
 	// t_last − t_first and their mean is its TPOT.
-	for i, gap := range r.Gaps {
-		s.itc.Observe(gap.Seconds())
-		k := r.GapTokenCount(i)
-		per := gap.Seconds() / float64(k)
-		for range k {
-			s.itl.Observe(per)
+	if len(r.Gaps) > 0 {
+		s.itc.lock()
+		s.itl.lock()
+		for i, gap := range r.Gaps {
+			g := float64(gap) / 1e9 // Duration.Seconds, without its integer division
+			s.itc.add(g, 1)
+			k := r.GapTokenCount(i)
+			s.itl.add(g/float64(k), uint64(k))
 		}
+		s.itl.unlock()
+		s.itc.unlock()
 	}
 	if tpot, ok := r.TPOT(); ok {
 		s.tpot.Observe(tpot.Seconds())
@@ -383,10 +391,14 @@ func (p *Probe) RequestFinished(r *prober.Record) {
 	if c := s.promptTokens[r.PromptSource]; c != nil {
 		c.Add(float64(r.PromptTokens))
 	}
-	if c := s.reasoningTokens[r.ReasoningSource]; c != nil {
-		c.Add(float64(r.ReasoningTokens))
+	if r.ReasoningSource != "" {
+		if c := s.reasoningTokens[r.ReasoningSource]; c != nil {
+			c.Add(float64(r.ReasoningTokens))
+		}
 	}
-	if c := s.cached[r.CachedSource]; c != nil {
-		c.Add(float64(r.CachedTokens))
+	if r.CachedSource != "" {
+		if c := s.cached[r.CachedSource]; c != nil {
+			c.Add(float64(r.CachedTokens))
+		}
 	}
 }
