@@ -93,7 +93,7 @@ func TestFaultMatrix(t *testing.T) {
 		{"429 with Retry-After", sim(func(c *simulator.Config) { c.Error429Rate = 1 }), nil, prober.ResultHTTP429},
 		{"reset before headers", sim(func(c *simulator.Config) { c.ResetRate = 1 }), nil, prober.ResultConnection},
 		{"reset mid-stream", sim(func(c *simulator.Config) { c.ResetMidStreamRate = 1 }), nil, prober.ResultStreamTruncated},
-		{"stall past the idle timeout", sim(func(c *simulator.Config) { c.StallRate, c.StallDuration = 1, 2 * time.Second }),
+		{"stall past the idle timeout", sim(func(c *simulator.Config) { c.StallRate, c.StallDuration = 1, 2*time.Second }),
 			func(tg *config.Target) { tg.IdleTimeout = 100 * time.Millisecond }, prober.ResultTimeout},
 		{"truncated without finish", sim(func(c *simulator.Config) { c.TruncateRate = 1 }), nil, prober.ResultStreamTruncated},
 		{"malformed JSON", sim(func(c *simulator.Config) { c.MalformedRate = 1 }), nil, prober.ResultProtocol},
