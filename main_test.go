@@ -913,3 +913,68 @@ targets:
 		t.Errorf("rate %v after a refused reload, want 5 (not re-read)", v)
 	}
 }
+
+// TestProbePathRearmsAtOnce: a model server restarts between two metrics scrapes (the
+// interval here is an hour, so only the probe path can notice). After connection failures the
+// first success re-arms the gate, the scrape runs at once and counts the restart, and that
+// request is the new cold start — instead of warm requests on the fresh process entering the
+// histograms until the next scrape.
+func TestProbePathRearmsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	serve := func(l net.Listener, ttft time.Duration) (stop func()) {
+		cfg := simulator.DefaultConfig()
+		cfg.TTFTBase, cfg.ITL, cfg.StatsSize = ttft, time.Millisecond, 0
+		sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(l) }()
+		return func() { sim.Close(); _ = srv.Close(); <-done }
+	}
+	stop := serve(l, 2*time.Millisecond)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, fmt.Sprintf(`
+targets:
+  - name: a
+    url: http://%s
+    model: inferprobe-sim
+    traffic: {rate: 20}
+    request: {input_tokens: 8, max_tokens: 4}
+    warmup: {requests: 2, min_duration: 0s, recovery_failures: 2}
+    metrics: {engine: vllm, interval: 1h}
+`, addr))
+	d := startDaemon(t, path)
+	value := func(name string) float64 {
+		v, _ := testkit.Value(d.scrape(t), name, map[string]string{"target": "a"})
+		return v
+	}
+	waitFor(t, 20*time.Second, "warmup to finish", func() bool { return value("inferprobe_warmup_complete") == 1 })
+	if got := value("inferprobe_server_restarts_total"); got != 0 {
+		t.Fatalf("restarts_total = %v before the restart", got)
+	}
+
+	stop() // the server goes away: connection refused
+	waitFor(t, 10*time.Second, "connection failures", func() bool {
+		return d.rec.count("a", func(r recorded) bool { return r.result == prober.ResultConnection }) >= 3
+	})
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	defer serve(l2, 150*time.Millisecond)() // the fresh process: a slow first token
+	waitFor(t, 10*time.Second, "the restart counted by the scrape the probe path asked for", func() bool {
+		return value("inferprobe_server_restarts_total") == 1
+	})
+	if cold := value("inferprobe_cold_start_time_to_first_token_seconds"); cold < 0.15 {
+		t.Errorf("cold start %v s, want the first request on the new process (TTFT ≥ 150 ms)", cold)
+	}
+	if !strings.Contains(d.logs.String(), prober.RestartProbeRecovery) {
+		t.Error("the log does not say the probe path re-armed the gate")
+	}
+}
