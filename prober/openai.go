@@ -185,11 +185,10 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 	})
 	defer watchdog.Stop()
 
-	var (
-		resp *http.Response
-		tr   phaseTrace
-	)
+	var resp *http.Response
 	for attempt := 0; ; attempt++ {
+		// A trace per send: hooks of an abandoned send may still run on transport goroutines.
+		tr := &phaseTrace{}
 		hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(reqCtx, tr.trace()), http.MethodPost, c.url, bytes.NewReader(body))
 		if err != nil {
 			rec.Start = time.Now()
@@ -211,7 +210,6 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 		// real connection failure and is not retried.
 		if attempt == 0 && tr.neverWritten() && ctx.Err() == nil && reqCtx.Err() == nil {
 			rec.Retries++
-			tr = phaseTrace{}
 			continue
 		}
 		rec.End = time.Since(rec.Start)
