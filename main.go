@@ -139,6 +139,9 @@ func checkConfig(files []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "  SUCCESS: %d targets found\n", len(cfg.Targets))
+		for _, w := range cfg.Warnings { // valid, but will not work as meant
+			fmt.Fprintf(stdout, "  WARNING: %s\n", w)
+		}
 	}
 	return code
 }

@@ -654,6 +654,15 @@ func TestCheckConfigCommand(t *testing.T) {
 	if !strings.Contains(errOut.String(), "targets[0].traffic.rate") || !strings.Contains(errOut.String(), "line 6") {
 		t.Errorf("error does not name the field and line:\n%s", errOut.String())
 	}
+	// A warmup that cannot complete at its rate passes, with a warning naming field and line.
+	slow := writeConfig(t, dir, "targets:\n  - name: a\n    url: http://127.0.0.1:8000\n    model: m\n    traffic: {rate: 0.01}\n    warmup:\n      requests: 5\n")
+	out.Reset()
+	if code := run(context.Background(), []string{"check-config", slow}, &out, &errOut); code != 0 {
+		t.Fatalf("slow warmup: exit %d, want 0 (a warning, not an error)", code)
+	}
+	if !strings.Contains(out.String(), "WARNING: targets[0].warmup.requests (line 7)") {
+		t.Errorf("no warning naming warmup.requests and its line:\n%s", out.String())
+	}
 }
 
 func TestVersionAndHelp(t *testing.T) {
