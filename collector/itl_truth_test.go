@@ -19,8 +19,8 @@ import (
 // known per-token timing (10 ms, no jitter) sent 1, 4 and 8 tokens per chunk, and holds the
 // exposed per-token ITL mean within 2% of the truth: the simulator's own record of when it sent
 // each chunk, per token (Σ gaps / Σ (N − k₁)) — on a loaded machine its timer wakes late now
-// and then (up to 9% on a 2-core box at load 8), so the configured 10 ms is only a sanity
-// bound. Per SSE event the mean would be k times the truth.
+// and then (9% on a 2-core box at load 8, 3× with every package's tests running at once), so
+// the configured 10 ms is only a lower bound. Per SSE event the mean would be k times the truth.
 func TestITLMatchesTruthForMultiTokenChunks(t *testing.T) {
 	const itl = 10 * time.Millisecond
 	for _, k := range []int{1, 4, 8} {
@@ -76,9 +76,10 @@ func TestITLMatchesTruthForMultiTokenChunks(t *testing.T) {
 			if d := mean/truth - 1; d > 0.02 || d < -0.02 {
 				t.Errorf("ITL mean %.3f ms, want the simulator's %.3f ms within 2%% (off by %.1f%%)", mean*1e3, truth*1e3, d*100)
 			}
-			// The simulator can only be late, never early, against its schedule.
-			if mean < 0.98*itl.Seconds() || mean > 1.5*itl.Seconds() {
-				t.Errorf("ITL mean %.3f ms, want about the configured %v (at most 50%% late on a loaded machine)", mean*1e3, itl)
+			// The simulator can only be late against its schedule, never early; how late
+			// depends on the machine's load (3× with every package's tests at once on 2 cores).
+			if mean < 0.98*itl.Seconds() {
+				t.Errorf("ITL mean %.3f ms, below the simulator's configured %v", mean*1e3, itl)
 			}
 			chunks := sample(t, reg, "inferprobe_inter_chunk_latency_seconds_sum", lbl) /
 				sample(t, reg, "inferprobe_inter_chunk_latency_seconds_count", lbl)
