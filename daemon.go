@@ -30,6 +30,8 @@ type daemonOptions struct {
 	telemetryPath string
 	web           *web.FlagConfig
 	accelerator   *accelerator.Options
+	// enableLifecycle allows POST /-/reload (--web.enable-lifecycle); off, only SIGHUP reloads.
+	enableLifecycle bool
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
 	onListen func([]net.Addr)
 	// observer, when set, also receives every probe event, through a queue (tests record
@@ -215,6 +217,9 @@ func (d *daemon) load() (*config.Config, error) {
 	cfg, err := engine.Load(d.opts.configFile)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		d.logger.Warn("configuration warning", "file", d.opts.configFile, "warning", w.Error())
 	}
 	return cfg, nil
 }

@@ -28,13 +28,21 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 		_, _ = w.Write([]byte("Ready\n"))
 	})
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		// Anyone who reaches the port could otherwise make the daemon re-read its file: off
+		// unless --web.enable-lifecycle, as in Prometheus.
+		if !d.opts.enableLifecycle {
+			http.Error(w, "Lifecycle API is not enabled (start with --web.enable-lifecycle, or send SIGHUP).\n", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "This endpoint requires a POST or PUT request.\n", http.StatusMethodNotAllowed)
 			return
 		}
 		if err := d.reload(); err != nil {
-			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			// The error names fields, lines and paths of the file: it goes to the log (reload
+			// logs it), never to an HTTP caller.
+			http.Error(w, "failed to reload config; the error is in inferprobe's log\n", http.StatusInternalServerError)
 			return
 		}
 		_, _ = w.Write([]byte("OK\n"))

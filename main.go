@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		PlaceHolder("FILE").StringVar(&opts.configFile)
 	daemonCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&opts.telemetryPath)
 	opts.web = kingpinflag.AddFlags(daemonCmd, ":9788")
+	daemonCmd.Flag("web.enable-lifecycle", "Enable reloading the configuration over HTTP (POST /-/reload), as Prometheus does; SIGHUP always reloads.").
+		Default("false").BoolVar(&opts.enableLifecycle)
 
 	simCmd := app.Command("simulate", "Run the OpenAI-compatible streaming simulator standalone.")
 	simCfg := simulator.AddFlags(simCmd)
@@ -154,6 +156,9 @@ func checkConfig(files []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "  SUCCESS: %d targets found\n", len(cfg.Targets))
+		for _, w := range cfg.Warnings { // valid, but will not work as meant
+			fmt.Fprintf(stdout, "  WARNING: %s\n", w)
+		}
 	}
 	return code
 }

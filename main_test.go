@@ -121,6 +121,13 @@ func startDaemon(t *testing.T, configFile string) *testDaemon {
 // startDaemonWeb is startDaemon with an exporter-toolkit web config file.
 func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 	t.Helper()
+	return startDaemonOpts(t, configFile, webConfig, false)
+}
+
+// startDaemonOpts is startDaemonWeb with the lifecycle API (POST /-/reload) off when
+// disableLifecycle is set.
+func startDaemonOpts(t *testing.T, configFile, webConfig string, disableLifecycle bool) *testDaemon {
+	t.Helper()
 	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan []net.Addr, 1)
@@ -134,6 +141,8 @@ func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 		web:           &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: &systemd, WebConfigFile: &webConfig},
 		onListen:      func(a []net.Addr) { addrs <- a },
 		observer:      rec,
+		// The tests reload over HTTP; TestReloadNeedsLifecycleFlag covers the default.
+		enableLifecycle: !disableLifecycle,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &testDaemon{logs: logs, rec: rec, cancel: cancel, done: make(chan error, 1)}
@@ -428,8 +437,11 @@ targets:
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "bogus_key") {
-		t.Errorf("bad reload answered %d %q; want 500 naming the field", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(string(body), "bogus_key") {
+		t.Errorf("bad reload answered %d %q; want 500 without the config error", resp.StatusCode, body)
+	}
+	if !strings.Contains(d.logs.String(), "bogus_key") {
+		t.Error("the reload error is not in the log")
 	}
 	mfs := d.scrape(t)
 	if v, _ := testkit.Value(mfs, "inferprobe_config_last_reload_successful", nil); v != 0 {
@@ -443,8 +455,11 @@ targets:
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "targets[0].traffic.burstiness (line 6)") {
-		t.Errorf("bad reload answered %d %q; want 500 naming the field and line", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(string(body), "burstiness") {
+		t.Errorf("bad reload answered %d %q; want 500 without the config error", resp.StatusCode, body)
+	}
+	if !strings.Contains(d.logs.String(), "targets[0].traffic.burstiness (line 6)") {
+		t.Errorf("the registry's error, with field and line, is not in the log:\n%s", d.logs.String())
 	}
 	if page := get(t, d.base+"/"); !strings.Contains(page, "constant at 20 req/s") || !strings.Contains(page, "(random)") {
 		t.Errorf("landing page does not show the running traffic and its seed:\n%s", page)
@@ -653,6 +668,15 @@ func TestCheckConfigCommand(t *testing.T) {
 	if !strings.Contains(errOut.String(), "targets[0].traffic.rate") || !strings.Contains(errOut.String(), "line 6") {
 		t.Errorf("error does not name the field and line:\n%s", errOut.String())
 	}
+	// A warmup that cannot complete at its rate passes, with a warning naming field and line.
+	slow := writeConfig(t, dir, "targets:\n  - name: a\n    url: http://127.0.0.1:8000\n    model: m\n    traffic: {rate: 0.01}\n    warmup:\n      requests: 5\n")
+	out.Reset()
+	if code := run(context.Background(), []string{"check-config", slow}, &out, &errOut); code != 0 {
+		t.Fatalf("slow warmup: exit %d, want 0 (a warning, not an error)", code)
+	}
+	if !strings.Contains(out.String(), "WARNING: targets[0].warmup.requests (line 7)") {
+		t.Errorf("no warning naming warmup.requests and its line:\n%s", out.String())
+	}
 }
 
 func TestVersionAndHelp(t *testing.T) {
@@ -845,5 +869,100 @@ func TestTelemetryPathValidated(t *testing.T) {
 		if code := run(context.Background(), []string{"--web.telemetry-path=" + p, "--web.listen-address=127.0.0.1:0"}, &out, &errOut); code != 2 {
 			t.Errorf("--web.telemetry-path=%s: exit %d, want 2 (%s)", p, code, errOut.String())
 		}
+	}
+}
+
+// TestReloadNeedsLifecycleFlag: without --web.enable-lifecycle, POST /-/reload is refused and
+// nothing is re-read; SIGHUP still reloads.
+func TestReloadNeedsLifecycleFlag(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+targets:
+  - name: a
+    url: %s
+    model: inferprobe-sim
+    traffic: {rate: 5}
+    request: {input_tokens: 8, max_tokens: 4}
+`, url)
+	path := writeConfig(t, dir, cfg)
+	d := startDaemonOpts(t, path, "", true)
+	writeConfig(t, dir, strings.Replace(cfg, "rate: 5", "rate: 7", 1))
+	resp, err := testClient.Post(d.base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST /-/reload without the flag answered %d, want 403", resp.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if v, _ := testkit.Value(d.scrape(t), "inferprobe_target_request_rate", map[string]string{"target": "a"}); v != 5 {
+		t.Errorf("rate %v after a refused reload, want 5 (not re-read)", v)
+	}
+}
+
+// TestProbePathRearmsAtOnce: a model server restarts between two metrics scrapes (the
+// interval here is an hour, so only the probe path can notice). After connection failures the
+// first success re-arms the gate, the scrape runs at once and counts the restart, and that
+// request is the new cold start — instead of warm requests on the fresh process entering the
+// histograms until the next scrape.
+func TestProbePathRearmsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	serve := func(l net.Listener, ttft time.Duration) (stop func()) {
+		cfg := simulator.DefaultConfig()
+		cfg.TTFTBase, cfg.ITL, cfg.StatsSize = ttft, time.Millisecond, 0
+		sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(l) }()
+		return func() { sim.Close(); _ = srv.Close(); <-done }
+	}
+	stop := serve(l, 2*time.Millisecond)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, fmt.Sprintf(`
+targets:
+  - name: a
+    url: http://%s
+    model: inferprobe-sim
+    traffic: {rate: 20}
+    request: {input_tokens: 8, max_tokens: 4}
+    warmup: {requests: 2, min_duration: 0s, recovery_failures: 2}
+    metrics: {engine: vllm, interval: 1h}
+`, addr))
+	d := startDaemon(t, path)
+	value := func(name string) float64 {
+		v, _ := testkit.Value(d.scrape(t), name, map[string]string{"target": "a"})
+		return v
+	}
+	waitFor(t, 20*time.Second, "warmup to finish", func() bool { return value("inferprobe_warmup_complete") == 1 })
+	if got := value("inferprobe_server_restarts_total"); got != 0 {
+		t.Fatalf("restarts_total = %v before the restart", got)
+	}
+
+	stop() // the server goes away: connection refused
+	waitFor(t, 10*time.Second, "connection failures", func() bool {
+		return d.rec.count("a", func(r recorded) bool { return r.result == prober.ResultConnection }) >= 3
+	})
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	defer serve(l2, 150*time.Millisecond)() // the fresh process: a slow first token
+	waitFor(t, 10*time.Second, "the restart counted by the scrape the probe path asked for", func() bool {
+		return value("inferprobe_server_restarts_total") == 1
+	})
+	if cold := value("inferprobe_cold_start_time_to_first_token_seconds"); cold < 0.15 {
+		t.Errorf("cold start %v s, want the first request on the new process (TTFT ≥ 150 ms)", cold)
+	}
+	if !strings.Contains(d.logs.String(), prober.RestartProbeRecovery) {
+		t.Error("the log does not say the probe path re-armed the gate")
 	}
 }

@@ -19,6 +19,12 @@ var (
 	tokenBuckets = []float64{0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5}
 	e2eBuckets   = []float64{0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300}
 	delayBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+	// phaseBuckets start at 100 µs: a loopback dial or a cached lookup is that fast, while a
+	// remote TLS handshake or a gateway's time to headers runs to seconds.
+	phaseBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	// rateBuckets are tokens per second of one request, from a slow CPU model to a fast
+	// speculative-decoding server.
+	rateBuckets = []float64{1, 2, 5, 10, 15, 20, 30, 40, 50, 60, 75, 100, 125, 150, 200, 300, 500, 1000, 2000, 5000}
 )
 
 // Native histogram settings shared by every histogram: 1.1 growth factor (about 5% relative
@@ -47,17 +53,23 @@ var _ prober.Observer = (*Probe)(nil)
 // targetMetrics are the series of one target. Histograms and result counters carry the
 // adapter label; target-level gauges do not.
 type targetMetrics struct {
-	ttft, itl, tpot, e2e, delay *prometheus.HistogramVec
-	requests, warmupRequests    *prometheus.CounterVec
-	goodput                     *prometheus.CounterVec
-	promptTokens, outputTokens  *prometheus.CounterVec
-	dropped, warmupForced       prometheus.Counter
-	inFlight, targetRate        prometheus.Gauge
-	targetConcurrency, stage    prometheus.Gauge
-	warmupComplete              prometheus.Gauge
-	coldStart                   prometheus.Gauge
-	coldStartSet                bool // guarded by Probe.mu (write lock)
-	stageSet                    bool // guarded by Probe.mu (write lock)
+	ttft, tpot, e2e, delay       *prometheus.HistogramVec
+	itl, itc                     *gapFamily
+	ttfo, phase                  *prometheus.HistogramVec
+	decodeRate, e2eRate          *prometheus.HistogramVec
+	requests, warmupRequests     *prometheus.CounterVec
+	goodput                      *prometheus.CounterVec
+	promptTokens, outputTokens   *prometheus.CounterVec
+	reasoningTokens, cachedToken *prometheus.CounterVec
+	finishReasons                *prometheus.CounterVec
+	dropped, warmupForced        prometheus.Counter
+	retries                      prometheus.Counter
+	inFlight, targetRate         prometheus.Gauge
+	targetConcurrency, stage     prometheus.Gauge
+	warmupComplete               prometheus.Gauge
+	coldStart                    prometheus.Gauge
+	coldStartSet                 bool // guarded by Probe.mu (write lock)
+	stageSet                     bool // guarded by Probe.mu (write lock)
 
 	collectors []prometheus.Collector
 
@@ -68,10 +80,16 @@ type targetMetrics struct {
 // adapterSeries caches the resolved series of one adapter so the per-request path does no
 // label hashing.
 type adapterSeries struct {
-	ttft, itl, tpot, e2e, delay prometheus.Observer
-	results, warmupResults      map[string]prometheus.Counter
-	goodput                     prometheus.Counter
-	promptTokens, outputTokens  map[string]prometheus.Counter
+	ttft, tpot, e2e, delay     prometheus.Observer
+	itl, itc                   *gapHistogram
+	ttfo                       prometheus.Observer
+	decodeRate, e2eRate        prometheus.Observer
+	phases                     [prober.NumPhases]prometheus.Observer
+	results, warmupResults     map[string]prometheus.Counter
+	goodput                    prometheus.Counter
+	promptTokens, outputTokens map[string]prometheus.Counter
+	reasoningTokens, cached    map[string]prometheus.Counter
+	finishReasons              map[string]prometheus.Counter
 }
 
 func withSLO(base []float64, slo []float64) []float64 {
@@ -82,13 +100,13 @@ func withSLO(base []float64, slo []float64) []float64 {
 
 func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	labels := prometheus.Labels{"target": t.Name, "model": t.Model}
-	hist := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+	hist := func(name, help string, buckets []float64, extra ...string) *prometheus.HistogramVec {
 		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: name, Help: help, ConstLabels: labels, Buckets: buckets,
 			NativeHistogramBucketFactor:     nativeFactor,
 			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
 			NativeHistogramMinResetDuration: nativeMinReset,
-		}, []string{"adapter"})
+		}, append([]string{"adapter"}, extra...))
 	}
 	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
@@ -102,12 +120,27 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		ttft: hist("inferprobe_time_to_first_token_seconds",
 			"Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.",
 			withSLO(ttftBuckets, ttftSLO)),
-		itl: hist("inferprobe_inter_token_latency_seconds",
-			"Each gap between consecutive token chunks of a successful request after warmup (one observation per gap).",
-			tokenBuckets),
+		itl: newGapFamily("inferprobe_inter_token_latency_seconds",
+			"Time between output tokens, per token: a chunk carrying k tokens after a gap g counts k times g/k (k from per-chunk usage, else 1), successful requests after warmup.",
+			labels, tokenBuckets),
+		itc: newGapFamily("inferprobe_inter_chunk_latency_seconds",
+			"Each gap between consecutive token chunks (SSE events with text) of a successful request after warmup, one observation per gap.",
+			labels, tokenBuckets),
+		ttfo: hist("inferprobe_time_to_first_output_token_seconds",
+			"Time from t0 to the first chunk with answer text (not reasoning), successful requests after warmup; equals TTFT for a non-reasoning answer.",
+			withSLO(ttftBuckets, ttftSLO)),
 		tpot: hist("inferprobe_time_per_output_token_seconds",
-			"(t(last token chunk) - t(first token chunk)) / (N - 1) per successful request with N >= 2 output tokens in at least two token chunks, after warmup.",
+			"(t(last token chunk) - t(first token chunk)) / (N - k1), k1 = tokens of the first chunk (1 unless per-chunk usage says otherwise), per successful request with N > k1 in at least two token chunks, after warmup.",
 			withSLO(tokenBuckets, tpotSLO)),
+		decodeRate: hist("inferprobe_decode_rate_tokens_per_second",
+			"Decode throughput of one successful request after warmup: (N - k1) / (t(last token chunk) - t(first token chunk)).",
+			rateBuckets),
+		e2eRate: hist("inferprobe_end_to_end_rate_tokens_per_second",
+			"End-to-end throughput of one successful request after warmup: N / (t(end of stream) - t0).",
+			rateBuckets),
+		phase: hist("inferprobe_http_phase_duration_seconds",
+			"HTTP phases of each request after warmup, by phase: dns, connect, tls, request_write (connection to request written), first_byte (request written to first response byte). Phases that did not happen are not observed.",
+			phaseBuckets, "phase"),
 		e2e: hist("inferprobe_request_duration_seconds",
 			"Time from writing the request (t0) to the end of the stream, successful requests after warmup.",
 			withSLO(e2eBuckets, e2eSLO)),
@@ -124,6 +157,14 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			"Prompt tokens of successful requests after warmup, by source: usage (server-reported) or estimate (the request source's count).", "source"),
 		outputTokens: counter("inferprobe_output_tokens_total",
 			"Output tokens of successful requests after warmup, by source: usage (server-reported) or chunks (token chunks counted).", "source"),
+		reasoningTokens: counter("inferprobe_reasoning_tokens_total",
+			"Reasoning tokens of successful requests after warmup, by source: usage (completion_tokens_details.reasoning_tokens) or chunks (reasoning chunks counted).", "source"),
+		cachedToken: counter("inferprobe_cached_prompt_tokens_total",
+			"Prompt tokens served from the server's prefix cache (usage.prompt_tokens_details.cached_tokens), successful requests after warmup, by source (usage).", "source"),
+		finishReasons: counter("inferprobe_finish_reasons_total",
+			"Requests that ended with a finish_reason, warmup or not, by reason: stop, length, tool_calls, content_filter, abort, error or other.", "reason"),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_request_retries_total",
+			Help: "Requests sent again because the first send never reached the server (its connection failed before any byte was written), warmup or not.", ConstLabels: labels}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_requests_dropped_total",
 			Help: "Requests the pacer released but the in-flight cap refused.", ConstLabels: labels}),
 		warmupForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_warmup_forced_total",
@@ -138,9 +179,10 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			"TTFT of the first request after start or after the warmup gate re-armed."),
 		adapters: map[string]*adapterSeries{},
 	}
-	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
-		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
-		m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
+	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.itc, m.ttfo,
+		m.decodeRate, m.e2eRate, m.phase, m.requests, m.warmupRequests, m.goodput, m.promptTokens,
+		m.outputTokens, m.reasoningTokens, m.cachedToken, m.finishReasons, m.dropped,
+		m.warmupForced, m.retries, m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
 	if len(t.Adapters) == 0 {
 		m.series("") // the base model's series exist from the start, at zero
 	}
@@ -164,17 +206,34 @@ func (m *targetMetrics) series(adapter string) *adapterSeries {
 		return s
 	}
 	s = &adapterSeries{
-		ttft:          m.ttft.WithLabelValues(adapter),
-		itl:           m.itl.WithLabelValues(adapter),
-		tpot:          m.tpot.WithLabelValues(adapter),
-		e2e:           m.e2e.WithLabelValues(adapter),
-		delay:         m.delay.WithLabelValues(adapter),
-		results:       map[string]prometheus.Counter{},
-		warmupResults: map[string]prometheus.Counter{},
-		goodput:       m.goodput.WithLabelValues(adapter),
-		promptTokens:  map[string]prometheus.Counter{},
-		outputTokens:  map[string]prometheus.Counter{},
+		ttft:            m.ttft.WithLabelValues(adapter),
+		itl:             m.itl.child(adapter),
+		tpot:            m.tpot.WithLabelValues(adapter),
+		e2e:             m.e2e.WithLabelValues(adapter),
+		delay:           m.delay.WithLabelValues(adapter),
+		itc:             m.itc.child(adapter),
+		ttfo:            m.ttfo.WithLabelValues(adapter),
+		decodeRate:      m.decodeRate.WithLabelValues(adapter),
+		e2eRate:         m.e2eRate.WithLabelValues(adapter),
+		results:         map[string]prometheus.Counter{},
+		warmupResults:   map[string]prometheus.Counter{},
+		goodput:         m.goodput.WithLabelValues(adapter),
+		promptTokens:    map[string]prometheus.Counter{},
+		outputTokens:    map[string]prometheus.Counter{},
+		reasoningTokens: map[string]prometheus.Counter{},
+		cached:          map[string]prometheus.Counter{},
+		finishReasons:   map[string]prometheus.Counter{},
 	}
+	for i, name := range prober.PhaseNames {
+		s.phases[i] = m.phase.WithLabelValues(adapter, name)
+	}
+	for _, r := range prober.FinishReasons {
+		s.finishReasons[r] = m.finishReasons.WithLabelValues(adapter, r)
+	}
+	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
+		s.reasoningTokens[src] = m.reasoningTokens.WithLabelValues(adapter, src)
+	}
+	s.cached[prober.SourceUsage] = m.cachedToken.WithLabelValues(adapter, prober.SourceUsage)
 	for _, r := range prober.Results {
 		s.results[r] = m.requests.WithLabelValues(adapter, r)
 		s.warmupResults[r] = m.warmupRequests.WithLabelValues(adapter, r)
@@ -284,32 +343,72 @@ func (p *Probe) coldStartSeen(t *prober.TargetInfo, ttft time.Duration) {
 	p.mu.Unlock()
 }
 
-// requestFinished records one finished request: the per-request hot path.
+// requestFinished records one finished request: the per-request hot path. Availability-side
+// facts (result, finish reason, retries) count every request, warmup or not (warmup results in
+// their own counter); latency, throughput and token series only measured requests.
 func (p *Probe) requestFinished(r *prober.Record) {
 	m := p.target(r.Target)
 	m.inFlight.Dec()
 	s := m.series(r.Adapter)
 	result := r.Result
-	if _, known := s.results[result]; !known {
+	counter, known := s.results[result]
+	if !known {
 		result = prober.ResultProtocol // a client that sets no known class must not crash the exporter
+		counter = s.results[result]
+	}
+	if r.FinishReason != "" {
+		if c := s.finishReasons[r.FinishReason]; c != nil {
+			c.Inc()
+		} else {
+			s.finishReasons[prober.FinishOther].Inc()
+		}
+	}
+	if r.Retries > 0 {
+		m.retries.Add(float64(r.Retries))
 	}
 	if r.Warmup {
 		s.warmupResults[result].Inc()
 		return
 	}
-	s.results[result].Inc()
+	counter.Inc()
 	s.delay.Observe(r.ScheduleDelay().Seconds())
+	for i := range prober.NumPhases {
+		if d, ok := r.Phase(i); ok {
+			s.phases[i].Observe(d.Seconds())
+		}
+	}
 	if r.Result != prober.ResultSuccess {
 		return
 	}
 	if ttft, ok := r.TTFT(); ok {
 		s.ttft.Observe(ttft.Seconds())
 	}
-	for _, gap := range r.Gaps {
-		s.itl.Observe(gap.Seconds())
+	if ttfo, ok := r.TTFO(); ok {
+		s.ttfo.Observe(ttfo.Seconds())
+	}
+	// Per token: a chunk of k tokens after gap g stands for k tokens that each took g/k, the
+	// even split being all a client can know; so the ITL observations of a request sum to
+	// t_last − t_first and their mean is its TPOT.
+	if len(r.Gaps) > 0 {
+		s.itc.lock()
+		s.itl.lock()
+		for i, gap := range r.Gaps {
+			g := float64(gap) / 1e9 // Duration.Seconds, without its integer division
+			s.itc.add(g, 1)
+			k := r.GapTokenCount(i)
+			s.itl.add(g/float64(k), uint64(k))
+		}
+		s.itl.unlock()
+		s.itc.unlock()
 	}
 	if tpot, ok := r.TPOT(); ok {
 		s.tpot.Observe(tpot.Seconds())
+	}
+	if rate, ok := r.DecodeRate(); ok {
+		s.decodeRate.Observe(rate)
+	}
+	if rate, ok := r.E2ERate(); ok {
+		s.e2eRate.Observe(rate)
 	}
 	s.e2e.Observe(r.End.Seconds())
 	if r.Target.SLO.Met(r) {
@@ -320,5 +419,15 @@ func (p *Probe) requestFinished(r *prober.Record) {
 	}
 	if c := s.promptTokens[r.PromptSource]; c != nil {
 		c.Add(float64(r.PromptTokens))
+	}
+	if r.ReasoningSource != "" {
+		if c := s.reasoningTokens[r.ReasoningSource]; c != nil {
+			c.Add(float64(r.ReasoningTokens))
+		}
+	}
+	if r.CachedSource != "" {
+		if c := s.cached[r.CachedSource]; c != nil {
+			c.Add(float64(r.CachedTokens))
+		}
 	}
 }

@@ -152,7 +152,7 @@ func sample(t *testing.T, g prometheus.Gatherer, name string, want map[string]st
 	}
 	base, suffix := name, ""
 	for _, s := range []string{"_count", "_sum"} {
-		if strings.HasSuffix(name, s) && strings.Contains(name, "_seconds") {
+		if strings.HasSuffix(name, s) && (strings.Contains(name, "_seconds") || strings.Contains(name, "_per_second")) {
 			base, suffix = strings.TrimSuffix(name, s), s
 		}
 	}

@@ -21,6 +21,10 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	// Experiment is read by `inferprobe sensitivity` only; nil when absent.
 	Experiment *Experiment `yaml:"experiment"`
+	// Warnings lists settings that are valid but cannot work as meant (for example a warmup
+	// that cannot complete at the configured rate), each naming its field and line. Validation
+	// fills it; the daemon logs it at load.
+	Warnings Errors `yaml:"-" json:"-"`
 }
 
 // Target is one inference endpoint and the traffic sent to it.
@@ -52,6 +56,10 @@ type Target struct {
 	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
 	// IdleTimeout bounds the gap between two reads of the response body (including before the first token).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// IdleConnTimeout is how long an idle keep-alive connection is kept for the next request.
+	// It defaults below the 5 s after which uvicorn-based servers (SGLang, trtllm-serve, many
+	// gateways) close idle connections, so a request is not sent on a closing one.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
 	// MaxResponseBytes caps the size of one response body.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 
@@ -135,6 +143,13 @@ type Request struct {
 	MaxTokens int `yaml:"max_tokens"`
 	// IgnoreEOS asks servers that support it (vLLM, SGLang, TGI) to generate exactly MaxTokens.
 	IgnoreEOS bool `yaml:"ignore_eos"`
+	// ContinuousUsageStats asks for usage on every chunk (stream_options.continuous_usage_stats,
+	// vLLM and SGLang), so each chunk's token count is exact and ITL is per token even when a
+	// chunk carries several. Default true; set false for a server that rejects the option.
+	ContinuousUsageStats *bool `yaml:"continuous_usage_stats"`
+	// AllowEmpty makes a cleanly finished stream without any token chunk a success (for probes
+	// that expect no output); by default it is the result class empty.
+	AllowEmpty bool `yaml:"allow_empty"`
 	// Temperature is the sampling temperature; nil leaves it to the server.
 	Temperature *float64 `yaml:"temperature"`
 	// ExtraBody is merged into the JSON body at the top level (it wins over generated keys).
@@ -158,6 +173,10 @@ type Warmup struct {
 	// StableWithin, when > 0, also requires the median TTFT of the last window of requests to
 	// differ from the window before it by less than this ratio (0.1 = 10%).
 	StableWithin float64 `yaml:"stable_within"`
+	// RecoveryFailures is how many consecutive connection failures (probe requests or metrics
+	// scrapes), followed by a success, are taken as a model-server restart that re-arms the
+	// gate. 0 turns that signal off.
+	RecoveryFailures *int `yaml:"recovery_failures"`
 }
 
 // SLO holds per-request latency objectives; zero means not set.

@@ -17,6 +17,10 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultIdleTimeout is Target.IdleTimeout's default (lowered to Timeout if that is smaller).
 	DefaultIdleTimeout = 30 * time.Second
+	// DefaultIdleConnTimeout is Target.IdleConnTimeout's default: below uvicorn's 5 s keep-alive.
+	DefaultIdleConnTimeout = 4 * time.Second
+	// DefaultRecoveryFailures is Warmup.RecoveryFailures's default.
+	DefaultRecoveryFailures = 2
 	// DefaultMaxResponseBytes is Target.MaxResponseBytes's default: 16 MiB.
 	DefaultMaxResponseBytes = 16 << 20
 	// DefaultMaxInFlight is Traffic.MaxInFlight's default.
@@ -91,6 +95,9 @@ func applyDefaults(c *Config, set map[string]bool) {
 		if unset("idle_timeout", t.IdleTimeout == 0) {
 			t.IdleTimeout = capAt(DefaultIdleTimeout, t.Timeout)
 		}
+		if unset("idle_conn_timeout", t.IdleConnTimeout == 0) {
+			t.IdleConnTimeout = DefaultIdleConnTimeout
+		}
 		if unset("max_response_bytes", t.MaxResponseBytes == 0) {
 			t.MaxResponseBytes = DefaultMaxResponseBytes
 		}
@@ -127,6 +134,10 @@ func applyDefaults(c *Config, set map[string]bool) {
 		}
 		if !maxGiven {
 			w.MaxDuration = max(DefaultWarmupMax, w.MinDuration)
+		}
+		if w.RecoveryFailures == nil {
+			n := DefaultRecoveryFailures
+			w.RecoveryFailures = &n
 		}
 
 		if m := t.Metrics; m != nil {

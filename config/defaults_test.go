@@ -17,7 +17,7 @@ func mustParse(t *testing.T, y string) *Config {
 
 func TestDefaultsOfMinimalTarget(t *testing.T) {
 	c := mustParse(t, base())
-	on := true
+	on, recovery := true, DefaultRecoveryFailures
 	want := Target{
 		Name:             "t",
 		URL:              "http://127.0.0.1:8000",
@@ -26,10 +26,11 @@ func TestDefaultsOfMinimalTarget(t *testing.T) {
 		ConnectTimeout:   5 * time.Second,
 		FirstByteTimeout: 60 * time.Second,
 		IdleTimeout:      30 * time.Second,
+		IdleConnTimeout:  4 * time.Second,
 		MaxResponseBytes: 16 << 20,
 		Traffic:          Traffic{MaxInFlight: 64},
 		Request:          Request{InputTokens: 128, MaxTokens: 64, CacheBust: &on},
-		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute},
+		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute, RecoveryFailures: &recovery},
 	}
 	if got := c.Targets[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

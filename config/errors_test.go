@@ -402,3 +402,27 @@ func TestFieldErrorFormat(t *testing.T) {
 		t.Errorf("empty Errors as error = %v, want nil", err)
 	}
 }
+
+// TestUnreachableWarmupWarns: a warmup that cannot complete at the configured rate is a
+// warning (field and line), not an error, and a reachable one gives none.
+func TestUnreachableWarmupWarns(t *testing.T) {
+	doc := func(rate string) string {
+		return "targets:\n  - name: a\n    url: http://127.0.0.1:8000\n    model: m\n    traffic:\n      rate: " + rate +
+			"\n    warmup:\n      requests: 5\n      max_duration: 5m\n"
+	}
+	c, err := Parse([]byte(doc("0.01")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || c.Warnings[0].Path != "targets[0].warmup.requests" || c.Warnings[0].Line != 8 ||
+		!strings.Contains(c.Warnings[0].Msg, "max_duration") {
+		t.Fatalf("warnings %v, want one on targets[0].warmup.requests line 8", c.Warnings)
+	}
+	c, err = Parse([]byte(doc("1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %v for a warmup that completes", c.Warnings)
+	}
+}

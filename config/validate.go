@@ -34,8 +34,9 @@ func (c *Config) Validate(ext ...Extension) error {
 
 // validator collects validation errors, locating each with the positions the decoder found.
 type validator struct {
-	m    *meta // nil for a Config built in code
-	errs Errors
+	m        *meta // nil for a Config built in code
+	errs     Errors
+	warnings []*FieldError
 }
 
 // loc is a field path and the position errors about it report: the field's own when it is in
@@ -80,6 +81,14 @@ func (v *validator) errorf(l loc, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Path: l.path, Line: l.line, Column: l.col, Msg: fmt.Sprintf(format, args...)})
 }
 
+// warnf records a warning: a setting that is valid but cannot do what it is meant to.
+func (v *validator) warnf(l loc, format string, args ...any) {
+	if l.failed {
+		return
+	}
+	v.warnings = append(v.warnings, &FieldError{Path: l.path, Line: l.line, Column: l.col, Msg: fmt.Sprintf(format, args...)})
+}
+
 func validate(c *Config, m *meta, ext []Extension) Errors {
 	v := &validator{m: m}
 	root := v.locate(loc{}, "")
@@ -103,6 +112,7 @@ func validate(c *Config, m *meta, ext []Extension) Errors {
 			})
 		}
 	}
+	c.Warnings = Errors(v.warnings).sorted()
 	return v.errs.sorted()
 }
 
@@ -219,11 +229,15 @@ func (v *validator) target(t *Target, tl loc, names map[string]loc) {
 	if t.MaxResponseBytes <= 0 {
 		v.errorf(v.at(tl, "max_response_bytes"), "must be > 0 (bytes)")
 	}
+	if t.IdleConnTimeout <= 0 {
+		v.errorf(v.at(tl, "idle_conn_timeout"), "must be > 0")
+	}
 
 	v.tls(t.TLS, v.at(tl, "tls"))
 	v.traffic(t.Traffic, v.at(tl, "traffic"))
 	v.request(t.Request, v.at(tl, "request"))
 	v.warmup(t.Warmup, v.at(tl, "warmup"))
+	v.warmupReachable(t, v.at(tl, "warmup"))
 	sl := v.at(tl, "slo")
 	v.nonNegative(v.at(sl, "ttft"), t.SLO.TTFT)
 	v.nonNegative(v.at(sl, "tpot"), t.SLO.TPOT)
@@ -407,8 +421,27 @@ func (v *validator) warmup(w Warmup, l loc) {
 	case w.MinDuration > w.MaxDuration && !minL.failed:
 		v.errorf(maxL, "%s must not be shorter than min_duration (%s)", w.MaxDuration, w.MinDuration)
 	}
+	if w.RecoveryFailures != nil && *w.RecoveryFailures < 0 {
+		v.errorf(v.at(l, "recovery_failures"), "must be ≥ 0 (0 turns the signal off)")
+	}
 	if !(w.StableWithin >= 0 && w.StableWithin < 1) {
 		v.errorf(v.at(l, "stable_within"), "must be ≥ 0 and < 1 (a ratio: 0.1 is 10%%), not %g", w.StableWithin)
+	}
+}
+
+// warmupReachable warns about a warmup that cannot complete at the configured rate: the
+// requests it needs take longer to send than max_duration, so the gate would be forced open
+// (and the warmup meaningless) on every start and every re-arm.
+func (v *validator) warmupReachable(t *Target, l loc) {
+	w := t.Warmup
+	if w.Requests < 1 || !(t.Traffic.Rate > 0) || w.MaxDuration <= 0 {
+		return
+	}
+	need := time.Duration(float64(w.Requests) / t.Traffic.Rate * float64(time.Second))
+	if need > w.MaxDuration {
+		v.warnf(v.at(l, "requests"), "%d warmup requests at %g req/s take about %s, longer than max_duration (%s): "+
+			"the gate would be forced open on every start; lower warmup.requests or raise traffic.rate or warmup.max_duration",
+			w.Requests, t.Traffic.Rate, need.Round(time.Second), w.MaxDuration)
 	}
 }
 

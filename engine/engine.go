@@ -195,6 +195,8 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		MinDuration:  t.Warmup.MinDuration,
 		MaxDuration:  t.Warmup.MaxDuration,
 		StableWithin: t.Warmup.StableWithin,
+		// 0 (off) also when a Config built in code left it unset.
+		RecoveryFailures: derefInt(t.Warmup.RecoveryFailures),
 	}, nil)
 	p.Runner = prober.NewRunner(prober.RunnerConfig{
 		Target: info, Plan: plan, Source: src, Client: client, Gate: p.Gate,
@@ -205,8 +207,26 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 			p.Release()
 			return nil, err
 		}
+		p.Gate.SetRecoveryHook(p.Scraper.ScrapeNow) // a probe-path re-arm scrapes at once
 	}
 	return p, nil
+}
+
+// derefInt reads an optional integer setting, 0 when unset.
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// scrapeRecovery is warmup.recovery_failures for the scraper, the same threshold as the probe
+// path: 0 (off) is negative there, since the scraper takes 0 as 1.
+func scrapeRecovery(p *int) int {
+	if n := derefInt(p); n > 0 {
+		return n
+	}
+	return -1
 }
 
 // fingerprint identifies a target's settings for reloads: the target's own, plus the base
@@ -254,9 +274,11 @@ func newScraper(t config.Target, gate *prober.Gate, logger *slog.Logger) (*serve
 		Client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
-		Header:  header,
-		Rearmer: gate,
-		Logger:  logger.With("collector", "server"),
+		Header:           header,
+		Rearmer:          gate,
+		Model:            t.Model, // for trtllm-serve's model_name="undefined"
+		RecoveryFailures: scrapeRecovery(t.Warmup.RecoveryFailures),
+		Logger:           logger.With("collector", "server"),
 	})
 	if err != nil {
 		tr.CloseIdleConnections()

@@ -57,16 +57,31 @@ func NewTransport(t config.Target) (*http.Transport, error) {
 		maxIdle = 2
 	}
 	return &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c}, nil
+		},
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   t.ConnectTimeout,
 		MaxIdleConns:          maxIdle,
 		MaxIdleConnsPerHost:   maxIdle,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       idleConnTimeout(t.IdleConnTimeout),
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 		ExpectContinueTimeout: 0,
 	}, nil
+}
+
+// idleConnTimeout is the configured keep-alive idle time, or its default for a target built in
+// code without defaults.
+func idleConnTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return config.DefaultIdleConnTimeout
+	}
+	return d
 }
 
 func tlsConfig(c config.TLS) (*tls.Config, error) {

@@ -19,6 +19,10 @@ func FuzzOpenAIStream(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"message\":\"x\",\"code\":\"429\"}}\n\n"))
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"completion_tokens\":-3}}\n\ndata: [DONE]\n\n"))
 	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":null}\n\n"))
+	f.Add([]byte(strings.Join(vllmContinuous(1, 4, 4, 3), "")))
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":\"abort\"}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: [DONE]\n\n"))
+	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":-1},\"completion_tokens_details\":{\"reasoning_tokens\":-5}}}\n\ndata: [DONE]\n\n"))
 	c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", APIOpenAIChat))
 	if err != nil {
 		f.Fatal(err)
@@ -36,8 +40,17 @@ func FuzzOpenAIStream(f *testing.F) {
 		if rec.LastToken < rec.FirstToken || (rec.Chunks > 0 && rec.End < rec.LastToken) {
 			t.Fatalf("offsets out of order: %v %v %v", rec.FirstToken, rec.LastToken, rec.End)
 		}
-		if rec.OutputTokens < 0 || rec.PromptTokens < 0 {
-			t.Fatalf("negative token counts %d/%d would panic a Prometheus counter", rec.OutputTokens, rec.PromptTokens)
+		if rec.OutputTokens < 0 || rec.PromptTokens < 0 || rec.ReasoningTokens < 0 || rec.CachedTokens < 0 {
+			t.Fatalf("negative token counts %d/%d/%d/%d would panic a Prometheus counter", rec.OutputTokens, rec.PromptTokens, rec.ReasoningTokens, rec.CachedTokens)
+		}
+		if rec.FinishReason != "" && !slices.Contains(FinishReasons, rec.FinishReason) {
+			t.Fatalf("finish reason %q is not in the bounded set", rec.FinishReason)
+		}
+		if rec.TokensPerChunk && (len(rec.GapTokens) != len(rec.Gaps) || rec.FirstChunkTokens < 1 || slices.ContainsFunc(rec.GapTokens, func(k int32) bool { return k < 1 })) {
+			t.Fatalf("per-chunk counts inconsistent: k1 %d, %v for %d gaps", rec.FirstChunkTokens, rec.GapTokens, len(rec.Gaps))
+		}
+		if rec.FirstChunkTokens < 1 && rec.Chunks > 0 {
+			t.Fatalf("k1 = %d", rec.FirstChunkTokens)
 		}
 		if rec.Result == ResultSuccess && rec.OutputSource == "" {
 			t.Fatal("success without an output token source")

@@ -21,7 +21,16 @@ type WarmupConfig struct {
 	// StableWithin, when > 0, also requires the TTFT medians of the last two windows to differ
 	// by less than this ratio.
 	StableWithin float64
+	// RecoveryFailures, when > 0, re-arms the gate from the probe path: a success after at
+	// least this many consecutive connection failures is taken as the first request on a
+	// restarted server, re-arms the gate before that request is counted, and makes it the
+	// cold start (unless the gate was re-armed already since the failures began, e.g. by the
+	// metrics scrape).
+	RecoveryFailures int
 }
+
+// RestartProbeRecovery is the re-arm reason when the probe path saw a server come back.
+const RestartProbeRecovery = "probe_recovery"
 
 // GateEvent says what a gate call changed, for the caller to report. Gen is the arming it
 // belongs to: an event whose Gen is no longer the gate's Generation is stale (the gate re-armed
@@ -51,6 +60,9 @@ type Gate struct {
 	ttfts       []time.Duration // the last 2*stableWindow TTFTs, oldest first
 	coldPending bool
 	onRearm     func(reason string)
+	onRecovered func()
+	connFails   int    // consecutive connection failures
+	failsGen    uint64 // the arming the first of them finished in
 }
 
 // NewGate returns a closed gate armed now. now may be nil (time.Now).
@@ -77,6 +89,14 @@ func (g *Gate) arm() {
 func (g *Gate) SetRearmHook(f func(reason string)) {
 	g.mu.Lock()
 	g.onRearm = f
+	g.mu.Unlock()
+}
+
+// SetRecoveryHook sets a function called (outside the gate's lock) after the probe path
+// re-armed the gate; the daemon uses it to scrape the server's metrics at once.
+func (g *Gate) SetRecoveryHook(f func()) {
+	g.mu.Lock()
+	g.onRecovered = f
 	g.mu.Unlock()
 }
 
@@ -109,10 +129,49 @@ func (g *Gate) IsOpen() (open, forced bool) {
 
 // Finish accounts a finished request that started in arming startGen (see Generation). It
 // returns whether the request counts as warmup (it finished while the gate was closed) and
-// what changed. Only a request that started after the gate was armed can be its cold start.
+// what changed. Only a request that started after the gate was armed can be its cold start —
+// or the success that ends a run of connection failures, which re-arms the gate first (see
+// WarmupConfig.RecoveryFailures).
 func (g *Gate) Finish(r *Record, startGen uint64) (warmup bool, ev GateEvent) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	var rearmHook func(string)
+	var recoveredHook func()
+	if g.recovered(r) {
+		g.arm()
+		startGen = g.gen // the first request seen on the new process is its cold start
+		rearmHook, recoveredHook = g.onRearm, g.onRecovered
+	}
+	warmup, ev = g.finishLocked(r, startGen)
+	g.mu.Unlock()
+	// The re-arm is reported before the caller reports ev (the cold start of the new arming).
+	if rearmHook != nil {
+		rearmHook(RestartProbeRecovery)
+	}
+	if recoveredHook != nil {
+		recoveredHook()
+	}
+	return warmup, ev
+}
+
+// recovered tracks runs of connection failures and reports whether r is the success that ends
+// one long enough to re-arm; g.mu is held. Other failures neither extend nor end a run.
+func (g *Gate) recovered(r *Record) bool {
+	switch r.Result {
+	case ResultConnection:
+		if g.connFails == 0 {
+			g.failsGen = g.gen
+		}
+		g.connFails++
+		return false
+	case ResultSuccess:
+		n := g.connFails
+		g.connFails = 0
+		return g.cfg.RecoveryFailures > 0 && n >= g.cfg.RecoveryFailures && g.failsGen == g.gen
+	}
+	return false
+}
+
+func (g *Gate) finishLocked(r *Record, startGen uint64) (warmup bool, ev GateEvent) {
 	ev.Gen = g.gen
 	if ttft, ok := r.TTFT(); ok && g.coldPending && startGen == g.gen {
 		g.coldPending = false

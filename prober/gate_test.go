@@ -134,3 +134,51 @@ func TestGateColdStartOnlyFromRequestsStartedAfterArming(t *testing.T) {
 		t.Fatalf("the first request started after the re-arm is the cold start: %+v", ev)
 	}
 }
+
+// TestGateRearmsOnProbeRecovery: connection failures then a success re-arm the gate before
+// that success is counted, and it is the cold start — no waiting for the next metrics scrape.
+func TestGateRearmsOnProbeRecovery(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	g := NewGate(WarmupConfig{Requests: 1, MaxDuration: time.Minute, RecoveryFailures: 2}, clk.now)
+	var rearms []string
+	recovered := 0
+	g.SetRearmHook(func(reason string) { rearms = append(rearms, reason) })
+	g.SetRecoveryHook(func() { recovered++ })
+	g.Finish(success(time.Millisecond), g.Generation())
+	if open, _ := g.IsOpen(); !open {
+		t.Fatal("gate not open after warmup")
+	}
+	refused := &Record{Result: ResultConnection}
+	// One failure, then a success: below the threshold, nothing happens.
+	g.Finish(refused, g.Generation())
+	if warm, _ := g.Finish(success(time.Millisecond), g.Generation()); warm || len(rearms) != 0 {
+		t.Fatalf("one failure re-armed (warmup=%v, rearms %v)", warm, rearms)
+	}
+	// A timeout between the failures neither extends nor ends the run.
+	startGen := g.Generation() // the recovering request started before the failures ended
+	g.Finish(refused, g.Generation())
+	g.Finish(&Record{Result: ResultTimeout}, g.Generation())
+	g.Finish(refused, g.Generation())
+	warm, ev := g.Finish(success(700*time.Millisecond), startGen)
+	if len(rearms) != 1 || rearms[0] != RestartProbeRecovery || recovered != 1 {
+		t.Fatalf("rearms %v, recovery hook %d times; want one probe_recovery", rearms, recovered)
+	}
+	if !warm || !ev.ColdStart || ev.ColdStartTTF != 700*time.Millisecond || ev.Gen != g.Generation() {
+		t.Fatalf("recovering request: warmup=%v ev=%+v; want warmup and the cold start of the new arming", warm, ev)
+	}
+	// A re-arm by the scrape during the failures already covers the restart.
+	g.Finish(refused, g.Generation())
+	g.Finish(refused, g.Generation())
+	g.Rearm("process_start_time")
+	g.Finish(success(time.Millisecond), g.Generation())
+	if len(rearms) != 2 || rearms[1] != "process_start_time" {
+		t.Fatalf("rearms %v, want no second re-arm from the probe path", rearms)
+	}
+	// 0 turns it off.
+	off := NewGate(WarmupConfig{MaxDuration: time.Minute}, clk.now)
+	off.SetRearmHook(func(string) { t.Error("re-armed with RecoveryFailures 0") })
+	for range 5 {
+		off.Finish(refused, off.Generation())
+	}
+	off.Finish(success(time.Millisecond), off.Generation())
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,10 +38,12 @@ type OpenAIClient struct {
 	firstByte time.Duration
 	idle      time.Duration
 
-	maxTokens   int
-	ignoreEOS   bool
-	temperature *float64
-	extraBody   map[string]any
+	maxTokens       int
+	ignoreEOS       bool
+	continuousUsage bool // ask for usage on every chunk (vLLM's continuous_usage_stats)
+	allowEmpty      bool // a stream without token chunks is a success (max_tokens-0 style probes)
+	temperature     *float64
+	extraBody       map[string]any
 
 	readers sync.Pool // *SSEReader, reused across requests
 }
@@ -61,20 +64,23 @@ func NewOpenAIClient(t config.Target) (*OpenAIClient, error) {
 		h.Set("Authorization", "Bearer "+key)
 	}
 	return &OpenAIClient{
-		http:        &http.Client{Transport: tr, CheckRedirect: noRedirects},
-		transport:   tr,
-		url:         strings.TrimRight(t.URL, "/") + t.Path,
-		chat:        t.API == APIOpenAIChat,
-		model:       t.Model,
-		header:      h,
-		maxBytes:    t.MaxResponseBytes,
-		timeout:     t.Timeout,
-		firstByte:   t.FirstByteTimeout,
-		idle:        t.IdleTimeout,
-		maxTokens:   t.Request.MaxTokens,
-		ignoreEOS:   t.Request.IgnoreEOS,
-		temperature: t.Request.Temperature,
-		extraBody:   t.Request.ExtraBody,
+		http:      &http.Client{Transport: tr, CheckRedirect: noRedirects},
+		transport: tr,
+		url:       strings.TrimRight(t.URL, "/") + t.Path,
+		chat:      t.API == APIOpenAIChat,
+		model:     t.Model,
+		header:    h,
+		maxBytes:  t.MaxResponseBytes,
+		timeout:   t.Timeout,
+		firstByte: t.FirstByteTimeout,
+		idle:      t.IdleTimeout,
+		maxTokens: t.Request.MaxTokens,
+		ignoreEOS: t.Request.IgnoreEOS,
+		// Unset means on: exact per-chunk token counts are what per-token ITL needs.
+		continuousUsage: t.Request.ContinuousUsageStats == nil || *t.Request.ContinuousUsageStats,
+		allowEmpty:      t.Request.AllowEmpty,
+		temperature:     t.Request.Temperature,
+		extraBody:       t.Request.ExtraBody,
 	}, nil
 }
 
@@ -105,7 +111,11 @@ func (c *OpenAIClient) Body(req traffic.Request) ([]byte, error) {
 		body["max_tokens"] = maxTokens
 	}
 	body["stream"] = true
-	body["stream_options"] = map[string]bool{"include_usage": true}
+	if c.continuousUsage {
+		body["stream_options"] = map[string]bool{"include_usage": true, "continuous_usage_stats": true}
+	} else {
+		body["stream_options"] = map[string]bool{"include_usage": true}
+	}
 	if c.ignoreEOS {
 		body["ignore_eos"] = true
 	}
@@ -120,7 +130,8 @@ func (c *OpenAIClient) Body(req traffic.Request) ([]byte, error) {
 
 // streamChunk is the part of a chat.completion.chunk or text_completion chunk we read, plus
 // the two error shapes servers put in a stream (OpenAI's {"error":{...}} and vLLM's
-// {"object":"error",...}).
+// {"object":"error",...}). The per-chunk path reads chunks with decodeChunk, which holds to
+// what encoding/json makes of this type; encoding/json itself decodes only error chunks.
 type streamChunk struct {
 	Object  string `json:"object"`
 	Choices []struct {
@@ -133,8 +144,14 @@ type streamChunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
+		PromptTokens            int `json:"prompt_tokens"`
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+		PromptTokensDetails *struct {
+			CachedTokens int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 	} `json:"usage"`
 	Error   json.RawMessage `json:"error"`
 	Message string          `json:"message"`
@@ -168,17 +185,33 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 	})
 	defer watchdog.Stop()
 
-	hreq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		rec.Start = time.Now()
-		rec.Result, rec.Err = ResultProtocol, err
-		return
-	}
-	hreq.Header = c.header.Clone()
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		// A trace per send: hooks of an abandoned send may still run on transport goroutines.
+		tr := &phaseTrace{}
+		hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(reqCtx, tr.trace()), http.MethodPost, c.url, bytes.NewReader(body))
+		if err != nil {
+			rec.Start = time.Now()
+			rec.Result, rec.Err = ResultProtocol, err
+			return
+		}
+		hreq.Header = c.header.Clone()
 
-	rec.Start = time.Now()
-	resp, err := c.http.Do(hreq)
-	if err != nil {
+		rec.Start = time.Now()
+		tr.begin(rec.Start)
+		resp, err = c.http.Do(hreq)
+		tr.end(rec)
+		if err == nil {
+			break
+		}
+		// A request that never reached the server (a connection was handed out and failed
+		// before one byte of the request went into it — the keep-alive race with a server
+		// closing idle connections) is safe to send again, once; a dial that failed is a
+		// real connection failure and is not retried.
+		if attempt == 0 && tr.neverWritten() && ctx.Err() == nil && reqCtx.Err() == nil {
+			rec.Retries++
+			continue
+		}
 		rec.End = time.Since(rec.Start)
 		rec.Result, rec.Err = classify(ctx, reqCtx, err, false), errCause(reqCtx, err)
 		return
@@ -236,12 +269,31 @@ func eventStreamType(contentType string) bool {
 
 func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, rec *Record) {
 	var (
-		chunk    streamChunk
+		facts    chunkFacts
 		finished bool          // a finish_reason was seen
 		finishAt time.Duration // when
 		usageOut = -1
 		prev     time.Duration
+		// Per-chunk token counts: usage.completion_tokens is cumulative when the server sends
+		// it on every chunk, so a token chunk carried cum − cum at the previous token chunk
+		// (tokens of chunks without text, held back by a detokenizer, go to the next one).
+		perChunk     = true
+		cumAtText    int
+		reasoningN   int // reasoning chunks, the fallback count of reasoning tokens
+		reasoningUse = -1
 	)
+	defer func() {
+		rec.TokensPerChunk = perChunk && rec.Chunks > 0
+		if !rec.TokensPerChunk {
+			rec.FirstChunkTokens = 1
+		}
+		switch {
+		case reasoningUse >= 0:
+			rec.ReasoningTokens, rec.ReasoningSource = reasoningUse, SourceUsage
+		case reasoningN > 0:
+			rec.ReasoningTokens, rec.ReasoningSource = reasoningN, SourceChunks
+		}
+	}()
 	for {
 		data, err := sse.Next()
 		now := time.Since(rec.Start)
@@ -249,7 +301,7 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, r
 			switch {
 			case finished && ctx.Err() == nil:
 				// The generation ended (finish_reason) and only the closing [DONE] or the
-				// end of the body went missing or broke: the request succeeded.
+				// end of the body went missing or broke: the request ended as finished.
 				rec.End = max(finishAt, rec.LastToken)
 				c.finish(rec, usageOut)
 			case err == io.EOF:
@@ -271,59 +323,95 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, r
 			c.finish(rec, usageOut)
 			return
 		}
-		chunk = streamChunk{} // fresh: json would leave stale fields in reused slice elements
-		if err := json.Unmarshal(data, &chunk); err != nil {
+		if err := decodeChunk(data, &facts); err != nil {
 			rec.End = now
 			rec.Result, rec.Err = ResultProtocol, fmt.Errorf("malformed chunk: %w", err)
 			return
 		}
-		if result, err := chunkError(&chunk); result != "" {
-			rec.End = now
-			rec.Result, rec.Err = result, err
-			return
-		}
-		text := false
-		for i := range chunk.Choices {
-			ch := &chunk.Choices[i]
-			if ch.Delta.Content != "" || ch.Delta.ReasoningContent != "" || ch.Delta.Reasoning != "" || ch.Text != "" {
-				text = true
+		if facts.isError {
+			// Rare: decode the error object in full to class it by its code.
+			var chunk streamChunk
+			if err := json.Unmarshal(data, &chunk); err != nil {
+				rec.End = now
+				rec.Result, rec.Err = ResultProtocol, fmt.Errorf("malformed chunk: %w", err)
+				return
 			}
-			if ch.FinishReason != nil && *ch.FinishReason != "" && !finished {
-				finished, finishAt = true, now
+			if result, err := chunkError(&chunk); result != "" {
+				rec.End = now
+				rec.Result, rec.Err = result, err
+				return
 			}
 		}
-		if text {
-			if rec.Chunks == 0 {
-				rec.FirstToken = now
-			} else {
-				rec.Gaps = append(rec.Gaps, now-prev)
-			}
-			rec.LastToken, prev = now, now
-			rec.Chunks++
+		content, reasoning := facts.content, facts.reasoning
+		if facts.finish != "" && !finished {
+			finished, finishAt = true, now
+			rec.FinishReason = facts.finish
 		}
-		if chunk.Usage != nil {
-			if chunk.Usage.CompletionTokens < 0 || chunk.Usage.PromptTokens < 0 {
+		if facts.hasUsage {
+			if facts.completionTokens < 0 || facts.promptTokens < 0 {
 				rec.End = now
 				rec.Result, rec.Err = ResultProtocol, errors.New("negative token count in usage")
 				return
 			}
-			// Usage may come on its own chunk or on the last content chunk (llama.cpp); the
-			// last one seen wins.
-			usageOut = chunk.Usage.CompletionTokens
-			if chunk.Usage.PromptTokens > 0 {
-				rec.PromptTokens, rec.PromptSource = chunk.Usage.PromptTokens, SourceUsage
+			// Usage may come on its own chunk, on the last content chunk (llama.cpp) or on
+			// every chunk (continuous usage); the last one seen wins.
+			usageOut = facts.completionTokens
+			if facts.promptTokens > 0 {
+				rec.PromptTokens, rec.PromptSource = facts.promptTokens, SourceUsage
 			}
+			if facts.hasReasoningTokens && facts.reasoningTokens >= 0 {
+				reasoningUse = facts.reasoningTokens
+			}
+			if facts.hasCachedTokens && facts.cachedTokens >= 0 {
+				rec.CachedTokens, rec.CachedSource = facts.cachedTokens, SourceUsage
+			}
+		}
+		if content || reasoning {
+			k := int32(0)
+			if facts.hasUsage {
+				k = int32(facts.completionTokens - cumAtText)
+				cumAtText = facts.completionTokens
+			}
+			if k <= 0 {
+				perChunk = false // a token chunk without (or with inconsistent) usage
+			}
+			if rec.Chunks == 0 {
+				rec.FirstToken = now
+				rec.FirstChunkTokens = int(k)
+			} else {
+				rec.Gaps = append(rec.Gaps, now-prev)
+				rec.GapTokens = append(rec.GapTokens, k)
+			}
+			if content && !rec.ContentSeen {
+				rec.FirstContent, rec.ContentSeen = now, true
+			}
+			if reasoning {
+				reasoningN++
+			}
+			rec.LastToken, prev = now, now
+			rec.Chunks++
 		}
 	}
 }
 
 // finish records a cleanly ended stream: N from usage when the server sent it, else chunks.
+// It is a success only with at least one token chunk (unless allow_empty) and a finish that is
+// not the server's own abort or error.
 func (c *OpenAIClient) finish(rec *Record, usageOut int) {
-	rec.Result = ResultSuccess
 	if usageOut >= 0 {
 		rec.OutputTokens, rec.OutputSource = usageOut, SourceUsage
 	} else {
 		rec.OutputTokens, rec.OutputSource = rec.Chunks, SourceChunks
+	}
+	switch {
+	case rec.FinishReason == FinishAbort || rec.FinishReason == FinishError:
+		rec.Result = ResultAborted
+		rec.Err = fmt.Errorf("the server ended the generation with finish_reason %s", rec.FinishReason)
+	case rec.Chunks == 0 && !c.allowEmpty:
+		rec.Result = ResultEmpty
+		rec.Err = errors.New("the stream finished without any token chunk")
+	default:
+		rec.Result = ResultSuccess
 	}
 }
 

@@ -19,12 +19,59 @@ const (
 	ResultStreamTruncated = "stream_truncated"
 	ResultProtocol        = "protocol"
 	ResultCanceled        = "canceled"
+	// ResultAborted: the stream ended with a finish_reason of abort or error — the server
+	// stopped the generation itself (vLLM sends both), so the answer is not complete.
+	ResultAborted = "aborted"
+	// ResultEmpty: the stream ended cleanly (finish_reason or [DONE]) without one token
+	// chunk, e.g. only "data: [DONE]".
+	ResultEmpty = "empty"
 )
 
 // Results lists every result class, success first, so collectors can pre-create series.
 var Results = []string{
 	ResultSuccess, ResultHTTP4xx, ResultHTTP429, ResultHTTP5xx, ResultTimeout,
 	ResultConnection, ResultStreamTruncated, ResultProtocol, ResultCanceled,
+	ResultAborted, ResultEmpty,
+}
+
+// Finish reasons: the `reason` label of inferprobe_finish_reasons_total. Servers send more
+// than OpenAI's four (vLLM: abort, error; TGI: eos_token; SGLang: matched stop strings); every
+// value outside this set is counted as FinishOther, so the label stays bounded.
+const (
+	FinishStop          = "stop"
+	FinishLength        = "length"
+	FinishToolCalls     = "tool_calls"
+	FinishContentFilter = "content_filter"
+	FinishAbort         = "abort"
+	FinishError         = "error"
+	FinishOther         = "other"
+)
+
+// FinishReasons lists every finish-reason label value, so collectors can pre-create series.
+var FinishReasons = []string{
+	FinishStop, FinishLength, FinishToolCalls, FinishContentFilter, FinishAbort, FinishError, FinishOther,
+}
+
+// NormaliseFinishReason maps a server's finish_reason onto FinishReasons. TGI's eos_token and
+// the legacy function_call are folded into their OpenAI names; an empty reason returns "".
+func NormaliseFinishReason(s string) string {
+	switch s {
+	case "":
+		return ""
+	case FinishStop, "eos_token", "stop_sequence", "end_turn":
+		return FinishStop
+	case FinishLength, "max_tokens":
+		return FinishLength
+	case FinishToolCalls, "function_call":
+		return FinishToolCalls
+	case FinishContentFilter:
+		return FinishContentFilter
+	case FinishAbort, "cancelled", "canceled":
+		return FinishAbort
+	case FinishError:
+		return FinishError
+	}
+	return FinishOther
 }
 
 // Token-count sources: the `source` label of token counters.
@@ -95,6 +142,28 @@ type TargetInfo struct {
 	Adapters []string
 }
 
+// HTTP phases of one request, from net/http/httptrace: the bounded values of the `phase` label
+// of inferprobe_http_phase_duration_seconds. A phase that did not happen (no DNS lookup for an
+// IP address, no dial or handshake on a reused connection) is not observed.
+const (
+	// PhaseDNS is DNSStart to DNSDone.
+	PhaseDNS = iota
+	// PhaseConnect is ConnectStart to ConnectDone (the TCP dial).
+	PhaseConnect
+	// PhaseTLS is TLSHandshakeStart to TLSHandshakeDone.
+	PhaseTLS
+	// PhaseRequestWrite is from having a connection (GotConn) to the request fully written.
+	PhaseRequestWrite
+	// PhaseFirstByte is from the request written to the first response byte: the server's (and
+	// any gateway's) time to answer with headers.
+	PhaseFirstByte
+	// NumPhases is the number of phases.
+	NumPhases
+)
+
+// PhaseNames are the `phase` label values, indexed by the Phase constants.
+var PhaseNames = [NumPhases]string{"dns", "connect", "tls", "request_write", "first_byte"}
+
 // Record is the timing record of one request. Offsets are from Start (t0) and taken with the
 // monotonic clock.
 type Record struct {
@@ -114,10 +183,24 @@ type Record struct {
 	// FirstToken and LastToken are the offsets of the first and last token chunks; valid
 	// when Chunks > 0.
 	FirstToken, LastToken time.Duration
+	// FirstContent is the offset of the first chunk with answer text (content or text, not
+	// reasoning): the time to first output token of a reasoning model. Valid when ContentSeen.
+	FirstContent time.Duration
+	// ContentSeen is set once a chunk carried answer text.
+	ContentSeen bool
 	// End is the offset of the end of the stream (or of the failure).
 	End time.Duration
 	// Gaps holds each gap between consecutive token chunks (len = Chunks-1).
 	Gaps []time.Duration
+	// GapTokens holds, when TokensPerChunk is set, the output tokens carried by the chunk that
+	// ends each gap (len = len(Gaps)), from the server's per-chunk usage.
+	GapTokens []int32
+	// FirstChunkTokens is k₁, the output tokens of the first token chunk; 1 when per-chunk
+	// counts are unknown.
+	FirstChunkTokens int
+	// TokensPerChunk is set when every token chunk's token count is known (the server sent
+	// cumulative usage on every chunk, as vLLM does with continuous_usage_stats).
+	TokensPerChunk bool
 	// Chunks counts token chunks: SSE events carrying generated text.
 	Chunks int
 	// OutputTokens is N; OutputSource says where it came from (usage or chunks).
@@ -126,6 +209,23 @@ type Record struct {
 	// PromptTokens is the prompt length; PromptSource is usage or estimate ("" if unknown).
 	PromptTokens int
 	PromptSource string
+	// ReasoningTokens counts reasoning tokens: usage.completion_tokens_details.reasoning_tokens
+	// (ReasoningSource usage) or else the reasoning chunks (source chunks); source "" if none.
+	ReasoningTokens int
+	ReasoningSource string
+	// CachedTokens is usage.prompt_tokens_details.cached_tokens; CachedSource is usage when
+	// the server sent it, else "".
+	CachedTokens int
+	CachedSource string
+	// FinishReason is the normalised finish_reason (one of FinishReasons), "" if none came.
+	FinishReason string
+	// Phases holds the HTTP phase durations, indexed by the Phase constants; PhaseSet has bit
+	// 1<<phase set for each phase that happened.
+	Phases   [NumPhases]time.Duration
+	PhaseSet uint8
+	// Retries counts sends repeated because the request never reached the server (the
+	// connection failed before any byte of it was written).
+	Retries int
 	// Status is the HTTP status code, 0 if none was received.
 	Status int
 	// Result is success or an error class.
@@ -144,14 +244,68 @@ func (r *Record) TTFT() (time.Duration, bool) {
 	return r.FirstToken, true
 }
 
-// TPOT returns (t(last token chunk) − t(first token chunk)) / (N − 1) for N ≥ 2. It needs two
-// token chunks: when every token came in one chunk (a server streaming with a large interval,
-// or a short output) the time between tokens was not observed, and 0 would flatter the server.
-func (r *Record) TPOT() (time.Duration, bool) {
-	if r.OutputTokens < 2 || r.Chunks < 2 {
+// TTFO returns the time to first output token, t(first chunk with answer text) − t0: for a
+// reasoning model it comes after the reasoning, for others it equals TTFT.
+func (r *Record) TTFO() (time.Duration, bool) {
+	if !r.ContentSeen {
 		return 0, false
 	}
-	return (r.LastToken - r.FirstToken) / time.Duration(r.OutputTokens-1), true
+	return r.FirstContent, true
+}
+
+// TPOT returns (t(last token chunk) − t(first token chunk)) / (N − k₁), with k₁ the tokens of
+// the first chunk (1 when per-chunk counts are unknown), for N > k₁. It needs two token
+// chunks: when every token came in one chunk (a server streaming with a large interval, or a
+// short output) the time between tokens was not observed, and 0 would flatter the server.
+func (r *Record) TPOT() (time.Duration, bool) {
+	after := r.OutputTokens - r.firstChunkTokens()
+	if r.Chunks < 2 || after < 1 {
+		return 0, false
+	}
+	return (r.LastToken - r.FirstToken) / time.Duration(after), true
+}
+
+func (r *Record) firstChunkTokens() int {
+	if r.TokensPerChunk && r.FirstChunkTokens > 0 {
+		return r.FirstChunkTokens
+	}
+	return 1
+}
+
+// GapTokenCount returns how many tokens the chunk ending gap i carried: from per-chunk usage
+// when known, else 1 (each chunk taken as one token).
+func (r *Record) GapTokenCount(i int) int {
+	if r.TokensPerChunk && i < len(r.GapTokens) && r.GapTokens[i] > 0 {
+		return int(r.GapTokens[i])
+	}
+	return 1
+}
+
+// DecodeRate returns the decode throughput of one request, (N − k₁) / (t_last − t_first) in
+// tokens per second: 1/TPOT, defined where TPOT is and the span is not zero.
+func (r *Record) DecodeRate() (float64, bool) {
+	after := r.OutputTokens - r.firstChunkTokens()
+	span := r.LastToken - r.FirstToken
+	if r.Chunks < 2 || after < 1 || span <= 0 {
+		return 0, false
+	}
+	return float64(after) / span.Seconds(), true
+}
+
+// E2ERate returns N / e2e in tokens per second, for a request with output and a positive end.
+func (r *Record) E2ERate() (float64, bool) {
+	if r.OutputTokens < 1 || r.End <= 0 {
+		return 0, false
+	}
+	return float64(r.OutputTokens) / r.End.Seconds(), true
+}
+
+// Phase returns the duration of one HTTP phase, if it happened.
+func (r *Record) Phase(p int) (time.Duration, bool) {
+	if p < 0 || p >= NumPhases || r.PhaseSet&(1<<p) == 0 {
+		return 0, false
+	}
+	return r.Phases[p], true
 }
 
 // ScheduleDelay returns t0 − the intended time (never negative).
@@ -162,10 +316,10 @@ func (r *Record) ScheduleDelay() time.Duration {
 	return 0
 }
 
-// Reset clears the record for reuse, keeping the Gaps backing array.
+// Reset clears the record for reuse, keeping the Gaps and GapTokens backing arrays.
 func (r *Record) Reset() {
-	gaps := r.Gaps[:0]
-	*r = Record{Gaps: gaps}
+	gaps, tokens := r.Gaps[:0], r.GapTokens[:0]
+	*r = Record{Gaps: gaps, GapTokens: tokens}
 }
 
 // EventKind says what an Event reports.
@@ -231,10 +385,11 @@ type ObserverFunc func(ev Event)
 // Observe implements Observer.
 func (f ObserverFunc) Observe(ev Event) { f(ev) }
 
-// CopyTo copies r into dst, reusing dst's Gaps backing array, so that dst stays valid after
-// the prober reuses r.
+// CopyTo copies r into dst, reusing dst's Gaps and GapTokens backing arrays, so that dst stays
+// valid after the prober reuses r. (Err and Target are shared: both are immutable.)
 func (r *Record) CopyTo(dst *Record) {
 	gaps := append(dst.Gaps[:0], r.Gaps...)
+	tokens := append(dst.GapTokens[:0], r.GapTokens...)
 	*dst = *r
-	dst.Gaps = gaps
+	dst.Gaps, dst.GapTokens = gaps, tokens
 }

@@ -73,7 +73,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.Plan = traffic.Plan{Phases: []traffic.Phase{traffic.PacerPhase(cfg.Pacer)}}
 	}
 	r := &Runner{cfg: cfg}
-	r.records.New = func() any { return &Record{Gaps: make([]time.Duration, 0, 64)} }
+	r.records.New = func() any { return &Record{Gaps: make([]time.Duration, 0, 64), GapTokens: make([]int32, 0, 64)} }
 	cfg.Gate.SetRearmHook(func(reason string) {
 		r.reportMu.Lock()
 		defer r.reportMu.Unlock()

@@ -362,3 +362,15 @@ func (failClient) Do(_ context.Context, _ traffic.Request, rec *Record) {
 	rec.Start = time.Now()
 	rec.Result = ResultConnection
 }
+
+// TestRecordCopyTo: a copy shares no backing array with the record the prober reuses.
+func TestRecordCopyTo(t *testing.T) {
+	r := &Record{Gaps: []time.Duration{1, 2, 3}, GapTokens: []int32{1, 2, 3}, Chunks: 4, Result: ResultSuccess}
+	var c Record
+	r.CopyTo(&c)
+	r.Gaps[0], r.GapTokens[0] = 99, 99
+	r.Reset()
+	if c.Gaps[0] != 1 || c.GapTokens[0] != 1 || len(c.Gaps) != 3 || c.Chunks != 4 || c.Result != ResultSuccess {
+		t.Fatalf("copy changed with the original: %+v", c)
+	}
+}

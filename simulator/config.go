@@ -70,6 +70,23 @@ type Config struct {
 	// after which it goes on normally; a non-streaming body is invalid JSON instead.
 	MalformedRate float64
 
+	// AbortRate is the probability that a stream ends with finish_reason "abort" after its
+	// tokens, as vLLM ends a request it aborted.
+	AbortRate float64
+	// EmptyRate is the probability that a stream carries no token at all: only "data: [DONE]".
+	EmptyRate float64
+	// ResetRate is the probability that the connection is dropped before the response headers.
+	ResetRate float64
+	// ResetMidStreamRate is the probability that the connection is dropped after the first
+	// token chunk, without a finish.
+	ResetMidStreamRate float64
+
+	// ChunkTokens is how many tokens each SSE chunk carries (vLLM's and SGLang's
+	// stream_interval, speculative decoding, a gateway that coalesces flushes): tokens are
+	// produced one per ITL and sent when ChunkTokens of them are ready (the last chunk may be
+	// shorter). 0 or 1 sends every token at once.
+	ChunkTokens int
+
 	// StatsSize is how many recent requests Stats keeps (a ring); 0 keeps none.
 	StatsSize int
 
@@ -135,6 +152,10 @@ func (c *Config) validate() error {
 		{"StallRate", "stall-rate", c.StallRate},
 		{"TruncateRate", "truncate-rate", c.TruncateRate},
 		{"MalformedRate", "malformed-rate", c.MalformedRate},
+		{"AbortRate", "abort-rate", c.AbortRate},
+		{"EmptyRate", "empty-rate", c.EmptyRate},
+		{"ResetRate", "reset-rate", c.ResetRate},
+		{"ResetMidStreamRate", "reset-mid-stream-rate", c.ResetMidStreamRate},
 	}
 	for _, r := range ratios {
 		// The negated form also rejects NaN.
@@ -156,6 +177,9 @@ func (c *Config) validate() error {
 	}
 	if c.DefaultMaxTokens < 1 {
 		return bad("DefaultMaxTokens", "default-max-tokens", "must be at least 1, got %d", c.DefaultMaxTokens)
+	}
+	if c.ChunkTokens < 0 {
+		return bad("ChunkTokens", "chunk-tokens", "must not be negative, got %d", c.ChunkTokens)
 	}
 	if c.StatsSize < 0 {
 		return bad("StatsSize", "stats-size", "must not be negative, got %d", c.StatsSize)
@@ -210,6 +234,16 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		Default(f(cfg.TruncateRate)).FloatVar(&cfg.TruncateRate)
 	cmd.Flag("malformed-rate", "Probability of sending one event with invalid JSON in a stream.").
 		Default(f(cfg.MalformedRate)).FloatVar(&cfg.MalformedRate)
+	cmd.Flag("abort-rate", "Probability of ending a stream with finish_reason abort.").
+		Default(f(cfg.AbortRate)).FloatVar(&cfg.AbortRate)
+	cmd.Flag("empty-rate", "Probability of a stream with no token, only data: [DONE].").
+		Default(f(cfg.EmptyRate)).FloatVar(&cfg.EmptyRate)
+	cmd.Flag("reset-rate", "Probability of dropping the connection before the response headers.").
+		Default(f(cfg.ResetRate)).FloatVar(&cfg.ResetRate)
+	cmd.Flag("reset-mid-stream-rate", "Probability of dropping the connection after the first token chunk.").
+		Default(f(cfg.ResetMidStreamRate)).FloatVar(&cfg.ResetMidStreamRate)
+	cmd.Flag("chunk-tokens", "Tokens per SSE chunk (stream_interval); 1 sends each token at once.").
+		Default(i(cfg.ChunkTokens)).IntVar(&cfg.ChunkTokens)
 	cmd.Flag("stats-size", "Recent requests kept for ground-truth statistics; 0 keeps none.").
 		Default(i(cfg.StatsSize)).IntVar(&cfg.StatsSize)
 	addSpeedBumpFlags(cmd, &cfg.SpeedBump)

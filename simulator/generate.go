@@ -3,6 +3,7 @@ package simulator
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"math/bits"
 	"math/rand/v2"
 	"net/http"
@@ -18,6 +19,8 @@ type plan struct {
 	stallAt            int    // token index whose wait includes the stall; -1 for none
 	truncateAfter      int    // tokens sent before a stream is cut; -1 for none (0 never happens)
 	malformedAt        int    // token index preceded by an invalid event; -1 for none
+	empty, reset       bool   // only [DONE]; connection dropped before the headers
+	resetMid           bool   // connection dropped after the first token chunk
 	id                 [2]uint64
 	rng                rand.PCG // words and jitter of this request
 }
@@ -88,21 +91,37 @@ func (s *Server) draw(p *plan, g *genRequest) {
 	if uMal < s.cfg.MalformedRate {
 		p.malformedAt = pick(malPos, 0, n-1)
 	}
+	// The later faults draw only when enabled, so that the words and jitter of a seed that
+	// uses none of them stay as they were before the faults existed.
+	p.empty, p.reset, p.resetMid = false, false, false
+	if s.cfg.AbortRate > 0 && uniform(r) < s.cfg.AbortRate {
+		p.finish = finishAbort
+	}
+	if s.cfg.EmptyRate > 0 && uniform(r) < s.cfg.EmptyRate {
+		p.empty = true
+	}
+	if s.cfg.ResetRate > 0 && uniform(r) < s.cfg.ResetRate {
+		p.reset = true
+	}
+	if s.cfg.ResetMidStreamRate > 0 && uniform(r) < s.cfg.ResetMidStreamRate {
+		p.resetMid = true
+	}
 }
 
 // Fixed pieces of the SSE events. A chunk is head + one of the choice bodies below, where
 // head is `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`.
 const (
-	chatRoleChoice  = `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	chatRoleChoice  = `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]`
 	chatTokenPre    = `{"index":0,"delta":{"content":"`
-	chatTokenPost   = `"},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	chatTokenPost   = `"},"logprobs":null,"finish_reason":null}]`
 	chatFinishPre   = `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`
 	chatMalformed   = `{"index":0,"delta":{"content":` + "\n\n"
 	textTokenPre    = `{"index":0,"text":"`
-	textTokenPost   = `","logprobs":null,"finish_reason":null}]}` + "\n\n"
+	textTokenPost   = `","logprobs":null,"finish_reason":null}]`
 	textFinishPre   = `{"index":0,"text":"","logprobs":null,"finish_reason":"`
 	textMalformed   = `{"index":0,"text":` + "\n\n"
-	finishPost      = `"}]}` + "\n\n"
+	finishPost      = `"}]`
+	chunkEnd        = "}\n\n" // closes a chunk after its choices (and usage)
 	eventDone       = "data: [DONE]\n\n"
 	contentTypeSSE  = "text/event-stream"
 	contentTypeJSON = "application/json"
@@ -121,6 +140,7 @@ type job struct {
 	timer    *time.Timer
 	head     []byte
 	buf      []byte
+	pending  []byte // text of the tokens of the chunk being gathered
 }
 
 // finish records the request's ground truth.
@@ -222,17 +242,34 @@ func (j *job) appendTail(b []byte) []byte {
 	}
 	b = append(b, j.p.finish...)
 	b = append(b, finishPost...)
+	b = j.appendChunkEnd(b)
 	if j.g.includeUsage {
 		b = append(b, j.head...)
-		b = append(b, `],"usage":{"prompt_tokens":`...)
-		b = strconv.AppendInt(b, int64(j.g.promptTokens), 10)
-		b = append(b, `,"total_tokens":`...)
-		b = strconv.AppendInt(b, int64(j.g.promptTokens+j.st.OutputTokens), 10)
-		b = append(b, `,"completion_tokens":`...)
-		b = strconv.AppendInt(b, int64(j.st.OutputTokens), 10)
-		b = append(b, "}}\n\n"...)
+		b = append(b, ']')
+		b = j.appendUsage(b)
+		b = append(b, chunkEnd...)
 	}
 	return append(b, eventDone...)
+}
+
+// appendUsage appends `,"usage":{…}` with the tokens sent so far.
+func (j *job) appendUsage(b []byte) []byte {
+	b = append(b, `,"usage":{"prompt_tokens":`...)
+	b = strconv.AppendInt(b, int64(j.g.promptTokens), 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, int64(j.g.promptTokens+j.st.OutputTokens), 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, int64(j.st.OutputTokens), 10)
+	return append(b, '}')
+}
+
+// appendChunkEnd closes a chunk whose choices were written: with continuous usage every chunk
+// carries the cumulative usage, as vLLM's continuous_usage_stats does.
+func (j *job) appendChunkEnd(b []byte) []byte {
+	if j.g.continuousUsage {
+		b = j.appendUsage(b)
+	}
+	return append(b, chunkEnd...)
 }
 
 // generate runs an admitted-or-queued request to its end and answers it.
@@ -241,6 +278,13 @@ func (j *job) generate() {
 	cfg := &s.cfg
 	m := s.metrics
 	created := time.Now().Unix()
+	if g.stream && p.reset {
+		// The process died, or a proxy dropped the connection, before answering: the
+		// client sees the connection close without a response.
+		j.st.Outcome = OutcomeReset
+		j.finish()
+		panic(http.ErrAbortHandler)
+	}
 	if g.stream {
 		j.rc = http.NewResponseController(j.w)
 		j.buildHead(created)
@@ -251,6 +295,13 @@ func (j *job) generate() {
 		j.w.Header().Set("Content-Type", contentTypeSSE)
 		j.w.WriteHeader(http.StatusOK)
 		_ = j.rc.Flush()
+		if p.empty {
+			_, _ = io.WriteString(j.w, eventDone)
+			_ = j.rc.Flush()
+			j.st.Outcome = OutcomeEmpty
+			j.finish()
+			return
+		}
 	}
 
 	need := g.promptTokens + g.maxTokens
@@ -284,6 +335,10 @@ func (j *job) generate() {
 	deadline := admitted.Add(cfg.TTFTBase + cfg.TTFTPerPromptToken*time.Duration(g.promptTokens))
 	var first, last time.Time
 	ended := false // a stream's tail was written
+	chunkTokens := max(cfg.ChunkTokens, 1)
+	pendingN := 0 // tokens produced and not yet sent
+	malformed := false
+	j.pending = j.pending[:0]
 	for i := 0; i < p.length; i++ {
 		if i > 0 {
 			deadline = deadline.Add(j.gap())
@@ -298,12 +353,29 @@ func (j *job) generate() {
 		}
 		w := j.word()
 		if g.stream {
+			j.pending = append(j.pending, w...)
+			pendingN++
+			if i == p.malformedAt {
+				malformed = true
+			}
+			sent := j.st.OutputTokens + pendingN
+			if pendingN < chunkTokens && i < p.length-1 && (p.truncateAfter < 0 || sent < p.truncateAfter) {
+				// Not a flush yet: the token waits for the rest of its chunk.
+				if now := time.Now(); now.Sub(deadline) > cfg.ITL {
+					deadline = now
+				}
+				held++
+				s.sched.held.Add(1)
+				m.generationTokens.Inc()
+				continue
+			}
 			b := j.buf[:0]
-			if g.chat && i == 0 {
+			if g.chat && j.st.OutputTokens == 0 {
 				b = append(b, j.head...)
 				b = append(b, chatRoleChoice...)
+				b = j.appendChunkEnd(b)
 			}
-			if i == p.malformedAt {
+			if malformed {
 				b = append(b, j.head...)
 				if g.chat {
 					b = append(b, chatMalformed...)
@@ -311,25 +383,28 @@ func (j *job) generate() {
 					b = append(b, textMalformed...)
 				}
 				j.st.Malformed = true
+				malformed = false
 			}
 			b = append(b, j.head...)
 			if g.chat {
 				b = append(b, chatTokenPre...)
-				b = append(b, w...)
+				b = append(b, j.pending...)
 				b = append(b, chatTokenPost...)
 			} else {
 				b = append(b, textTokenPre...)
-				b = append(b, w...)
+				b = append(b, j.pending...)
 				b = append(b, textTokenPost...)
 			}
-			j.st.OutputTokens++
+			j.st.OutputTokens += pendingN
+			b = j.appendChunkEnd(b)
 			// The finish chunk rides with the last token, as vLLM attaches finish_reason to
 			// the final output: one write and one flush fewer per request.
-			if i == p.length-1 && p.truncateAfter < 0 {
+			if i == p.length-1 && p.truncateAfter < 0 && !p.resetMid {
 				b = j.appendTail(b)
 				ended = true
 			}
 			j.buf = b
+			j.pending = j.pending[:0]
 			if _, err := j.w.Write(b); err != nil {
 				j.abort(OutcomeCanceled)
 				return
@@ -341,10 +416,11 @@ func (j *job) generate() {
 		} else {
 			text = append(text, w...)
 			j.st.OutputTokens++
+			pendingN = 1
 		}
 
 		now := time.Now()
-		if i == 0 {
+		if first.IsZero() {
 			first = now
 			j.st.TTFT = now.Sub(j.received)
 			m.ttft.Observe(j.st.TTFT.Seconds())
@@ -353,14 +429,22 @@ func (j *job) generate() {
 			if keepGaps {
 				j.st.Gaps = append(j.st.Gaps, gap)
 			}
-			m.itl.Observe(gap.Seconds())
+			// The server's ITL is per token: a chunk of k tokens stands for k gaps of g/k.
+			for range pendingN {
+				m.itl.Observe(gap.Seconds() / float64(pendingN))
+			}
 		}
 		last = now
 		held++
 		s.sched.held.Add(1)
 		m.generationTokens.Inc()
+		pendingN = 0
 
-		if g.stream && j.st.OutputTokens == p.truncateAfter {
+		if g.stream && p.resetMid {
+			j.abort(OutcomeReset)
+			panic(http.ErrAbortHandler)
+		}
+		if g.stream && p.truncateAfter >= 0 && j.st.OutputTokens >= p.truncateAfter {
 			j.abort(OutcomeTruncated)
 			return
 		}
@@ -383,6 +467,9 @@ func (j *job) generate() {
 	}
 
 	j.st.Outcome = OutcomeSuccess
+	if p.finish == finishAbort {
+		j.st.Outcome = OutcomeAborted
+	}
 	j.st.FinishReason = p.finish
 	m.success[p.finish].Inc()
 	m.prefill.Observe(first.Sub(admitted).Seconds())

@@ -65,7 +65,8 @@ type wireRequest struct {
 	N                   *int            `json:"n"`
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
+		IncludeUsage         bool `json:"include_usage"`
+		ContinuousUsageStats bool `json:"continuous_usage_stats"`
 	} `json:"stream_options"`
 	IgnoreEOS bool `json:"ignore_eos"`
 }
@@ -89,7 +90,10 @@ type genRequest struct {
 	minTokens    int
 	stream       bool
 	includeUsage bool
-	ignoreEOS    bool
+	// continuousUsage puts cumulative usage on every chunk, as vLLM does with
+	// stream_options.continuous_usage_stats.
+	continuousUsage bool
+	ignoreEOS       bool
 }
 
 // parseRequest reads and validates a request body. Model acceptance is checked by the caller.
@@ -116,6 +120,7 @@ func parseRequest(w http.ResponseWriter, r *http.Request, chat bool, cfg *Config
 			return nil, badRequest("stream_options", "stream_options can only be set when stream is true")
 		}
 		g.includeUsage = wr.StreamOptions.IncludeUsage
+		g.continuousUsage = wr.StreamOptions.ContinuousUsageStats
 	}
 	if wr.N != nil && *wr.N != 1 {
 		return nil, badRequest("n", "n=%d is not supported by the simulator; only n=1", *wr.N)

@@ -28,6 +28,12 @@ const (
 	OutcomeNotFound Outcome = "not_found"
 	// OutcomeUnavailable: the request came after Close (503).
 	OutcomeUnavailable Outcome = "unavailable"
+	// OutcomeAborted: an injected finish_reason abort ended the stream.
+	OutcomeAborted Outcome = "aborted"
+	// OutcomeEmpty: an injected empty stream (only [DONE]) answered the request.
+	OutcomeEmpty Outcome = "empty"
+	// OutcomeReset: an injected connection drop, before the headers or mid-stream.
+	OutcomeReset Outcome = "reset"
 )
 
 // RequestStats is the server-side ground truth of one request. Times are taken with the
@@ -49,8 +55,8 @@ type RequestStats struct {
 	// TTFT is from the request's arrival to the flush of its first token (for non-streaming
 	// responses, to the moment the first token was generated); 0 when no token was produced.
 	TTFT time.Duration
-	// Gaps holds every gap between consecutive token flushes (len = OutputTokens-1), stalls
-	// included.
+	// Gaps holds every gap between consecutive token flushes (len = OutputTokens-1 with one
+	// token per chunk, one per chunk after the first with ChunkTokens > 1), stalls included.
 	Gaps []time.Duration
 	// E2E is from arrival to the end of the response.
 	E2E time.Duration

@@ -29,6 +29,9 @@ const maxPassthroughDescs = 4096
 // It is used by one scrape at a time.
 type normaliser struct {
 	target string
+	// model is the target's configured model, put in model_name where the server labels its
+	// series with a placeholder instead (trtllm-serve's "undefined").
+	model string
 	// labelSets caches, during one normalise call, the label pairs of each (engine, model):
 	// every row of a model shares them.
 	labelSets map[[2]string][]*dto.LabelPair
@@ -159,6 +162,11 @@ func (n *normaliser) scalar(desc *prometheus.Desc, k kind, engine, model string,
 // labels builds the sorted label pairs of a normalised series; model_name is left out when the
 // server has none, rather than exposed empty.
 func (n *normaliser) labels(engine, model string) []*dto.LabelPair {
+	if engine == EngineTRTLLMServe && model == trtllmUndefinedModel && n.model != "" {
+		// trtllm-serve labels every series model_name="undefined"; the configured model is
+		// what it serves.
+		model = n.model
+	}
 	if ls, ok := n.labelSets[[2]string{engine, model}]; ok {
 		return ls
 	}

@@ -54,7 +54,7 @@ func (r *restartState) succeeded(startTime float64, haveStartTime bool, counters
 			reason = RestartProcessStartTime
 		case counterWentDown(r.counters, counters):
 			reason = RestartCounterReset
-		case r.failures >= r.threshold && !bothStartTimes:
+		case r.threshold > 0 && r.failures >= r.threshold && !bothStartTimes:
 			reason = RestartRecovery
 		}
 	}

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // step is one scrape in a restart scenario: what the server answers, and whether it succeeds.
@@ -121,5 +123,68 @@ func TestInherit(t *testing.T) {
 	scrapeOK(t, other)
 	if got := len(gate.calls()); got != 1 {
 		t.Errorf("a scraper of another URL reported a restart from the old baseline")
+	}
+}
+
+// TestScrapeNow: the probe path asks for a scrape at once after it re-armed the gate itself;
+// Run scrapes without waiting for the interval, and the restart found is counted without a
+// second Rearm. The flag lasts until a scrape succeeds, and only for one restart.
+func TestScrapeNow(t *testing.T) {
+	vllm := string(readFixture(t, "vllm.txt"))
+	restarted := strings.Replace(vllm, "process_start_time_seconds 1.75e+09", "process_start_time_seconds 1.7500042e+09", 1)
+	again := strings.Replace(vllm, "process_start_time_seconds 1.75e+09", "process_start_time_seconds 1.7600042e+09", 1)
+	srv := newFakeServer(t, okText(vllm).resp)
+	gate := &fakeGate{}
+	s := newTestScraper(t, srv.URL, func(o *Options) { o.Rearmer = gate }) // interval: a minute
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitRequests := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.requests.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d scrapes, want %d without waiting for the interval", srv.requests.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitRequests(1) // the first scrape: baseline
+	srv.set(okText(restarted).resp)
+	s.ScrapeNow()
+	waitRequests(2)
+	deadline := time.Now().Add(5 * time.Second)
+	for value(t, s, MetricRestarts, nil) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the restart found by the scrape at once was not counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := gate.calls(); len(got) != 0 {
+		t.Errorf("Rearm calls %q after ScrapeNow; the probe path re-armed already", got)
+	}
+	// A later restart re-arms as usual.
+	srv.set(okText(again).resp)
+	scrapeOK(t, s)
+	if got := gate.calls(); !slices.Equal(got, []string{RestartProcessStartTime}) {
+		t.Errorf("Rearm calls %q, want one process_start_time", got)
+	}
+}
+
+// TestRecoveryOff: a negative RecoveryFailures turns the failures-then-recovery signal off.
+func TestRecoveryOff(t *testing.T) {
+	llama := string(readFixture(t, "llamacpp.txt"))
+	srv := newFakeServer(t, okText(llama).resp)
+	s := newTestScraper(t, srv.URL, func(o *Options) { o.RecoveryFailures = -1 })
+	scrapeOK(t, s)
+	srv.set(down503.resp)
+	scrapeFails(t, s, ReasonHTTPStatus)
+	srv.set(okText(llama).resp)
+	scrapeOK(t, s)
+	if got := value(t, s, MetricRestarts, nil); got != 0 {
+		t.Errorf("restarts_total = %v with recovery off, want 0", got)
 	}
 }

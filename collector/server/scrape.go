@@ -80,6 +80,9 @@ const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client
 type Options struct {
 	// Target is the target's name, the value of every series' target label.
 	Target string
+	// Model is the target's configured model: the model_name of series that a server labels
+	// with a placeholder (trtllm-serve's model_name="undefined").
+	Model string
 	// Config is the target's validated metrics block (URL and engine defaults already applied).
 	Config config.Metrics
 	// Client sends the scrapes; nil uses a client with Go's default transport. Its own Timeout,
@@ -95,7 +98,8 @@ type Options struct {
 	// is a too_large error.
 	MaxBodyBytes int64
 	// RecoveryFailures is how many consecutive connection or HTTP-status failures, followed by a
-	// success, count as a restart when the server has no process_start_time_seconds; 0 means 1.
+	// success, count as a restart when the server has no process_start_time_seconds; 0 means 1
+	// and a negative value turns the signal off.
 	RecoveryFailures int
 }
 
@@ -130,6 +134,11 @@ type Scraper struct {
 	descUp, descDuration, descErrors, descRestarts, descEngine *prometheus.Desc
 
 	snap atomic.Pointer[snapshot]
+
+	// now asks Run for a scrape at once; rearmed says the gate was re-armed for the restart
+	// the next successful scrape may detect (see ScrapeNow).
+	now     chan struct{}
+	rearmed atomic.Bool
 
 	// mu serialises scrapes and guards everything below; Collect never takes it.
 	mu       sync.Mutex
@@ -205,6 +214,7 @@ func NewScraper(o Options) (*Scraper, error) {
 		norm:     newNormaliser(o.Target, sel),
 		rs:       restartState{threshold: o.RecoveryFailures},
 	}
+	s.norm.model = o.Model
 	if s.client == nil {
 		s.client = &http.Client{}
 	}
@@ -214,9 +224,10 @@ func NewScraper(o Options) (*Scraper, error) {
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
-	if s.rs.threshold <= 0 {
+	if s.rs.threshold == 0 {
 		s.rs.threshold = 1
 	}
+	s.now = make(chan struct{}, 1)
 	target := []string{labelTarget}
 	s.descUp = prometheus.NewDesc(MetricUp,
 		"1 if the last scrape of the model server's metrics succeeded, else 0.", target, nil)
@@ -279,7 +290,20 @@ func (s *Scraper) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.now:
 		}
+	}
+}
+
+// ScrapeNow makes Run scrape at once rather than at the next interval. The probe path calls it
+// when it saw the server come back and re-armed the warmup gate itself: the restart that scrape
+// (or the next successful one) detects is counted, but does not re-arm the gate a second time,
+// which would throw away the cold start just measured. It never blocks.
+func (s *Scraper) ScrapeNow() {
+	s.rearmed.Store(true)
+	select {
+	case s.now <- struct{}{}:
+	default: // one is pending already
 	}
 }
 
@@ -288,10 +312,17 @@ func (s *Scraper) Run(ctx context.Context) {
 // which case nothing is counted or published.
 func (s *Scraper) Scrape(ctx context.Context) error {
 	restart, err := s.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	if s.rearmed.Swap(false) && restart != "" {
+		s.logger.Info("model-server restart already acted on by the probe path", "reason", restart)
+		return nil
+	}
 	if restart != "" && s.rearm != nil {
 		s.rearm.Rearm(restart)
 	}
-	return err
+	return nil
 }
 
 func (s *Scraper) scrape(parent context.Context) (string, error) {

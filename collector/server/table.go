@@ -43,6 +43,8 @@ const (
 	tritonRequestTypeLabel       = "request_type"
 	tritonKVBlockTypeLabel       = "kv_cache_block_type"
 	tritonFirstResponseHistogram = "nv_inference_first_response_histogram_ms"
+	// trtllmUndefinedModel is the model_name trtllm-serve puts on every series.
+	trtllmUndefinedModel = "undefined"
 )
 
 // engineSpec says how to recognise an engine and where it keeps the model name.
@@ -177,8 +179,11 @@ var table = []row{
 		help: "KV-cache usage of the model server, 0 to 1 (the most used engine or rank when there are several).",
 		from: map[string][]source{
 			// vLLM documents both as "1 means 100 percent usage": already a ratio despite "perc".
-			EngineVLLM:     {val("vllm:kv_cache_usage_perc"), val("vllm:gpu_cache_usage_perc")},
-			EngineSGLang:   {val("sglang:token_usage")},
+			EngineVLLM:   {val("vllm:kv_cache_usage_perc"), val("vllm:gpu_cache_usage_perc")},
+			EngineSGLang: {val("sglang:token_usage")},
+			// Only builds from before its removal (ggml-org/llama.cpp PR #13660) have it; today's
+			// llama-server exposes no KV-cache usage (llamacpp:n_tokens_max is the largest
+			// sequence seen, not usage), so the series is absent for it rather than made up.
 			EngineLlamaCPP: {val("llamacpp:kv_cache_usage_ratio")},
 			EngineTritonTRTLLM: {
 				val("nv_trt_llm_kv_cache_block_metrics").where(tritonKVBlockTypeLabel, "fraction"),

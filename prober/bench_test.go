@@ -1,0 +1,81 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchStream is one vLLM response of n one-token chunks, with or without per-chunk usage.
+func benchStream(n int, continuous bool) []byte {
+	var b strings.Builder
+	if continuous {
+		counts := make([]int, n)
+		for i := range counts {
+			counts[i] = 1
+		}
+		return []byte(strings.Join(vllmContinuous(counts...), ""))
+	}
+	b.WriteString(vllmChat[0])
+	for range n {
+		b.WriteString(vllmChat[1])
+	}
+	b.WriteString(vllmChat[4] + vllmChat[5] + vllmChat[6])
+	return []byte(b.String())
+}
+
+// BenchmarkStreamPerChunk measures the per-chunk path of a stream already received: SSE framing,
+// JSON decoding of the chunk, and the record update (gap, token count), reported per chunk.
+func BenchmarkStreamPerChunk(b *testing.B) {
+	for _, continuous := range []bool{false, true} {
+		name := "usage_at_end"
+		if continuous {
+			name = "continuous_usage"
+		}
+		b.Run(name, func(b *testing.B) {
+			const n = 256
+			body := benchStream(n, continuous)
+			c, err := NewOpenAIClient(testTarget("http://127.0.0.1:1", APIOpenAIChat))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := bytes.NewReader(body)
+			sse := NewSSEReader(r, maxEventBytes)
+			rec := &Record{Gaps: make([]time.Duration, 0, n), GapTokens: make([]int32, 0, n)}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r.Reset(body)
+				sse.Reset(r)
+				rec.Reset()
+				rec.Start = time.Now()
+				c.readStream(ctx, ctx, sse, rec)
+				if rec.Result != ResultSuccess || rec.Chunks != n {
+					b.Fatalf("result %s, %d chunks", rec.Result, rec.Chunks)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/chunk")
+		})
+	}
+}
+
+// BenchmarkRecordChunk is the record's share of the per-chunk path: what readStream does per
+// token chunk once the chunk is decoded (the gap and its token count appended to pooled
+// slices). It must not allocate.
+func BenchmarkRecordChunk(b *testing.B) {
+	rec := &Record{Gaps: make([]time.Duration, 0, 64), GapTokens: make([]int32, 0, 64)}
+	b.ReportAllocs()
+	for i := range b.N {
+		if i%64 == 0 {
+			rec.Reset()
+		}
+		rec.Gaps = append(rec.Gaps, time.Duration(i))
+		rec.GapTokens = append(rec.GapTokens, 1)
+		rec.LastToken = time.Duration(i)
+		rec.Chunks++
+	}
+}

@@ -1,0 +1,430 @@
+package prober
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// chunkFacts is what the per-chunk path needs of one streamed chunk. decodeChunk fills it
+// without allocating, so a long stream costs no garbage per token; encoding/json into
+// streamChunk allocated about ten times per chunk (the choices slice, every string, the usage
+// pointer, reflection state).
+type chunkFacts struct {
+	// content and reasoning say whether a choice carried answer text (delta.content or text)
+	// or reasoning text (delta.reasoning_content or delta.reasoning).
+	content, reasoning bool
+	// finish is the first non-empty finish_reason of the chunk's choices, normalised.
+	finish string
+	// hasUsage is set when usage was an object; the counts are then as sent (0 if absent).
+	hasUsage                       bool
+	promptTokens, completionTokens int
+	// hasReasoningTokens and hasCachedTokens say the usage details were objects.
+	hasReasoningTokens, hasCachedTokens bool
+	reasoningTokens, cachedTokens       int
+	// isError marks an error chunk ({"error": ...} not null, or "object": "error"); the rare
+	// error path decodes it again with encoding/json.
+	isError bool
+}
+
+// errChunkType is a value of the wrong JSON type for a field inferprobe reads, which
+// encoding/json would refuse too.
+var errChunkType = errors.New("a field has the wrong JSON type")
+
+// decodeChunk reads one chunk into f. It accepts exactly what decoding into streamChunk with
+// encoding/json accepts (valid JSON, an object or null at the top, the right types for the
+// fields read) and reads the same values: keys match case-insensitively (ASCII) and escaped
+// keys are unescaped. It differs only for duplicate keys, where encoding/json merges into what
+// it decoded before and this decoder takes the union; no server sends duplicate keys.
+func decodeChunk(data []byte, f *chunkFacts) error {
+	*f = chunkFacts{}
+	if !json.Valid(data) {
+		var v streamChunk
+		if err := json.Unmarshal(data, &v); err != nil {
+			return err // the syntax error, with its offset
+		}
+		return errors.New("invalid JSON")
+	}
+	w := walker{b: data}
+	switch w.peek() {
+	case 'n':
+		return nil
+	case '{':
+		return w.object(func(key []byte) error { return f.top(&w, key) })
+	}
+	return fmt.Errorf("chunk is not a JSON object: %w", errChunkType)
+}
+
+func (f *chunkFacts) top(w *walker, key []byte) error {
+	switch {
+	case keyIs(key, "choices"):
+		switch w.peek() {
+		case 'n':
+			w.skip()
+			return nil
+		case '[':
+			return w.array(func() error {
+				switch w.peek() {
+				case 'n':
+					w.skip()
+					return nil
+				case '{':
+					return w.object(func(key []byte) error { return f.choice(w, key) })
+				}
+				return fmt.Errorf("choices[]: %w", errChunkType)
+			})
+		}
+		return fmt.Errorf("choices: %w", errChunkType)
+	case keyIs(key, "usage"):
+		switch w.peek() {
+		case 'n':
+			w.skip()
+			f.hasUsage, f.promptTokens, f.completionTokens = false, 0, 0
+			f.hasReasoningTokens, f.reasoningTokens, f.hasCachedTokens, f.cachedTokens = false, 0, false, 0
+			return nil
+		case '{':
+			f.hasUsage = true
+			return w.object(func(key []byte) error { return f.usage(w, key) })
+		}
+		return fmt.Errorf("usage: %w", errChunkType)
+	case keyIs(key, "error"):
+		if w.peek() != 'n' {
+			f.isError = true
+		}
+		w.skip()
+		return nil
+	case keyIs(key, "object"):
+		raw, ok, err := w.stringOrNull("object")
+		if err != nil {
+			return err
+		}
+		if ok && string(raw) == "error" {
+			f.isError = true
+		}
+		return nil
+	case keyIs(key, "message"):
+		_, _, err := w.stringOrNull("message")
+		return err
+	}
+	w.skip() // "code" (any JSON) and every field inferprobe does not read
+	return nil
+}
+
+func (f *chunkFacts) choice(w *walker, key []byte) error {
+	switch {
+	case keyIs(key, "delta"):
+		switch w.peek() {
+		case 'n':
+			w.skip()
+			return nil
+		case '{':
+			return w.object(func(key []byte) error {
+				switch {
+				case keyIs(key, "content"):
+					return w.text(&f.content, "delta.content")
+				case keyIs(key, "reasoning_content"):
+					return w.text(&f.reasoning, "delta.reasoning_content")
+				case keyIs(key, "reasoning"):
+					return w.text(&f.reasoning, "delta.reasoning")
+				}
+				w.skip()
+				return nil
+			})
+		}
+		return fmt.Errorf("delta: %w", errChunkType)
+	case keyIs(key, "text"):
+		return w.text(&f.content, "text")
+	case keyIs(key, "finish_reason"):
+		raw, ok, err := w.stringOrNull("finish_reason")
+		if err != nil || !ok || len(raw) == 0 || f.finish != "" {
+			return err
+		}
+		f.finish = normaliseFinishBytes(raw, w.lastEscaped)
+		return nil
+	}
+	w.skip()
+	return nil
+}
+
+func (f *chunkFacts) usage(w *walker, key []byte) error {
+	switch {
+	case keyIs(key, "prompt_tokens"):
+		return w.integer(&f.promptTokens, "usage.prompt_tokens")
+	case keyIs(key, "completion_tokens"):
+		return w.integer(&f.completionTokens, "usage.completion_tokens")
+	case keyIs(key, "completion_tokens_details"):
+		return w.details(&f.hasReasoningTokens, &f.reasoningTokens, "reasoning_tokens")
+	case keyIs(key, "prompt_tokens_details"):
+		return w.details(&f.hasCachedTokens, &f.cachedTokens, "cached_tokens")
+	}
+	w.skip()
+	return nil
+}
+
+// normaliseFinishBytes is NormaliseFinishReason without converting to a string (the switch
+// on string(raw) does not allocate); an escaped value, never sent in practice, is unquoted.
+func normaliseFinishBytes(raw []byte, escaped bool) string {
+	if escaped {
+		var s string
+		_ = json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s)
+		return NormaliseFinishReason(s)
+	}
+	switch string(raw) {
+	case FinishStop, "eos_token", "stop_sequence", "end_turn":
+		return FinishStop
+	case FinishLength, "max_tokens":
+		return FinishLength
+	case FinishToolCalls, "function_call":
+		return FinishToolCalls
+	case FinishContentFilter:
+		return FinishContentFilter
+	case FinishAbort, "cancelled", "canceled":
+		return FinishAbort
+	case FinishError:
+		return FinishError
+	}
+	return FinishOther
+}
+
+// keyIs reports whether an object key equals name, ASCII case-insensitively, as encoding/json
+// matches struct fields. name is lowercase.
+func keyIs(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i := range len(key) {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// walker reads JSON that json.Valid accepted, so it checks types but never syntax.
+type walker struct {
+	b []byte
+	i int
+	// lastEscaped says the string str returned last had escapes.
+	lastEscaped bool
+	// key holds an unescaped key (rare), reused.
+	key []byte
+}
+
+func (w *walker) ws() {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the first byte of the next value (valid JSON guarantees there is one).
+func (w *walker) peek() byte {
+	w.ws()
+	return w.b[w.i]
+}
+
+// str reads the string at w.i and returns its raw content (escapes left as they are).
+func (w *walker) str() []byte {
+	w.i++ // the opening quote
+	start := w.i
+	w.lastEscaped = false
+	for {
+		switch w.b[w.i] {
+		case '\\':
+			w.lastEscaped = true
+			w.i += 2
+		case '"':
+			raw := w.b[start:w.i]
+			w.i++
+			return raw
+		default:
+			w.i++
+		}
+	}
+}
+
+// skip moves past one value.
+func (w *walker) skip() {
+	switch w.peek() {
+	case '"':
+		w.str()
+	case '{', '[':
+		depth := 0
+		for {
+			switch w.b[w.i] {
+			case '"':
+				w.str()
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					w.i++
+					return
+				}
+			}
+			w.i++
+		}
+	default: // a number or a literal
+		for w.i < len(w.b) {
+			switch w.b[w.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return
+			}
+			w.i++
+		}
+	}
+}
+
+// object calls member for each key of the object at w.i; member consumes the value.
+func (w *walker) object(member func(key []byte) error) error {
+	w.i++ // {
+	if w.peek() == '}' {
+		w.i++
+		return nil
+	}
+	for {
+		w.ws()
+		key := w.str()
+		if w.lastEscaped {
+			var s string
+			_ = json.Unmarshal(w.b[w.i-len(key)-2:w.i], &s)
+			w.key = append(w.key[:0], s...)
+			key = w.key
+		}
+		w.ws()
+		w.i++ // :
+		if err := member(key); err != nil {
+			return err
+		}
+		if w.peek() == ',' {
+			w.i++
+			continue
+		}
+		w.i++ // }
+		return nil
+	}
+}
+
+// array calls elem for each element of the array at w.i; elem consumes it.
+func (w *walker) array(elem func() error) error {
+	w.i++ // [
+	if w.peek() == ']' {
+		w.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		if w.peek() == ',' {
+			w.i++
+			continue
+		}
+		w.i++ // ]
+		return nil
+	}
+}
+
+// stringOrNull reads a string field: its raw content, or ok=false for null.
+func (w *walker) stringOrNull(field string) (raw []byte, ok bool, err error) {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		return nil, false, nil
+	case '"':
+		return w.str(), true, nil
+	}
+	return nil, false, fmt.Errorf("%s: %w", field, errChunkType)
+}
+
+// text sets *seen when a string field is not empty (an escape is at least one character).
+func (w *walker) text(seen *bool, field string) error {
+	raw, ok, err := w.stringOrNull(field)
+	if ok && len(raw) > 0 {
+		*seen = true
+	}
+	return err
+}
+
+// integer reads an int field as encoding/json does: null leaves it, a fraction, an exponent or
+// an out-of-range value is an error.
+func (w *walker) integer(v *int, field string) error {
+	c := w.peek()
+	if c == 'n' {
+		w.skip()
+		return nil
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return fmt.Errorf("%s: %w", field, errChunkType)
+	}
+	start := w.i
+	w.skip()
+	n, ok := parseInt(w.b[start:w.i])
+	if !ok {
+		return fmt.Errorf("%s: %w", field, errChunkType)
+	}
+	*v = n
+	return nil
+}
+
+// parseInt parses a JSON number that must be an integer within int64, without allocating
+// (strconv.ParseInt would need a string).
+func parseInt(b []byte) (int, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false // a fraction or an exponent: encoding/json refuses it for an int
+		}
+		if u > (1<<63)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+		if u > 1<<63 {
+			return 0, false
+		}
+	}
+	if neg {
+		return int(-int64(u)), true // -(1<<63) wraps to itself, the minimum
+	}
+	if u > 1<<63-1 {
+		return 0, false
+	}
+	return int(u), true
+}
+
+// details reads a usage details object ({"reasoning_tokens": n} or {"cached_tokens": n}).
+func (w *walker) details(has *bool, v *int, name string) error {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		*has, *v = false, 0
+		return nil
+	case '{':
+		*has = true
+		return w.object(func(key []byte) error {
+			if keyIs(key, name) {
+				return w.integer(v, name)
+			}
+			w.skip()
+			return nil
+		})
+	}
+	return fmt.Errorf("%s details: %w", name, errChunkType)
+}

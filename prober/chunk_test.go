@@ -1,0 +1,163 @@
+package prober
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// referenceFacts is what the reader made of a chunk with encoding/json before decodeChunk:
+// the oracle decodeChunk is held to.
+func referenceFacts(data []byte) (chunkFacts, error) {
+	var ch streamChunk
+	var f chunkFacts
+	if err := json.Unmarshal(data, &ch); err != nil {
+		return f, err
+	}
+	for i := range ch.Choices {
+		c := &ch.Choices[i]
+		if c.Delta.Content != "" || c.Text != "" {
+			f.content = true
+		}
+		if c.Delta.ReasoningContent != "" || c.Delta.Reasoning != "" {
+			f.reasoning = true
+		}
+		if c.FinishReason != nil && *c.FinishReason != "" && f.finish == "" {
+			f.finish = NormaliseFinishReason(*c.FinishReason)
+		}
+	}
+	if u := ch.Usage; u != nil {
+		f.hasUsage, f.promptTokens, f.completionTokens = true, u.PromptTokens, u.CompletionTokens
+		if d := u.CompletionTokensDetails; d != nil {
+			f.hasReasoningTokens, f.reasoningTokens = true, d.ReasoningTokens
+		}
+		if d := u.PromptTokensDetails; d != nil {
+			f.hasCachedTokens, f.cachedTokens = true, d.CachedTokens
+		}
+	}
+	f.isError = (len(ch.Error) > 0 && string(ch.Error) != "null") || ch.Object == "error"
+	return f, nil
+}
+
+// chunkCases are every event of the server transcripts plus the edges of the JSON mapping.
+func chunkCases() []string {
+	var cases []string
+	for _, tr := range [][]string{vllmChat, llamacppChat, tgiChat, ollamaChat, reasoningChat, noUsageNoDone,
+		vllmCompletions, vllmContinuous(1, 4, 3)} {
+		for _, ev := range tr {
+			for _, line := range strings.Split(ev, "\n") {
+				line = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+				if strings.HasPrefix(line, "{") {
+					cases = append(cases, line)
+				}
+			}
+		}
+	}
+	return append(cases,
+		`null`, `{}`, `[]`, `"x"`, `5`, `{"choices":null,"usage":null}`,
+		`{"choices":[null,{"delta":null},{"delta":{"content":null}}]}`,
+		`{"choices":[{"delta":{"content":"\u0000"}}]}`,
+		`{"Choices":[{"Delta":{"CONTENT":"x"}}]}`,
+		`{"ch\u006fices":[{"text":"x","finish_reason":"\u0073top"}]}`,
+		`{"choices":[{"finish_reason":""},{"finish_reason":"length"},{"finish_reason":"stop"}]}`,
+		`{"choices":[{"finish_reason":"eos_token"}]}`,
+		`{"choices":[{"finish_reason":5}]}`,
+		`{"choices":[5]}`, `{"choices":{}}`, `{"choices":[{"delta":[]}]}`, `{"choices":[{"text":1}]}`,
+		`{"usage":{"prompt_tokens":1.5}}`, `{"usage":{"prompt_tokens":1e3}}`, `{"usage":{"prompt_tokens":"3"}}`,
+		`{"usage":{"prompt_tokens":-0,"completion_tokens":-7}}`,
+		`{"usage":{"completion_tokens":9223372036854775807}}`, `{"usage":{"completion_tokens":9223372036854775808}}`,
+		`{"usage":{"completion_tokens":-9223372036854775808}}`, `{"usage":{"completion_tokens":-9223372036854775809}}`,
+		`{"usage":{"prompt_tokens_details":null,"completion_tokens_details":{}}}`,
+		`{"usage":{"prompt_tokens_details":{"cached_tokens":null}}}`,
+		`{"usage":{"prompt_tokens_details":5}}`, `{"usage":[]}`,
+		`{"error":null}`, `{"error":{"message":"x","code":429}}`, `{"error":"text"}`,
+		`{"object":"error","message":"m","code":400}`, `{"object":5}`, `{"message":5}`, `{"code":{"a":[1,"]"]}}`,
+		`{"choices":[{"delta":{"content":"a\"b]}"}, "x":[{"y":"}"}]}]}`,
+		` { "choices" : [ { "delta" : { "content" : "a" } } ] } `,
+		`{"choices":[{"delta":{"content":"a"}}]`, `{"choices":[{"delta":{"content":"a}]}`, `{"a":01}`, ``,
+	)
+}
+
+func TestDecodeChunkAgreesWithEncodingJSON(t *testing.T) {
+	for _, c := range chunkCases() {
+		want, wantErr := referenceFacts([]byte(c))
+		var got chunkFacts
+		gotErr := decodeChunk([]byte(c), &got)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Errorf("%s: error %v, encoding/json %v", c, gotErr, wantErr)
+			continue
+		}
+		if wantErr == nil && got != want {
+			t.Errorf("%s:\n got %+v\nwant %+v", c, got, want)
+		}
+	}
+}
+
+// FuzzDecodeChunk holds decodeChunk to encoding/json on arbitrary input: the same error or
+// not, and the same facts. Inputs with non-ASCII bytes or \u escapes are left out of the
+// comparison (encoding/json folds keys with Unicode rules, "ſ" matching "s"), and so are
+// duplicate keys, where encoding/json merges into what it decoded first.
+func FuzzDecodeChunk(f *testing.F) {
+	for _, c := range chunkCases() {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got chunkFacts
+		gotErr := decodeChunk(data, &got) // must not panic
+		if bytes.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) || bytes.Contains(data, []byte(`\u`)) || hasDuplicateKeys(data) {
+			return
+		}
+		want, wantErr := referenceFacts(data)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("%q: error %v, encoding/json %v", data, gotErr, wantErr)
+		}
+		if wantErr == nil && got != want {
+			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
+		}
+	})
+}
+
+// hasDuplicateKeys reports whether any object in valid JSON repeats a key (case-insensitively,
+// as encoding/json matches them). Invalid JSON reports false.
+func hasDuplicateKeys(data []byte) bool {
+	if !json.Valid(data) {
+		return false // (Decoder.More keeps answering true after a syntax error)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				key := strings.ToLower(k.(string))
+				if seen[key] {
+					return true
+				}
+				seen[key] = true
+				if walk() {
+					return true
+				}
+			}
+			_, _ = dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if walk() {
+					return true
+				}
+			}
+			_, _ = dec.Token()
+		}
+		return false
+	}
+	return walk()
+}

@@ -1,0 +1,143 @@
+package prober
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// phaseTrace collects the HTTP phase timings of one send through net/http/httptrace. The
+// transport calls the hooks from its own goroutines (the dial runs apart from the request, and
+// may finish after a canceled request returned), so the fields are guarded and end copies them
+// into the record once: later hooks change nothing.
+type phaseTrace struct {
+	mu       sync.Mutex
+	done     bool
+	start    time.Time
+	dnsAt    time.Time
+	dialAt   time.Time
+	tlsAt    time.Time
+	connAt   time.Time
+	wroteAt  time.Time
+	phases   [NumPhases]time.Duration
+	set      uint8
+	conns    int            // connections handed to this send (more than one: the transport resent it)
+	conn     writtenCounter // the connection of the last GotConn, nil if none
+	written0 int64          // its byte count when it was handed out
+	ct       *httptrace.ClientTrace
+}
+
+// writtenCounter is what countingConn adds to a net.Conn.
+type writtenCounter interface{ BytesWritten() int64 }
+
+// countingConn counts the bytes written into a connection, so a failed send can tell whether
+// any byte of the request went out (then the server may have seen it, and it is not resent).
+type countingConn struct {
+	net.Conn
+	written atomic.Int64
+}
+
+// Write implements net.Conn.
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// BytesWritten returns the bytes written so far.
+func (c *countingConn) BytesWritten() int64 { return c.written.Load() }
+
+func (t *phaseTrace) begin(start time.Time) {
+	t.mu.Lock()
+	t.start, t.done = start, false
+	t.mu.Unlock()
+}
+
+func (t *phaseTrace) mark(p int, since time.Time) {
+	if t.done || since.IsZero() {
+		return
+	}
+	t.phases[p] = time.Since(since)
+	t.set |= 1 << p
+}
+
+func (t *phaseTrace) trace() *httptrace.ClientTrace {
+	if t.ct != nil {
+		return t.ct
+	}
+	lock := func(f func()) { t.mu.Lock(); f(); t.mu.Unlock() }
+	t.ct = &httptrace.ClientTrace{
+		DNSStart: func(httptrace.DNSStartInfo) { lock(func() { t.dnsAt = time.Now() }) },
+		DNSDone: func(i httptrace.DNSDoneInfo) {
+			lock(func() {
+				if i.Err == nil {
+					t.mark(PhaseDNS, t.dnsAt)
+				}
+			})
+		},
+		ConnectStart: func(string, string) { lock(func() { t.dialAt = time.Now() }) },
+		ConnectDone: func(_, _ string, err error) {
+			lock(func() {
+				if err == nil {
+					t.mark(PhaseConnect, t.dialAt)
+				}
+			})
+		},
+		TLSHandshakeStart: func() { lock(func() { t.tlsAt = time.Now() }) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			lock(func() {
+				if err == nil {
+					t.mark(PhaseTLS, t.tlsAt)
+				}
+			})
+		},
+		GotConn: func(i httptrace.GotConnInfo) {
+			lock(func() {
+				t.connAt = time.Now()
+				t.conns++
+				t.conn, t.written0 = nil, 0
+				c := i.Conn
+				if tc, ok := c.(*tls.Conn); ok {
+					c = tc.NetConn()
+				}
+				if wc, ok := c.(writtenCounter); ok {
+					t.conn, t.written0 = wc, wc.BytesWritten()
+				}
+			})
+		},
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			lock(func() {
+				if i.Err == nil {
+					t.wroteAt = time.Now()
+					t.mark(PhaseRequestWrite, t.connAt)
+				}
+			})
+		},
+		GotFirstResponseByte: func() { lock(func() { t.mark(PhaseFirstByte, t.wroteAt) }) },
+	}
+	return t.ct
+}
+
+// end copies the phases into rec and stops further hooks from writing; a transport that
+// resent the request on a fresh connection by itself (it does when nothing was written on a
+// reused one) is counted as a retry.
+func (t *phaseTrace) end(rec *Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done = true
+	rec.Phases, rec.PhaseSet = t.phases, t.set
+	if t.conns > 1 {
+		rec.Retries += t.conns - 1
+	}
+}
+
+// neverWritten reports whether the send got a connection and not one byte of the request
+// went into it.
+func (t *phaseTrace) neverWritten() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.conn != nil && t.conn.BytesWritten() == t.written0
+}
