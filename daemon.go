@@ -353,7 +353,8 @@ func (d *daemon) prepare(t config.Target) (*runningTarget, error) {
 		Seed:        traffic.SubSeed(rt.seed, t.Name, "source"),
 	})
 	rt.info = &prober.TargetInfo{Name: t.Name, Model: t.Model,
-		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
+		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E,
+			TargetRatio: t.SLO.TargetRatio, Window: t.SLO.Window, RegressionFactor: t.SLO.RegressionFactor}}
 	rt.gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,
 		MinDuration:  t.Warmup.MinDuration,

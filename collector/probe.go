@@ -136,6 +136,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
 		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
 		m.inFlight, m.targetRate, m.warmupComplete}
+	m.collectors = append(m.collectors, objectiveSeries(t, labels)...)
 	m.series("") // the base model's series exist from the start, at zero
 	return m
 }
