@@ -2,10 +2,13 @@ package alerts
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -367,5 +370,96 @@ func TestInputSeriesDocumented(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatalf("%v have no input series", testsFiles)
+	}
+}
+
+const runbookMD = "../docs/runbook.md"
+
+// runbookSections splits docs/runbook.md into its "## " sections, by heading.
+func runbookSections(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(runbookMD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, part := range strings.Split("\n"+string(b), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(part, "\n")
+		out[strings.TrimSpace(heading)] = body
+	}
+	return out
+}
+
+var (
+	promqlBlock = regexp.MustCompile("(?s)```promql\n(.*?)\n```")
+	placeholder = regexp.MustCompile(`<[a-z]+>`)
+	runbookLink = regexp.MustCompile(`docs/runbook\.md#([a-z0-9-]+)`)
+)
+
+// TestRunbookCoversEveryAlert requires a runbook section per alert, none for an alert that does
+// not exist, three first queries in each that use documented names and parse (promtool), the
+// silence to set during a deploy, and a section behind every runbook link in an annotation.
+func TestRunbookCoversEveryAlert(t *testing.T) {
+	sections := runbookSections(t)
+	docs := loadDocs(t)
+	alerts := map[string]bool{}
+	var queries []string
+	for _, r := range loadRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		alerts[r.Alert] = true
+		body, ok := sections[r.Alert]
+		if !ok {
+			t.Errorf("%s: no section ## %s", runbookMD, r.Alert)
+			continue
+		}
+		qs := promqlBlock.FindAllStringSubmatch(body, -1)
+		if len(qs) < 3 {
+			t.Errorf("%s section %s: %d promql queries, want the first three to run", runbookMD, r.Alert, len(qs))
+		}
+		for _, q := range qs {
+			queries = append(queries, q[1])
+			metrics, _ := names(q[1])
+			for _, m := range metrics {
+				if _, _, ok := documented(docs, m); !ok {
+					t.Errorf("%s section %s uses %s, which docs/metrics.md does not document", runbookMD, r.Alert, m)
+				}
+			}
+		}
+		for _, want := range []string{"**What it means.**", "**Usual causes.**", "**Silence during a deploy.**", "alertname=" + r.Alert} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s section %s lacks %q", runbookMD, r.Alert, want)
+			}
+		}
+		for _, a := range r.Annotations {
+			for _, m := range runbookLink.FindAllStringSubmatch(a, -1) {
+				if !strings.EqualFold(m[1], r.Alert) {
+					t.Errorf("alert %s links to %s, not to its own section", r.Alert, m[0])
+				}
+			}
+		}
+	}
+	for heading := range sections {
+		if strings.HasPrefix(heading, "Inferprobe") && !alerts[heading] {
+			t.Errorf("%s has a section for %s, which the rules do not define", runbookMD, heading)
+		}
+	}
+
+	// Parse every query with Prometheus's own parser, placeholders filled in.
+	bin := promtool(t)
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: runbook\n    rules:\n")
+	for i, q := range queries {
+		fmt.Fprintf(&b, "      - record: runbook_query_%d\n        expr: %s\n", i, strconv.Quote(placeholder.ReplaceAllString(q, "x")))
+	}
+	path := filepath.Join(t.TempDir(), "runbook.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules on the runbook's queries: %v\n%s", err, out)
 	}
 }
