@@ -51,9 +51,11 @@ bench:
 bench-load: build
 	scripts/bench-load.sh
 
-# Rule-evaluation cost of alerts/ for 100 targets in a real Prometheus (see docs/benchmarks.md).
+# Rule-evaluation cost of alerts/ for 100 targets in a real Prometheus, live and over synthetic
+# history that fills every window (see docs/benchmarks.md).
 bench-rules: build
 	scripts/bench-rules.sh
+	scripts/bench-rules-history.sh
 
 clean:
 	rm -f $(BIN)
