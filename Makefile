@@ -10,7 +10,7 @@ LDFLAGS      := -X github.com/prometheus/common/version.Version=$(VERSION) \
                 -X github.com/prometheus/common/version.Revision=$(REVISION) \
                 -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run test vet staticcheck unit fuzz bench bench-load clean
+.PHONY: all build run test vet staticcheck unit fuzz bench bench-load bench-rules clean
 
 all: build
 
@@ -50,6 +50,12 @@ bench:
 # Load benchmark against a separate simulator process (see docs/benchmarks.md).
 bench-load: build
 	scripts/bench-load.sh
+
+# Rule-evaluation cost of alerts/ for 100 targets in a real Prometheus, live and over synthetic
+# history that fills every window (see docs/benchmarks.md).
+bench-rules: build
+	scripts/bench-rules.sh
+	scripts/bench-rules-history.sh
 
 clean:
 	rm -f $(BIN)

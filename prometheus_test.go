@@ -37,15 +37,20 @@ type promServer struct {
 
 func startPrometheus(t *testing.T, bin, target string, flags ...string) *promServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`global:
+	return startPrometheusConfig(t, bin, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: inferprobe
     static_configs:
       - targets: [%q]
-`, target)
+`, target), flags...)
+}
+
+// startPrometheusConfig runs Prometheus with the configuration cfg until the test ends.
+func startPrometheusConfig(t *testing.T, bin, cfg string, flags ...string) *promServer {
+	t.Helper()
+	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,13 @@ package alerts
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +21,13 @@ import (
 
 const (
 	rulesFile = "inferprobe.rules.yml"
-	testsFile = "inferprobe.rules.test.yml"
 	metricsMD = "../docs/metrics.md"
 )
+
+// testsFiles are the promtool unit tests of rulesFile: the general ones, the SLO burn rates
+// (days of input at a 5-minute evaluation interval) and the regressions (a week and more at 10
+// minutes). They are apart because promtool sets the evaluation interval per file.
+var testsFiles = []string{"inferprobe.rules.test.yml", "slo.rules.test.yml", "regression.rules.test.yml"}
 
 // ruleFile is the part of a Prometheus rule file the checks read.
 type ruleFile struct {
@@ -41,13 +48,26 @@ type rule struct {
 
 // testFile is the part of a promtool unit-test file the checks read.
 type testFile struct {
-	RuleFiles []string `yaml:"rule_files"`
-	Tests     []struct {
-		Name        string                    `yaml:"name"`
-		InputSeries []struct{ Series string } `yaml:"input_series"`
-		AlertTests  []alertTest               `yaml:"alert_rule_test"`
-		PromQLTests []struct{ Expr string }   `yaml:"promql_expr_test"`
-	} `yaml:"tests"`
+	path      string      // which of testsFiles, for messages
+	RuleFiles []string    `yaml:"rule_files"`
+	Tests     []testGroup `yaml:"tests"`
+}
+
+// testGroup is one test group of a promtool test file.
+type testGroup = struct {
+	Name        string                    `yaml:"name"`
+	InputSeries []struct{ Series string } `yaml:"input_series"`
+	AlertTests  []alertTest               `yaml:"alert_rule_test"`
+	PromQLTests []struct{ Expr string }   `yaml:"promql_expr_test"`
+}
+
+// allGroups returns the test groups of every file, in order.
+func allGroups(files []testFile) []testGroup {
+	var out []testGroup
+	for _, f := range files {
+		out = append(out, f.Tests...)
+	}
+	return out
 }
 
 type alertTest struct {
@@ -65,6 +85,22 @@ func readYAML(t *testing.T, path string, v any) {
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// loadTests reads every file of testsFiles, each of which must load rulesFile.
+func loadTests(t *testing.T) []testFile {
+	t.Helper()
+	var out []testFile
+	for _, f := range testsFiles {
+		var tf testFile
+		readYAML(t, f, &tf)
+		if !slices.Contains(tf.RuleFiles, rulesFile) {
+			t.Fatalf("%s does not load %s", f, rulesFile)
+		}
+		tf.path = f
+		out = append(out, tf)
+	}
+	return out
 }
 
 func loadRules(t *testing.T) []rule {
@@ -98,15 +134,22 @@ func promtool(t *testing.T) string {
 
 func TestPromtool(t *testing.T) {
 	bin := promtool(t)
-	for _, tc := range []struct {
+	cases := []struct {
 		name string
 		args []string
 	}{
 		{"check rules", []string{"check", "rules", rulesFile}},
-		{"test rules", []string{"test", "rules", testsFile}},
-	} {
+	}
+	for _, f := range testsFiles {
+		cases = append(cases, struct {
+			name string
+			args []string
+		}{"test rules " + f, []string{"test", "rules", f}})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			// The SLO tests evaluate days of input: allow for a slow, shared CI machine.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, bin, tc.args...).CombinedOutput()
 			if err != nil {
@@ -120,8 +163,8 @@ var (
 	// identifier matches a metric name (with colons, so a recording rule name is one token).
 	identifier = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
 	// noise is what in PromQL can hold a name-like word that is not a metric: string literals
-	// (label values, regexes) and comments.
-	noise = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`|#[^\n]*")
+	// (label values, regexes), comments, and range and subquery brackets ([7d:1h]).
+	noise = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`|#[^\n]*|\\[[^\\]]*\\]")
 	// recordName is level:metric:operations, the metric part one of inferprobe's.
 	recordName = regexp.MustCompile(`^[a-z]+(?:_[a-z]+)*:inferprobe_[a-z0-9_]+:[a-z0-9_]+$`)
 	// seriesLabel matches one label="value" pair of a promtool series selector.
@@ -165,6 +208,10 @@ func TestNamesParsing(t *testing.T) {
 		{
 			expr:    `histogram_quantile(0.99, sum by (target, le) (rate(inferprobe_time_to_first_token_seconds_bucket[5m])))`,
 			metrics: []string{"inferprobe_time_to_first_token_seconds_bucket"},
+		},
+		{
+			expr:    "quantile_over_time(0.5, a:inferprobe_b:c[7d:1h])",
+			records: []string{"a:inferprobe_b:c"},
 		},
 		{
 			expr:    "target:inferprobe_goodput:ratio_rate5m < 0.95  # threshold: inferprobe_not_a_metric",
@@ -253,13 +300,8 @@ func TestRuleConventions(t *testing.T) {
 // TestEveryRuleTested requires, for every alert, a unit test where it fires and one where it
 // does not, and a promql_expr_test reading every recording rule.
 func TestEveryRuleTested(t *testing.T) {
-	var tf testFile
-	readYAML(t, testsFile, &tf)
-	if !slices.Contains(tf.RuleFiles, rulesFile) {
-		t.Fatalf("%s does not load %s", testsFile, rulesFile)
-	}
 	firing, quiet, exprs := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, g := range tf.Tests {
+	for _, g := range allGroups(loadTests(t)) {
 		for _, at := range g.AlertTests {
 			if len(at.ExpAlerts) > 0 {
 				firing[at.Alertname] = true
@@ -291,7 +333,7 @@ func TestEveryRuleTested(t *testing.T) {
 	}
 	for name := range firing {
 		if !alerts[name] {
-			t.Errorf("%s tests alert %s, which the rules do not define", testsFile, name)
+			t.Errorf("%v test alert %s, which the rules do not define", testsFiles, name)
 		}
 	}
 }
@@ -300,10 +342,8 @@ func TestEveryRuleTested(t *testing.T) {
 // labels, so the tests feed the rules what inferprobe really exposes.
 func TestInputSeriesDocumented(t *testing.T) {
 	docs := loadDocs(t)
-	var tf testFile
-	readYAML(t, testsFile, &tf)
 	n := 0
-	for _, g := range tf.Tests {
+	for _, g := range allGroups(loadTests(t)) {
 		for _, in := range g.InputSeries {
 			n++
 			name, rest, _ := strings.Cut(in.Series, "{")
@@ -329,6 +369,97 @@ func TestInputSeriesDocumented(t *testing.T) {
 		}
 	}
 	if n == 0 {
-		t.Fatalf("%s has no input series", testsFile)
+		t.Fatalf("%v have no input series", testsFiles)
+	}
+}
+
+const runbookMD = "../docs/runbook.md"
+
+// runbookSections splits docs/runbook.md into its "## " sections, by heading.
+func runbookSections(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(runbookMD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, part := range strings.Split("\n"+string(b), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(part, "\n")
+		out[strings.TrimSpace(heading)] = body
+	}
+	return out
+}
+
+var (
+	promqlBlock = regexp.MustCompile("(?s)```promql\n(.*?)\n```")
+	placeholder = regexp.MustCompile(`<[a-z]+>`)
+	runbookLink = regexp.MustCompile(`docs/runbook\.md#([a-z0-9-]+)`)
+)
+
+// TestRunbookCoversEveryAlert requires a runbook section per alert, none for an alert that does
+// not exist, three first queries in each that use documented names and parse (promtool), the
+// silence to set during a deploy, and a section behind every runbook link in an annotation.
+func TestRunbookCoversEveryAlert(t *testing.T) {
+	sections := runbookSections(t)
+	docs := loadDocs(t)
+	alerts := map[string]bool{}
+	var queries []string
+	for _, r := range loadRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		alerts[r.Alert] = true
+		body, ok := sections[r.Alert]
+		if !ok {
+			t.Errorf("%s: no section ## %s", runbookMD, r.Alert)
+			continue
+		}
+		qs := promqlBlock.FindAllStringSubmatch(body, -1)
+		if len(qs) < 3 {
+			t.Errorf("%s section %s: %d promql queries, want the first three to run", runbookMD, r.Alert, len(qs))
+		}
+		for _, q := range qs {
+			queries = append(queries, q[1])
+			metrics, _ := names(q[1])
+			for _, m := range metrics {
+				if _, _, ok := documented(docs, m); !ok {
+					t.Errorf("%s section %s uses %s, which docs/metrics.md does not document", runbookMD, r.Alert, m)
+				}
+			}
+		}
+		for _, want := range []string{"**What it means.**", "**Usual causes.**", "**Silence during a deploy.**", "alertname=" + r.Alert} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s section %s lacks %q", runbookMD, r.Alert, want)
+			}
+		}
+		for _, a := range r.Annotations {
+			for _, m := range runbookLink.FindAllStringSubmatch(a, -1) {
+				if !strings.EqualFold(m[1], r.Alert) {
+					t.Errorf("alert %s links to %s, not to its own section", r.Alert, m[0])
+				}
+			}
+		}
+	}
+	for heading := range sections {
+		if strings.HasPrefix(heading, "Inferprobe") && !alerts[heading] {
+			t.Errorf("%s has a section for %s, which the rules do not define", runbookMD, heading)
+		}
+	}
+
+	// Parse every query with Prometheus's own parser, placeholders filled in.
+	bin := promtool(t)
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: runbook\n    rules:\n")
+	for i, q := range queries {
+		fmt.Fprintf(&b, "      - record: runbook_query_%d\n        expr: %s\n", i, strconv.Quote(placeholder.ReplaceAllString(q, "x")))
+	}
+	path := filepath.Join(t.TempDir(), "runbook.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules on the runbook's queries: %v\n%s", err, out)
 	}
 }

@@ -183,6 +183,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		m.decodeRate, m.e2eRate, m.phase, m.requests, m.warmupRequests, m.goodput, m.promptTokens,
 		m.outputTokens, m.reasoningTokens, m.cachedToken, m.finishReasons, m.dropped,
 		m.warmupForced, m.retries, m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
+	m.collectors = append(m.collectors, objectiveSeries(t, labels)...)
 	if len(t.Adapters) == 0 {
 		m.series("") // the base model's series exist from the start, at zero
 	}

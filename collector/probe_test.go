@@ -277,7 +277,8 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TTFT: 100 * ms, TargetRatio: 0.99,
+		Window: 720 * time.Hour, RegressionFactor: 1.5}}
 	p := NewProbe()
 	p.Register(tgt)
 	finish(p, successRecord(tgt, "", 10*ms, 5*ms))
@@ -329,5 +330,46 @@ func TestProbeUnknownResultDoesNotCrash(t *testing.T) {
 	reg.MustRegister(p)
 	if got := sample(t, reg, "inferprobe_requests_total", map[string]string{"result": prober.ResultProtocol}); got != 1 {
 		t.Fatalf("an unknown class counted %v times as protocol, want 1", got)
+	}
+}
+
+// TestProbeExposesObjectives checks that each configured objective becomes exactly one series
+// with its value in seconds or as a ratio, that an unset one exposes nothing, and that a new
+// target generation (a reload) replaces the old values.
+func TestProbeExposesObjectives(t *testing.T) {
+	p := NewProbe()
+	old := &prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TTFT: 250 * ms, E2E: 4 * time.Second,
+		TargetRatio: 0.995, Window: 7 * 24 * time.Hour, RegressionFactor: 2}}
+	p.Register(old)
+	names := []string{"inferprobe_slo_objective_seconds", "inferprobe_slo_target_ratio",
+		"inferprobe_slo_window_seconds", "inferprobe_slo_regression_factor"}
+	want := `
+# HELP inferprobe_slo_objective_seconds The configured per-request latency objective of the target (slo.ttft, slo.tpot, slo.e2e), by sli; absent for a measure with no objective.
+# TYPE inferprobe_slo_objective_seconds gauge
+inferprobe_slo_objective_seconds{model="m",sli="e2e",target="a"} 4
+inferprobe_slo_objective_seconds{model="m",sli="ttft",target="a"} 0.25
+# HELP inferprobe_slo_regression_factor The configured ratio to its baseline above which a latency quantile is a regression (slo.regression_factor).
+# TYPE inferprobe_slo_regression_factor gauge
+inferprobe_slo_regression_factor{model="m",target="a"} 2
+# HELP inferprobe_slo_target_ratio The configured share of requests that must be good over the SLO window (slo.target_ratio); the error budget is 1 minus it.
+# TYPE inferprobe_slo_target_ratio gauge
+inferprobe_slo_target_ratio{model="m",target="a"} 0.995
+# HELP inferprobe_slo_window_seconds The configured period the error budget covers (slo.window), in seconds; burn-rate thresholds scale with it.
+# TYPE inferprobe_slo_window_seconds gauge
+inferprobe_slo_window_seconds{model="m",target="a"} 604800
+`
+	if err := testutil.CollectAndCompare(p, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+
+	// A reload: the old generation is forgotten, the new one has a TPOT objective only.
+	p.Forget(old)
+	p.Register(&prober.TargetInfo{Name: "a", Model: "m", SLO: prober.SLO{TPOT: 40 * ms}})
+	if err := testutil.CollectAndCompare(p, strings.NewReader(`
+# HELP inferprobe_slo_objective_seconds The configured per-request latency objective of the target (slo.ttft, slo.tpot, slo.e2e), by sli; absent for a measure with no objective.
+# TYPE inferprobe_slo_objective_seconds gauge
+inferprobe_slo_objective_seconds{model="m",sli="tpot",target="a"} 0.04
+`), names...); err != nil {
+		t.Fatal(err)
 	}
 }

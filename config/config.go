@@ -187,6 +187,15 @@ type SLO struct {
 	TPOT time.Duration `yaml:"tpot"`
 	// E2E is the end-to-end request duration objective.
 	E2E time.Duration `yaml:"e2e"`
+	// TargetRatio is the share of requests that must be good (goodput, and availability) over
+	// Window: the objective the burn-rate alerts spend the error budget 1 − TargetRatio of.
+	TargetRatio float64 `yaml:"target_ratio"`
+	// Window is the period the error budget covers. The burn-rate alert thresholds scale with
+	// it, so one rule file serves targets with different windows.
+	Window time.Duration `yaml:"window"`
+	// RegressionFactor is how many times its baseline a latency quantile must reach before the
+	// regression alerts fire.
+	RegressionFactor float64 `yaml:"regression_factor"`
 }
 
 // Metrics configures the scrape of a model server's own Prometheus metrics.

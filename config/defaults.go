@@ -35,6 +35,17 @@ const (
 	DefaultWarmupMin = 10 * time.Second
 	// DefaultWarmupMax is Warmup.MaxDuration's default (raised to MinDuration if that is larger).
 	DefaultWarmupMax = 5 * time.Minute
+	// DefaultSLOTargetRatio is SLO.TargetRatio's default: 99% of requests good.
+	DefaultSLOTargetRatio = 0.99
+	// DefaultSLOWindow is SLO.Window's default: 30 days, the window the SRE workbook's burn-rate
+	// table (14.4, 6, 3, 1) is written for.
+	DefaultSLOWindow = 30 * 24 * time.Hour
+	// MinSLOWindow is the shortest SLO.Window: the longest burn-rate alert window (3 days), so
+	// that every alert measures a fraction of one budget.
+	MinSLOWindow = 3 * 24 * time.Hour
+	// DefaultRegressionFactor is SLO.RegressionFactor's default: above the ±20% a diurnal
+	// pattern moves a quantile, below the 2× of a clear regression.
+	DefaultRegressionFactor = 1.5
 	// DefaultMetricsInterval is Metrics.Interval's default.
 	DefaultMetricsInterval = 15 * time.Second
 	// DefaultMetricsTimeout is Metrics.Timeout's default (lowered to Interval if that is smaller).
@@ -138,6 +149,17 @@ func applyDefaults(c *Config, set map[string]bool) {
 		if w.RecoveryFailures == nil {
 			n := DefaultRecoveryFailures
 			w.RecoveryFailures = &n
+		}
+
+		sl := &t.SLO
+		if unset("slo.target_ratio", sl.TargetRatio == 0) {
+			sl.TargetRatio = DefaultSLOTargetRatio
+		}
+		if unset("slo.window", sl.Window == 0) {
+			sl.Window = DefaultSLOWindow
+		}
+		if unset("slo.regression_factor", sl.RegressionFactor == 0) {
+			sl.RegressionFactor = DefaultRegressionFactor
 		}
 
 		if m := t.Metrics; m != nil {

@@ -31,6 +31,7 @@ func TestDefaultsOfMinimalTarget(t *testing.T) {
 		Traffic:          Traffic{MaxInFlight: 64},
 		Request:          Request{InputTokens: 128, MaxTokens: 64, CacheBust: &on},
 		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute, RecoveryFailures: &recovery},
+		SLO:              SLO{TargetRatio: 0.99, Window: 30 * 24 * time.Hour, RegressionFactor: 1.5},
 	}
 	if got := c.Targets[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

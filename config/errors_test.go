@@ -195,6 +195,14 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		// slo
 		{"slo negative", base("    slo:", "      ttft: -5ms"),
 			[]wantErr{{"targets[0].slo.ttft", 6, "must not be negative"}}},
+		{"slo target ratio one", base("    slo:", "      target_ratio: 1"),
+			[]wantErr{{"targets[0].slo.target_ratio", 6, "> 0 and < 1"}}},
+		{"slo target ratio zero given", base("    slo:", "      target_ratio: 0"),
+			[]wantErr{{"targets[0].slo.target_ratio", 6, "> 0 and < 1"}}},
+		{"slo window below the longest alert window", base("    slo:", "      ttft: 1s", "      window: 48h"),
+			[]wantErr{{"targets[0].slo.window", 7, "≥ 72h0m0s"}}},
+		{"slo regression factor not above one", base("    slo:", "      regression_factor: 1"),
+			[]wantErr{{"targets[0].slo.regression_factor", 6, "> 1 and ≤ 100"}}},
 		// metrics
 		{"metrics url relative", base("    metrics:", "      url: /metrics"),
 			[]wantErr{{"targets[0].metrics.url", 6, "absolute http"}}},

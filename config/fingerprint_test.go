@@ -48,6 +48,7 @@ func TestFingerprintChangesWithEverySetting(t *testing.T) {
 		}},
 		{"warmup", func(tg *Target) { tg.Warmup.StableWithin = 0.1 }},
 		{"slo", func(tg *Target) { tg.SLO.TTFT = time.Second }},
+		{"slo objective", func(tg *Target) { tg.SLO.TargetRatio = 0.999 }},
 		{"metrics engine", func(tg *Target) { tg.Metrics.Engine = "vllm" }},
 		{"metrics removed", func(tg *Target) { tg.Metrics = nil }},
 	}

@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 		base("    traffic: {rate: 0.5, pacer: poisson}", "    metrics: {interval: 5s}"),
 		base("    request:", "      extra_body: {a: [1, {b: c}], d: .inf}"),
 		base("    <<: {timeout: 5s}", "    warmup: {min_duration: 1m}"),
+		base("    slo: {ttft: 1s, target_ratio: 0.999, window: 168h, regression_factor: 2}"),
 		"x-a: &a {name: t, url: 'http://h:1', model: m}\ntargets: [*a, *a]\n",
 		"targets:\n  - &t {name: t, url: 'http://h:1', model: m, headers: *t}\n",
 		"targets: [{name: t, url: 'http://h:1', model: m, timeout: 5, api: 1}]",

@@ -242,6 +242,15 @@ func (v *validator) target(t *Target, tl loc, names map[string]loc) {
 	v.nonNegative(v.at(sl, "ttft"), t.SLO.TTFT)
 	v.nonNegative(v.at(sl, "tpot"), t.SLO.TPOT)
 	v.nonNegative(v.at(sl, "e2e"), t.SLO.E2E)
+	if r := t.SLO.TargetRatio; !(r > 0 && r < 1) {
+		v.errorf(v.at(sl, "target_ratio"), "must be > 0 and < 1 (a share of requests: 0.99 is 99%%), not %g", r)
+	}
+	if w := t.SLO.Window; w < MinSLOWindow {
+		v.errorf(v.at(sl, "window"), "must be ≥ %s (the longest burn-rate alert window, 3 days), not %s", MinSLOWindow, w)
+	}
+	if f := t.SLO.RegressionFactor; !(f > 1 && f <= 100) {
+		v.errorf(v.at(sl, "regression_factor"), "must be > 1 and ≤ 100 (times the baseline), not %g", f)
+	}
 	if t.Metrics != nil {
 		v.metrics(t.Metrics, v.at(tl, "metrics"), urlOK)
 	}

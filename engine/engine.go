@@ -175,7 +175,8 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 
 	var adapters []traffic.WeightedAdapter
 	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
-		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
+		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E,
+			TargetRatio: t.SLO.TargetRatio, Window: t.SLO.Window, RegressionFactor: t.SLO.RegressionFactor}}
 	for _, a := range t.Request.LoRATrafficSplit {
 		adapters = append(adapters, traffic.WeightedAdapter{Name: a.Name, Weight: a.Split})
 		info.Adapters = append(info.Adapters, a.Name)

@@ -88,6 +88,12 @@ const (
 // SLO holds a target's latency objectives; zero means not set.
 type SLO struct {
 	TTFT, TPOT, E2E time.Duration
+	// TargetRatio, Window and RegressionFactor are the objective the alert rules hold the
+	// target to (config's slo block). The prober does not use them; the collector exposes them
+	// as series so one static rule file serves every target. Zero means not set (not exposed).
+	TargetRatio      float64
+	Window           time.Duration
+	RegressionFactor float64
 }
 
 // Met reports whether a successful record meets every objective that is set. TPOT only
