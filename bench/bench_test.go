@@ -591,3 +591,36 @@ func TestProgressBar(t *testing.T) {
 		t.Errorf("progress output:\n%q", s)
 	}
 }
+
+// TestReportITLIsPerToken: with 4-token chunks the report's ITL is per token (as the metric
+// is), its inter-chunk distribution per chunk, four times as long.
+func TestReportITLIsPerToken(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter, c.ChunkTokens = 5*time.Millisecond, 0, 3*time.Millisecond, 0, 4
+	})
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, stages: [{concurrency: 2, duration: 1s}]}
+    request: {input_tokens: 4, max_tokens: 33, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url))
+	rep, err := Run(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := rep.Runs[0].Targets[0].Stages[0]
+	itl, chunk := st.ITL.Summary(), st.InterChunk.Summary()
+	t.Logf("ITL mean %.2f ms over %d, inter-chunk mean %.2f ms over %d, TTFOT p50 %.2f ms", itl.Mean*1e3, itl.Count, chunk.Mean*1e3, chunk.Count, st.TTFOT.Quantile(0.5)*1e3)
+	// 33 tokens a request: a first chunk of 4, seven more of 4 and a last one of 1, so the
+	// per-token ITL has N − k₁ = 29 values a request and the 8 chunk gaps are mostly 4 ITLs long.
+	n := st.Requests[prober.ResultSuccess]
+	if itl.Count != st.OutputTokens-4*n || chunk.Count != 8*n || itl.Mean < 0.0029 || itl.Mean > 0.006 || chunk.Mean < 3*itl.Mean {
+		t.Errorf("ITL %d values, mean %.4f; inter-chunk %d values, mean %.4f; %d requests, %d tokens", itl.Count, itl.Mean, chunk.Count, chunk.Mean, n, st.OutputTokens)
+	}
+	if st.TTFOT.Count() != st.TTFT.Count() || st.TTFOT.Count() == 0 {
+		t.Errorf("TTFOT count %d, TTFT count %d", st.TTFOT.Count(), st.TTFT.Count())
+	}
+}

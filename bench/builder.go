@@ -163,8 +163,13 @@ func add(f *Figures, r *prober.Record) {
 	if ttft, ok := r.TTFT(); ok {
 		f.TTFT.Add(ttft.Seconds())
 	}
-	for _, g := range r.Gaps {
-		f.ITL.Add(g.Seconds())
+	if ttfo, ok := r.TTFO(); ok {
+		f.TTFOT.Add(ttfo.Seconds())
+	}
+	for i, g := range r.Gaps {
+		f.InterChunk.Add(g.Seconds())
+		k := max(r.GapTokenCount(i), 1)
+		f.ITL.AddN(g.Seconds()/float64(k), k)
 	}
 	if tpot, ok := r.TPOT(); ok {
 		f.TPOT.Add(tpot.Seconds())

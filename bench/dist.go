@@ -55,6 +55,15 @@ func (d *Dist) Add(v float64) {
 	d.sumSq += v * v
 }
 
+// AddN records value v n times (a k-token chunk's k per-token gaps).
+func (d *Dist) AddN(v float64, n int) {
+	if n <= 0 || !(v >= 0) || math.IsInf(v, 1) {
+		return
+	}
+	_ = d.sk.AddWithCount(v, float64(n))
+	d.sumSq += float64(n) * v * v
+}
+
 // Merge adds every value of o to d.
 func (d *Dist) Merge(o *Dist) error {
 	if o == nil || o.sk.IsEmpty() {

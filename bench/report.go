@@ -88,11 +88,15 @@ type Figures struct {
 	// WarmupResults counts the warmup requests by result, so a target that failed while
 	// warming up says how.
 	WarmupResults map[string]int64 `json:"warmup_results"`
-	// Latency distributions of successful requests, in seconds: time to first token, every
-	// inter-chunk gap, time per output token, end-to-end time per output token (normalised
-	// TPOT: e2e / N) and end-to-end latency.
+	// Latency distributions of successful requests, in seconds: time to first token, to the
+	// first output (non-reasoning) token, inter-token latency per token (a k-token chunk after
+	// a gap g counts k times g/k, as inferprobe_inter_token_latency_seconds), every gap between
+	// token chunks, time per output token, end-to-end time per output token (normalised TPOT:
+	// e2e / N) and end-to-end latency.
 	TTFT         *Dist `json:"ttft"`
+	TTFOT        *Dist `json:"ttfot"`
 	ITL          *Dist `json:"itl"`
+	InterChunk   *Dist `json:"inter_chunk"`
 	TPOT         *Dist `json:"tpot"`
 	NormTPOT     *Dist `json:"normalized_tpot"`
 	E2E          *Dist `json:"e2e"`
@@ -135,8 +139,8 @@ type LoadSummary struct {
 }
 
 func newFigures() *Figures {
-	return &Figures{Requests: map[string]int64{}, WarmupResults: map[string]int64{}, TTFT: NewDist(), ITL: NewDist(), TPOT: NewDist(),
-		NormTPOT: NewDist(), E2E: NewDist()}
+	return &Figures{Requests: map[string]int64{}, WarmupResults: map[string]int64{}, TTFT: NewDist(), TTFOT: NewDist(),
+		ITL: NewDist(), InterChunk: NewDist(), TPOT: NewDist(), NormTPOT: NewDist(), E2E: NewDist()}
 }
 
 // finish computes the derived figures.
@@ -168,7 +172,8 @@ func (f *Figures) merge(o *Figures) error {
 	for k, v := range o.WarmupResults {
 		f.WarmupResults[k] += v
 	}
-	for _, p := range [][2]*Dist{{f.TTFT, o.TTFT}, {f.ITL, o.ITL}, {f.TPOT, o.TPOT}, {f.NormTPOT, o.NormTPOT}, {f.E2E, o.E2E}} {
+	for _, p := range [][2]*Dist{{f.TTFT, o.TTFT}, {f.TTFOT, o.TTFOT}, {f.ITL, o.ITL}, {f.InterChunk, o.InterChunk},
+		{f.TPOT, o.TPOT}, {f.NormTPOT, o.NormTPOT}, {f.E2E, o.E2E}} {
 		if err := p[0].Merge(p[1]); err != nil {
 			return err
 		}
