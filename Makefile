@@ -10,7 +10,7 @@ LDFLAGS      := -X github.com/prometheus/common/version.Version=$(VERSION) \
                 -X github.com/prometheus/common/version.Revision=$(REVISION) \
                 -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run test vet staticcheck unit fuzz bench bench-load clean
+.PHONY: all build run test vet staticcheck unit fuzz bench bench-load generate tools clean
 
 all: build
 
@@ -50,6 +50,16 @@ bench:
 # Load benchmark against a separate simulator process (see docs/benchmarks.md).
 bench-load: build
 	scripts/bench-load.sh
+
+# The PrometheusRule and dashboards ConfigMap of the Helm chart and the kustomizations, from
+# alerts/ and dashboards/; deploy/generate's test fails when they are out of date.
+generate:
+	$(GO) run ./deploy/generate
+
+# helm, kustomize, kubectl-validate, the Kubernetes schemas and the Prometheus Operator CRDs the
+# deploy tests use (deploy/tools/versions); .ci/run runs this before `make test`.
+tools:
+	deploy/tools/install.sh
 
 clean:
 	rm -f $(BIN)

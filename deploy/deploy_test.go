@@ -248,6 +248,7 @@ func (m manifests) filesIn(dir string) []string {
 // kustomization is what the test uses of a kustomization.yaml.
 type kustomization struct {
 	dir       string
+	component bool     // a kustomize Component: applied on top of a kustomization that lists it
 	resources []string // relative to dir: files, or directories holding a kustomization
 	patches   []string // files, relative to dir
 	images    []string // image names the images transformer replaces
@@ -264,8 +265,8 @@ func (m manifests) kustomizationOf(t *testing.T, dir string) (kustomization, boo
 		if len(docs) != 1 {
 			t.Fatalf("%s: %d documents, want 1", path.Join(dir, f), len(docs))
 		}
-		k := kustomization{dir: dir}
 		obj := docs[0].obj
+		k := kustomization{dir: dir, component: str(obj, "kind") == "Component"}
 		for _, r := range list(obj, "resources") {
 			s, _ := r.(string)
 			k.resources = append(k.resources, s)
@@ -296,7 +297,8 @@ func isKustomizeKind(d doc) bool {
 // rawUnit returns the objects a directory defines before kustomize runs: every manifest file in
 // it (optional ones its kustomization leaves out included, so that they are checked against the
 // rest), and the units of the directories it lists as resources. Patches are left out: they are
-// fragments, checked in their rendered form by TestKustomizeOutput.
+// fragments, checked in their rendered form by TestKustomizeOutput. A Component is checked with
+// the kustomization of the directory it sits in, the one it is written for.
 func (m manifests) rawUnit(t *testing.T, dir string, visiting []string) []doc {
 	t.Helper()
 	if slices.Contains(visiting, dir) {
@@ -318,6 +320,11 @@ func (m manifests) rawUnit(t *testing.T, dir string, visiting []string) []doc {
 	for _, r := range k.resources {
 		if p := path.Clean(path.Join(dir, r)); len(m.filesIn(p)) > 0 {
 			unit = append(unit, m.rawUnit(t, p, visiting)...)
+		}
+	}
+	if k.component {
+		if _, ok := m.kustomizationOf(t, path.Dir(dir)); ok {
+			unit = append(unit, m.rawUnit(t, path.Dir(dir), visiting)...)
 		}
 	}
 	return unit
@@ -450,6 +457,8 @@ func checkUnit(t *testing.T, c cli, unit []doc) map[string]bool {
 			checkService(t, d, ps)
 		case "ServiceMonitor":
 			checkServiceMonitor(t, d, unit)
+		case "PodMonitor":
+			checkPodMonitor(t, d, ps)
 		}
 	}
 	return configs
@@ -558,6 +567,35 @@ func checkServiceMonitor(t *testing.T, sm doc, unit []doc) {
 		for _, svc := range svcs {
 			if !slices.ContainsFunc(list(svc.obj, "spec", "ports"), func(p any) bool { return str(p, "name") == port }) {
 				t.Errorf("%s: endpoint port %q is not a port name of %s", sm, port, svc)
+			}
+		}
+	}
+}
+
+// checkPodMonitor checks that a PodMonitor selects a pod template of its unit by labels and
+// scrapes a named port of one of its containers.
+func checkPodMonitor(t *testing.T, pm doc, ps []pod) {
+	t.Helper()
+	sel := mapping(pm.obj, "spec", "selector", "matchLabels")
+	var matched []pod
+	for _, p := range ps {
+		if subset(sel, p.labels) {
+			matched = append(matched, p)
+		}
+	}
+	if len(matched) == 0 {
+		t.Errorf("%s: selector %v matches no pod template", pm, sel)
+		return
+	}
+	for _, ep := range list(pm.obj, "spec", "podMetricsEndpoints") {
+		port := str(ep, "port")
+		for _, p := range matched {
+			found := false
+			for _, ctr := range p.containers() {
+				found = found || containerPort(ctr, port) != 0
+			}
+			if !found {
+				t.Errorf("%s: endpoint port %q is not a container port name of %s", pm, port, p.owner)
 			}
 		}
 	}
@@ -933,7 +971,7 @@ func TestManifestsAreKubernetesObjects(t *testing.T) {
 		}
 	}
 	// What docs/deploy.md describes must be there, so an empty or half-read tree cannot pass.
-	for _, k := range []string{"Kustomization", "Namespace", "ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "ResourceClaimTemplate"} {
+	for _, k := range []string{"Kustomization", "Component", "Namespace", "ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule", "ResourceClaimTemplate"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s under deploy/", k)
 		}
@@ -1018,29 +1056,79 @@ func TestManifestsAgainstCLI(t *testing.T) {
 	}
 }
 
-// TestKustomizeOutput checks what kustomize renders (patches and images applied) with the same
-// checks as the raw manifests. It needs kubectl, which has kustomize built in.
-func TestKustomizeOutput(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed: the rendered kustomizations are not checked")
-	}
-	all := loadManifests(t)
-	c := buildCLI(t)
+// kustomizeBuild is one thing `kustomize build` renders: a kustomization, or a Component on top
+// of the kustomization of the directory it sits in (a temporary overlay: kustomize refuses an
+// overlay inside its base's directory).
+type kustomizeBuild struct {
+	name string // the directory under deploy/
+	dir  string // what to build
+}
+
+// kustomizeBuilds returns every kustomization and Component under deploy/ as a build.
+func kustomizeBuilds(t *testing.T, all manifests) []kustomizeBuild {
+	t.Helper()
+	var builds []kustomizeBuild
 	for _, dir := range all.dirs() {
-		if _, ok := all.kustomizationOf(t, dir); !ok {
+		k, ok := all.kustomizationOf(t, dir)
+		if !ok {
 			continue
 		}
-		t.Run(dir, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-			defer cancel()
-			var out, errOut bytes.Buffer
-			cmd := exec.CommandContext(ctx, kubectl, "kustomize", dir)
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, errOut.String())
+		if !k.component {
+			builds = append(builds, kustomizeBuild{name: dir, dir: dir})
+			continue
+		}
+		base := path.Dir(dir)
+		if _, ok := all.kustomizationOf(t, base); !ok {
+			t.Fatalf("%s: a Component whose directory's parent has no kustomization to apply it to", dir)
+		}
+		overlay := t.TempDir()
+		rel := func(p string) string {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				t.Fatal(err)
 			}
-			unit, err := parseDocs("kustomize("+dir+")", out.Bytes())
+			r, err := filepath.Rel(overlay, abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return filepath.ToSlash(r)
+		}
+		text := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n", rel(base), rel(dir))
+		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, kustomizeBuild{name: base + "+" + path.Base(dir), dir: overlay})
+	}
+	return builds
+}
+
+// TestKustomizeOutput renders every kustomization (and every Component on its base) with the
+// pinned kustomize, runs the same checks as on the raw manifests on the output (patches and
+// images applied), and validates every rendered object against the API's schemas and CRDs.
+func TestKustomizeOutput(t *testing.T) {
+	ts := tools(t)
+	kustomize := ts.kustomize(t)
+	all := loadManifests(t)
+	c := buildCLI(t)
+	builds := kustomizeBuilds(t, all)
+	// What docs/deploy.md describes, so that a missing directory cannot pass unnoticed.
+	var names []string
+	for _, b := range builds {
+		names = append(names, b.name)
+	}
+	for _, want := range []string{"kubernetes", "kubernetes+prometheus-operator", "kubernetes/sidecar", "kubernetes/sidecar-dra"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no kustomize build %s (have %q)", want, names)
+		}
+	}
+	for _, b := range builds {
+		t.Run(b.name, func(t *testing.T) {
+			abs, err := filepath.Abs(b.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := runTool(t, "", kustomize, "build", abs)
+			unit, err := parseDocs("kustomize("+b.name+")", out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1056,6 +1144,7 @@ func TestKustomizeOutput(t *testing.T) {
 					}
 				}
 			}
+			validate(t, ts, stream{"kustomize build " + b.name, out})
 		})
 	}
 }
