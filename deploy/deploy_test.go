@@ -1485,7 +1485,7 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 			t.Errorf("%s is a build input but .dockerignore leaves it out", f)
 		}
 	}
-	for _, f := range []string{".git/HEAD", "inferprobe", "inferprobe.yml", "deploy/deploy_test.go", "docs/deploy.md", "bench/results/x.json", "collector/server/x.test"} {
+	for _, f := range []string{".git/HEAD", "inferprobe", "inferprobe.yml", "deploy/deploy_test.go", "charts/inferprobe/files/dashboards/inferprobe-overview.json", "docs/deploy.md", "bench/results/x.json", "collector/server/x.test"} {
 		if !ignored(f) {
 			t.Errorf("%s reaches the build context; .dockerignore should leave it out", f)
 		}
