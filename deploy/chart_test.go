@@ -42,7 +42,7 @@ func readYAML(t *testing.T, file string) map[string]any {
 func TestHelmLint(t *testing.T) {
 	ts := tools(t)
 	helm := ts.helm(t)
-	for _, values := range []string{"", "ci/full-values.yaml"} {
+	for _, values := range []string{"", "ci/full-values.yaml", "examples/vllm-sidecar/inferprobe-values.yaml"} {
 		args := []string{"lint", "--strict", ".", "--kube-version", kubernetesVersion(t, ts)}
 		if values != "" {
 			args = append(args, "-f", values)
