@@ -410,12 +410,9 @@ func TestChartValuesDocumented(t *testing.T) {
 		}
 		// A value is used when it, or a map above it (rendered whole with toYaml), is read.
 		usedHere := false
-		for q := p; q != "."; q = path.Dir(strings.ReplaceAll(q, ".", "/")) {
-			q = strings.ReplaceAll(q, "/", ".")
-			usedHere = usedHere || used[q]
-			if !strings.Contains(q, ".") {
-				break
-			}
+		parts := strings.Split(p, ".")
+		for i := len(parts); i > 0 && !usedHere; i-- {
+			usedHere = used[strings.Join(parts[:i], ".")]
 		}
 		if !usedHere {
 			t.Errorf("values.yaml documents %s, which no template reads", p)
