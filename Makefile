@@ -10,7 +10,7 @@ LDFLAGS      := -X github.com/prometheus/common/version.Version=$(VERSION) \
                 -X github.com/prometheus/common/version.Revision=$(REVISION) \
                 -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run test vet staticcheck unit fuzz bench bench-load bench-rules clean
+.PHONY: all build run test vet staticcheck unit fuzz bench bench-load bench-rules generate tools clean
 
 all: build
 
@@ -56,6 +56,16 @@ bench-load: build
 bench-rules: build
 	scripts/bench-rules.sh
 	scripts/bench-rules-history.sh
+
+# The PrometheusRule and dashboards ConfigMap of the Helm chart and the kustomizations, from
+# alerts/ and dashboards/; deploy/generate's test fails when they are out of date.
+generate:
+	$(GO) run ./deploy/generate
+
+# helm, kustomize, kubectl-validate, the Kubernetes schemas and the Prometheus Operator CRDs the
+# deploy tests use (deploy/tools/versions); .ci/run runs this before `make test`.
+tools:
+	deploy/tools/install.sh
 
 clean:
 	rm -f $(BIN)

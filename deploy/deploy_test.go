@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -85,7 +89,7 @@ func (c cli) run(t *testing.T, env []string, args ...string) (stdout, stderr str
 // `inferprobe help <command>`. A boolean flag is listed as name and no-name.
 func (c cli) flags(t *testing.T, command string) map[string]bool {
 	t.Helper()
-	out, errOut, code := c.run(t, nil, "help", command)
+	out, errOut, code := c.run(t, nil, append([]string{"help"}, strings.Fields(command)...)...)
 	if code != 0 {
 		t.Fatalf("inferprobe help %s: exit code %d\n%s", command, code, errOut)
 	}
@@ -244,6 +248,7 @@ func (m manifests) filesIn(dir string) []string {
 // kustomization is what the test uses of a kustomization.yaml.
 type kustomization struct {
 	dir       string
+	component bool     // a kustomize Component: applied on top of a kustomization that lists it
 	resources []string // relative to dir: files, or directories holding a kustomization
 	patches   []string // files, relative to dir
 	images    []string // image names the images transformer replaces
@@ -260,8 +265,8 @@ func (m manifests) kustomizationOf(t *testing.T, dir string) (kustomization, boo
 		if len(docs) != 1 {
 			t.Fatalf("%s: %d documents, want 1", path.Join(dir, f), len(docs))
 		}
-		k := kustomization{dir: dir}
 		obj := docs[0].obj
+		k := kustomization{dir: dir, component: str(obj, "kind") == "Component"}
 		for _, r := range list(obj, "resources") {
 			s, _ := r.(string)
 			k.resources = append(k.resources, s)
@@ -292,7 +297,8 @@ func isKustomizeKind(d doc) bool {
 // rawUnit returns the objects a directory defines before kustomize runs: every manifest file in
 // it (optional ones its kustomization leaves out included, so that they are checked against the
 // rest), and the units of the directories it lists as resources. Patches are left out: they are
-// fragments, checked in their rendered form by TestKustomizeOutput.
+// fragments, checked in their rendered form by TestKustomizeOutput. A Component is checked with
+// the kustomization of the directory it sits in, the one it is written for.
 func (m manifests) rawUnit(t *testing.T, dir string, visiting []string) []doc {
 	t.Helper()
 	if slices.Contains(visiting, dir) {
@@ -314,6 +320,11 @@ func (m manifests) rawUnit(t *testing.T, dir string, visiting []string) []doc {
 	for _, r := range k.resources {
 		if p := path.Clean(path.Join(dir, r)); len(m.filesIn(p)) > 0 {
 			unit = append(unit, m.rawUnit(t, p, visiting)...)
+		}
+	}
+	if k.component {
+		if _, ok := m.kustomizationOf(t, path.Dir(dir)); ok {
+			unit = append(unit, m.rawUnit(t, path.Dir(dir), visiting)...)
 		}
 	}
 	return unit
@@ -446,6 +457,8 @@ func checkUnit(t *testing.T, c cli, unit []doc) map[string]bool {
 			checkService(t, d, ps)
 		case "ServiceMonitor":
 			checkServiceMonitor(t, d, unit)
+		case "PodMonitor":
+			checkPodMonitor(t, d, ps)
 		}
 	}
 	return configs
@@ -454,7 +467,8 @@ func checkUnit(t *testing.T, c cli, unit []doc) map[string]bool {
 // checkPod checks a pod template's references: selector, volumes, claims and probe ports.
 func checkPod(t *testing.T, unit []doc, p pod) {
 	t.Helper()
-	if p.owner.kind() != "Pod" {
+	// A Job's selector is generated from its pods unless manualSelector is set.
+	if k := p.owner.kind(); k != "Pod" && (k != "Job" || get(p.owner.obj, "spec", "manualSelector") == true) {
 		if sel := mapping(p.owner.obj, "spec", "selector", "matchLabels"); !subset(sel, p.labels) {
 			t.Errorf("%s: selector %v does not select its own pod template labels %v", p.owner, sel, p.labels)
 		}
@@ -559,6 +573,35 @@ func checkServiceMonitor(t *testing.T, sm doc, unit []doc) {
 	}
 }
 
+// checkPodMonitor checks that a PodMonitor selects a pod template of its unit by labels and
+// scrapes a named port of one of its containers.
+func checkPodMonitor(t *testing.T, pm doc, ps []pod) {
+	t.Helper()
+	sel := mapping(pm.obj, "spec", "selector", "matchLabels")
+	var matched []pod
+	for _, p := range ps {
+		if subset(sel, p.labels) {
+			matched = append(matched, p)
+		}
+	}
+	if len(matched) == 0 {
+		t.Errorf("%s: selector %v matches no pod template", pm, sel)
+		return
+	}
+	for _, ep := range list(pm.obj, "spec", "podMetricsEndpoints") {
+		port := str(ep, "port")
+		for _, p := range matched {
+			found := false
+			for _, ctr := range p.containers() {
+				found = found || containerPort(ctr, port) != 0
+			}
+			if !found {
+				t.Errorf("%s: endpoint port %q is not a container port name of %s", pm, port, p.owner)
+			}
+		}
+	}
+}
+
 // flagValues returns the values given to --name in args ("--name=v" or "--name v").
 func flagValues(args []string, name string) []string {
 	var vals []string
@@ -600,9 +643,17 @@ func checkInferprobe(t *testing.T, c cli, unit []doc, p pod, ctr map[string]any)
 		args = append(args, s)
 	}
 
+	// The command is every leading word that is not a flag: "run", "report merge".
+	var words []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") || strings.HasPrefix(a, "/") {
+			break
+		}
+		words = append(words, a)
+	}
 	command := "daemon"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		command = args[0]
+	if len(words) > 0 {
+		command = strings.Join(words, " ")
 	}
 	flags := c.flags(t, command)
 	for _, a := range args {
@@ -619,6 +670,15 @@ func checkInferprobe(t *testing.T, c cli, unit []doc, p pod, ctr map[string]any)
 	// after it has rejected unknown commands and flags.
 	if _, errOut, code := c.run(t, nil, append(slices.Clone(args), "--help")...); code != 0 {
 		t.Errorf("%s: inferprobe rejects the arguments %q (exit code %d): %s", where, args, code, errOut)
+	}
+	if command == "run" {
+		// A one-shot run: no port, no probes; its configuration is checked like the daemon's.
+		checkHardening(t, where, p, ctr)
+		if paths := flagValues(args, "config.file"); len(paths) == 1 {
+			return checkConfig(t, c, unit, p, ctr, where, paths[0])
+		}
+		t.Errorf("%s: a run needs exactly one --config.file", where)
+		return ""
 	}
 	if command != "daemon" {
 		return ""
@@ -929,7 +989,7 @@ func TestManifestsAreKubernetesObjects(t *testing.T) {
 		}
 	}
 	// What docs/deploy.md describes must be there, so an empty or half-read tree cannot pass.
-	for _, k := range []string{"Kustomization", "Namespace", "ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "ResourceClaimTemplate"} {
+	for _, k := range []string{"Kustomization", "Component", "Namespace", "ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule", "ResourceClaimTemplate"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s under deploy/", k)
 		}
@@ -1014,29 +1074,79 @@ func TestManifestsAgainstCLI(t *testing.T) {
 	}
 }
 
-// TestKustomizeOutput checks what kustomize renders (patches and images applied) with the same
-// checks as the raw manifests. It needs kubectl, which has kustomize built in.
-func TestKustomizeOutput(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed: the rendered kustomizations are not checked")
-	}
-	all := loadManifests(t)
-	c := buildCLI(t)
+// kustomizeBuild is one thing `kustomize build` renders: a kustomization, or a Component on top
+// of the kustomization of the directory it sits in (a temporary overlay: kustomize refuses an
+// overlay inside its base's directory).
+type kustomizeBuild struct {
+	name string // the directory under deploy/
+	dir  string // what to build
+}
+
+// kustomizeBuilds returns every kustomization and Component under deploy/ as a build.
+func kustomizeBuilds(t *testing.T, all manifests) []kustomizeBuild {
+	t.Helper()
+	var builds []kustomizeBuild
 	for _, dir := range all.dirs() {
-		if _, ok := all.kustomizationOf(t, dir); !ok {
+		k, ok := all.kustomizationOf(t, dir)
+		if !ok {
 			continue
 		}
-		t.Run(dir, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-			defer cancel()
-			var out, errOut bytes.Buffer
-			cmd := exec.CommandContext(ctx, kubectl, "kustomize", dir)
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, errOut.String())
+		if !k.component {
+			builds = append(builds, kustomizeBuild{name: dir, dir: dir})
+			continue
+		}
+		base := path.Dir(dir)
+		if _, ok := all.kustomizationOf(t, base); !ok {
+			t.Fatalf("%s: a Component whose directory's parent has no kustomization to apply it to", dir)
+		}
+		overlay := t.TempDir()
+		rel := func(p string) string {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				t.Fatal(err)
 			}
-			unit, err := parseDocs("kustomize("+dir+")", out.Bytes())
+			r, err := filepath.Rel(overlay, abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return filepath.ToSlash(r)
+		}
+		text := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n", rel(base), rel(dir))
+		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, kustomizeBuild{name: base + "+" + path.Base(dir), dir: overlay})
+	}
+	return builds
+}
+
+// TestKustomizeOutput renders every kustomization (and every Component on its base) with the
+// pinned kustomize, runs the same checks as on the raw manifests on the output (patches and
+// images applied), and validates every rendered object against the API's schemas and CRDs.
+func TestKustomizeOutput(t *testing.T) {
+	ts := tools(t)
+	kustomize := ts.kustomize(t)
+	all := loadManifests(t)
+	c := buildCLI(t)
+	builds := kustomizeBuilds(t, all)
+	// What docs/deploy.md describes, so that a missing directory cannot pass unnoticed.
+	var names []string
+	for _, b := range builds {
+		names = append(names, b.name)
+	}
+	for _, want := range []string{"kubernetes", "kubernetes+prometheus-operator", "kubernetes/sidecar", "kubernetes/sidecar-dra"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no kustomize build %s (have %q)", want, names)
+		}
+	}
+	for _, b := range builds {
+		t.Run(b.name, func(t *testing.T) {
+			abs, err := filepath.Abs(b.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := runTool(t, "", kustomize, "build", abs)
+			unit, err := parseDocs("kustomize("+b.name+")", out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1052,6 +1162,7 @@ func TestKustomizeOutput(t *testing.T) {
 					}
 				}
 			}
+			validate(t, ts, stream{"kustomize build " + b.name, out})
 		})
 	}
 }
@@ -1094,37 +1205,39 @@ func TestResolveFile(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // Dockerfile
 
-// instruction is one Dockerfile instruction, continuation lines joined.
-type instruction struct {
-	cmd  string // upper case
-	args string
-	line int
+// parseDockerfile reads the repository's Dockerfile with BuildKit's own parser and instruction
+// decoder, the code `docker build` runs, so that the checks below see the stages and
+// instructions as the builder does (continuations, comments, exec and shell forms, flags). Parser
+// and lint warnings (BuildKit's build checks that apply at parse time) fail the test.
+func parseDockerfile(t *testing.T, data []byte) []instructions.Stage {
+	t.Helper()
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
+	}
+	for _, w := range res.Warnings {
+		line := 0
+		if w.Location != nil {
+			line = w.Location.Start.Line
+		}
+		t.Errorf("Dockerfile: %s (line %d)", w.Short, line)
+	}
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
+		t.Errorf("Dockerfile: build check %s: %s (line %d)", rule, msg, firstLine(loc))
+	}})
+	stages, _, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
+	}
+	return stages
 }
 
-// parseDockerfile splits a Dockerfile into instructions. Comment lines (also inside a
-// continuation) are dropped, as Docker does.
-func parseDockerfile(data string) []instruction {
-	var ins []instruction
-	var cur strings.Builder
-	start := 0
-	for i, line := range strings.Split(data, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "#") || (trimmed == "" && cur.Len() == 0) {
-			continue
-		}
-		if cur.Len() == 0 {
-			start = i + 1
-		}
-		if body, ok := strings.CutSuffix(trimmed, `\`); ok {
-			cur.WriteString(strings.TrimSpace(body) + " ")
-			continue
-		}
-		cur.WriteString(trimmed)
-		cmd, args, _ := strings.Cut(cur.String(), " ")
-		ins = append(ins, instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start})
-		cur.Reset()
+// firstLine is the line a parser location starts on, 0 if there is none.
+func firstLine(loc []parser.Range) int {
+	if len(loc) == 0 {
+		return 0
 	}
-	return ins
+	return loc[0].Start.Line
 }
 
 func TestDockerfile(t *testing.T) {
@@ -1132,30 +1245,11 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins := parseDockerfile(string(data))
-
-	// Split into stages.
-	var stages [][]instruction
-	for _, in := range ins {
-		if in.cmd == "FROM" {
-			stages = append(stages, nil)
-		}
-		if len(stages) == 0 {
-			if in.cmd != "ARG" {
-				t.Fatalf("line %d: %s before the first FROM", in.line, in.cmd)
-			}
-			continue
-		}
-		stages[len(stages)-1] = append(stages[len(stages)-1], in)
-	}
+	stages := parseDockerfile(t, data)
 	if len(stages) < 2 {
 		t.Fatalf("%d stages, want a build stage and a runtime stage", len(stages))
 	}
 	build, final := stages[0], stages[len(stages)-1]
-	fromFields := func(st []instruction) []string {
-		f := strings.Fields(st[0].args)
-		return slices.DeleteFunc(f, func(s string) bool { return strings.HasPrefix(s, "--platform") })
-	}
 
 	// The builder's Go is go.mod's (major.minor): an older one cannot build the module, and
 	// the image sets GOTOOLCHAIN=local, so it would not fetch a newer one.
@@ -1167,16 +1261,16 @@ func TestDockerfile(t *testing.T) {
 	if goDir == nil {
 		t.Fatal("no go directive in go.mod")
 	}
-	img := golangImageRE.FindStringSubmatch(fromFields(build)[0])
+	img := golangImageRE.FindStringSubmatch(build.BaseName)
 	if img == nil {
-		t.Fatalf("build stage FROM %q is not an official golang image", fromFields(build)[0])
+		t.Fatalf("build stage FROM %q is not an official golang image", build.BaseName)
 	}
 	if img[1] != string(goDir[1]) || img[2] != string(goDir[2]) {
 		t.Errorf("build stage uses Go %s.%s, go.mod says go %s.%s", img[1], img[2], goDir[1], goDir[2])
 	}
 	// The cgo binary needs the runtime's glibc to be at least the builder's: build on the same
 	// Debian release as the runtime image.
-	runtimeImage := fromFields(final)[0]
+	runtimeImage := final.BaseName
 	if strings.Contains(runtimeImage, "debian12") && img[3] != "bookworm" {
 		t.Errorf("build stage variant %q, runtime %q is Debian 12: build on bookworm for glibc compatibility", img[3], runtimeImage)
 	}
@@ -1186,9 +1280,9 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	var buildRun string
-	for _, in := range build {
-		if in.cmd == "RUN" {
-			buildRun += in.args + "\n"
+	for _, cmd := range build.Commands {
+		if run, ok := cmd.(*instructions.RunCommand); ok {
+			buildRun += strings.Join(run.CmdLine, " ") + "\n"
 		}
 	}
 	for _, want := range []string{"CGO_ENABLED=1", "make build", `VERSION="$VERSION"`, `REVISION="$REVISION"`} {
@@ -1207,30 +1301,32 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	// The final stage: the binary where ENTRYPOINT runs it, a non-root user, the daemon's port.
-	var entrypoint []string
+	var entrypoint *instructions.EntrypointCommand
 	var copied, user string
 	var exposed []string
-	for _, in := range final {
-		switch in.cmd {
-		case "ENTRYPOINT":
-			if err := json.Unmarshal([]byte(in.args), &entrypoint); err != nil {
-				t.Errorf("line %d: ENTRYPOINT is not in exec (JSON) form: %v", in.line, err)
+	for _, cmd := range final.Commands {
+		switch c := cmd.(type) {
+		case *instructions.EntrypointCommand:
+			entrypoint = c
+		case *instructions.CopyCommand:
+			if c.From == build.Name {
+				copied = c.DestPath
 			}
-		case "COPY":
-			f := strings.Fields(in.args)
-			if slices.ContainsFunc(f, func(s string) bool { return strings.HasPrefix(s, "--from=") }) {
-				copied = f[len(f)-1]
-			}
-		case "USER":
-			user = in.args
-		case "EXPOSE":
-			exposed = append(exposed, strings.Fields(in.args)...)
-		case "CMD":
-			t.Errorf("line %d: a default CMD; without arguments the daemon should probe its embedded simulator", in.line)
+		case *instructions.UserCommand:
+			user = c.User
+		case *instructions.ExposeCommand:
+			exposed = append(exposed, c.Ports...)
+		case *instructions.CmdCommand:
+			t.Errorf("%s: a default CMD; without arguments the daemon should probe its embedded simulator", c)
 		}
 	}
-	if len(entrypoint) == 0 || entrypoint[0] != copied {
-		t.Errorf("ENTRYPOINT %q does not run the binary copied from the build stage to %q", entrypoint, copied)
+	switch {
+	case entrypoint == nil:
+		t.Errorf("the final stage has no ENTRYPOINT")
+	case entrypoint.PrependShell:
+		t.Errorf("ENTRYPOINT is in shell form; the image has no shell: use the exec (JSON) form")
+	case len(entrypoint.CmdLine) == 0 || entrypoint.CmdLine[0] != copied:
+		t.Errorf("ENTRYPOINT %q does not run the binary copied from the build stage to %q", entrypoint.CmdLine, copied)
 	}
 	if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
 		t.Errorf("USER %q: want a non-root user", user)
@@ -1246,103 +1342,76 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func TestParseDockerfile(t *testing.T) {
-	got := parseDockerfile("# syntax=docker/dockerfile:1\nFROM a AS b\n\nRUN x \\\n  # a comment\n  y\nexpose 1\n")
-	want := []instruction{{"FROM", "a AS b", 2}, {"RUN", "x y", 4}, {"EXPOSE", "1", 7}}
-	if !slices.Equal(got, want) {
-		t.Errorf("parseDockerfile = %+v, want %+v", got, want)
+// TestDockerfileChecksCanFail feeds the checks' inputs a Dockerfile with the faults they look
+// for, so that a parser that saw nothing could not pass TestDockerfile.
+func TestDockerfileChecksCanFail(t *testing.T) {
+	stages := parseDockerfile(t, []byte("FROM golang:1.26-bookworm AS build\nRUN CGO_ENABLED=1 \\\n  # inside a continuation\n  make build\nFROM scratch\nCOPY --from=build /out/x /bin/x\nENTRYPOINT /bin/x\nUSER root\nEXPOSE 1/tcp 2\n"))
+	if len(stages) != 2 || stages[0].Name != "build" || stages[1].BaseName != "scratch" {
+		t.Fatalf("stages %+v", stages)
+	}
+	run := stages[0].Commands[0].(*instructions.RunCommand)
+	if got := strings.Join(run.CmdLine, " "); !strings.Contains(got, "CGO_ENABLED=1") || !strings.Contains(got, "make build") || strings.Contains(got, "continuation") {
+		t.Errorf("RUN reads as %q", got)
+	}
+	cmds := stages[1].Commands
+	if cp := cmds[0].(*instructions.CopyCommand); cp.From != "build" || cp.DestPath != "/bin/x" {
+		t.Errorf("COPY reads as from %q to %q", cp.From, cp.DestPath)
+	}
+	if ep := cmds[1].(*instructions.EntrypointCommand); !ep.PrependShell {
+		t.Errorf("a shell-form ENTRYPOINT reads as exec form %q", ep.CmdLine)
+	}
+	if u := cmds[2].(*instructions.UserCommand); u.User != "root" {
+		t.Errorf("USER reads as %q", u.User)
+	}
+	if e := cmds[3].(*instructions.ExposeCommand); !slices.Equal(e.Ports, []string{"1/tcp", "2"}) {
+		t.Errorf("EXPOSE reads as %q", e.Ports)
 	}
 }
 
 // ---------------------------------------------------------------------------------------------
 // .dockerignore
 
-// ignorePattern is one .dockerignore line.
-type ignorePattern struct {
-	text   string
-	negate bool
-	re     *regexp.Regexp
+// dockerignore reads .dockerignore patterns and matches files the way the Docker CLI and
+// BuildKit do, with their own libraries (moby/patternmatcher): patterns are anchored at the
+// context root, "**" crosses directories, a "!" line re-includes, the last matching line wins,
+// and a pattern that matches a directory leaves out everything in it.
+type dockerignore struct {
+	pm *patternmatcher.PatternMatcher
 }
 
-// parseDockerignore reads .dockerignore with Docker's rules: patterns are anchored at the
-// context root, "*" and "?" do not cross "/", "**" matches any number of directories, a "!"
-// line re-includes, and the last matching line wins.
-func parseDockerignore(data string) ([]ignorePattern, error) {
-	var ps []ignorePattern
-	for _, line := range strings.Split(data, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		p := ignorePattern{text: line}
-		if rest, ok := strings.CutPrefix(line, "!"); ok {
-			p.negate, line = true, strings.TrimSpace(rest)
-		}
-		line = strings.TrimPrefix(path.Clean(line), "/")
-		re, err := ignoreRegexp(line)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", p.text, err)
-		}
-		p.re = re
-		ps = append(ps, p)
+func parseDockerignore(data string) (dockerignore, error) {
+	patterns, err := ignorefile.ReadAll(strings.NewReader(data))
+	if err != nil {
+		return dockerignore{}, err
 	}
-	return ps, nil
-}
-
-// ignoreRegexp translates one pattern into an anchored regular expression.
-func ignoreRegexp(p string) (*regexp.Regexp, error) {
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '*' && strings.HasPrefix(p[i:], "**/"):
-			b.WriteString("(?:.*/)?")
-			i += 2
-		case c == '*' && strings.HasPrefix(p[i:], "**"):
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		case c == '\\' && i+1 < len(p):
-			i++
-			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
-		case c == '[':
-			end := strings.IndexByte(p[i:], ']')
-			if end < 0 {
-				return nil, errors.New("unterminated character class")
-			}
-			class := p[i : i+end+1]
-			if strings.HasPrefix(class, "[!") {
-				class = "[^" + class[2:]
-			}
-			b.WriteString(class)
-			i += end
-		default:
-			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
-		}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return dockerignore{}, err
 	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
+	return dockerignore{pm}, nil
 }
 
 // ignored reports whether a file (slash-separated, relative to the context root) is left out
-// of the build context. A pattern that matches a parent directory matches the file too.
-func ignored(ps []ignorePattern, file string) bool {
-	out := false
-	for _, p := range ps {
-		match := p.re.MatchString(file)
-		for dir := path.Dir(file); !match && dir != "."; dir = path.Dir(dir) {
-			match = p.re.MatchString(dir)
-		}
-		if match {
-			out = !p.negate
+// of the build context. The directories above it are matched first, as the builder walks the
+// context, so that "dir" followed by "!dir/keep" behaves as it does there.
+func (d dockerignore) ignored(file string) (bool, error) {
+	var info patternmatcher.MatchInfo
+	var dirs []string
+	for dir := path.Dir(file); dir != "."; dir = path.Dir(dir) {
+		dirs = append(dirs, dir)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		var err error
+		if _, info, err = d.pm.MatchesUsingParentResults(dirs[i], info); err != nil {
+			return false, err
 		}
 	}
-	return out
+	out, _, err := d.pm.MatchesUsingParentResults(file, info)
+	return out, err
 }
 
+// TestDockerignoreMatching pins the matching semantics the checks below rely on, so that a
+// misuse of the library (unanchored paths, parents not consulted) shows here first.
 func TestDockerignoreMatching(t *testing.T) {
 	tests := []struct {
 		patterns string
@@ -1363,19 +1432,19 @@ func TestDockerignoreMatching(t *testing.T) {
 		{"a?c", "abc", true},
 		{"a?c", "a/c", false},
 		{"[a-c].go", "b.go", true},
-		{"[!a-c].go", "b.go", false},
+		{"[^a-c].go", "b.go", false},
 		{"bench\n!bench/keep.go", "bench/keep.go", false},
 		{"bench\n!bench/keep.go", "bench/other.go", true},
 		{"!x\nx", "x", true}, // the last matching line wins
 		{"# docs\n\n", "docs/a.md", false},
 	}
 	for _, tt := range tests {
-		ps, err := parseDockerignore(tt.patterns)
+		d, err := parseDockerignore(tt.patterns)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.patterns, err)
 		}
-		if got := ignored(ps, tt.file); got != tt.want {
-			t.Errorf("patterns %q, file %q: ignored = %v, want %v", tt.patterns, tt.file, got, tt.want)
+		if got, err := d.ignored(tt.file); err != nil || got != tt.want {
+			t.Errorf("patterns %q, file %q: ignored = %v, %v; want %v", tt.patterns, tt.file, got, err, tt.want)
 		}
 	}
 }
@@ -1390,6 +1459,13 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 	ps, err := parseDockerignore(string(data))
 	if err != nil {
 		t.Fatal(err)
+	}
+	ignored := func(f string) bool {
+		out, err := ps.ignored(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return out
 	}
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
@@ -1423,12 +1499,12 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 		t.Fatalf("go list found too few build inputs: %q", inputs)
 	}
 	for _, f := range inputs {
-		if ignored(ps, f) {
+		if ignored(f) {
 			t.Errorf("%s is a build input but .dockerignore leaves it out", f)
 		}
 	}
-	for _, f := range []string{".git/HEAD", "inferprobe", "inferprobe.yml", "deploy/deploy_test.go", "docs/deploy.md", "bench/results/x.json", "collector/server/x.test"} {
-		if !ignored(ps, f) {
+	for _, f := range []string{".git/HEAD", "inferprobe", "inferprobe.yml", "deploy/deploy_test.go", "charts/inferprobe/files/dashboards/inferprobe-overview.json", "docs/deploy.md", "bench/results/x.json", "collector/server/x.test"} {
+		if !ignored(f) {
 			t.Errorf("%s reaches the build context; .dockerignore should leave it out", f)
 		}
 	}

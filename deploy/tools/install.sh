@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds and fetches the tools named in deploy/tools/versions into one directory, each under a
+# name that carries its version, so that a bumped version is rebuilt and a current one is not:
+#
+#   deploy/tools/install.sh [DIR]      # DIR: $INFERPROBE_TOOLS, else $(go env GOPATH)/inferprobe-tools
+#
+# Everything comes from the Go module proxy, each module checked against the Go checksum database
+# as any download is, so this needs no network beyond what `go build` needs. The deploy tests
+# look in the same place. A warm run (everything present) takes milliseconds.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+. "$here/versions"
+dir=${1:-${INFERPROBE_TOOLS:-$(go env GOPATH)/inferprobe-tools}}
+mkdir -p "$dir"
+
+# build NAME MODULE PACKAGE VERSION: a throwaway module that requires MODULE@VERSION builds
+# PACKAGE, so the tool's own go.mod decides its dependencies (as `go install` would).
+build() {
+  local name=$1 module=$2 package=$3 version=$4
+  local out="$dir/$name-$version/$name"
+  if [ -x "$out" ]; then return; fi
+  local tmp
+  tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    go mod init inferprobe-tools >/dev/null 2>&1
+    go mod edit -require="$module@$version"
+    GOFLAGS=-mod=mod go get "$package@$version" >/dev/null 2>&1 || GOFLAGS=-mod=mod go get "$package@$version"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$package"
+  )
+  mv "$out.tmp" "$out"
+  rm -rf "$tmp"
+  echo "built $out"
+}
+
+# module_dir MODULE VERSION: downloads a module (source only, not built) and prints its directory.
+# It runs outside any module, so that no go.mod or go.sum is touched.
+module_dir() {
+  local d
+  d=$(mktemp -d)
+  (cd "$d" && go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rmdir "$d"
+}
+
+build helm "$HELM_MODULE" "$HELM_PACKAGE" "$HELM_VERSION"
+build kustomize "$KUSTOMIZE_MODULE" "$KUSTOMIZE_PACKAGE" "$KUSTOMIZE_VERSION"
+build kubectl-validate "$KUBECTL_VALIDATE_MODULE" "$KUBECTL_VALIDATE_PACKAGE" "$KUBECTL_VALIDATE_VERSION"
+
+# kubectl-validate reads local schemas laid out as api/<version>.json and
+# apis/<group>/<version>.json; the Kubernetes repository names them api__v1_openapi.json and
+# apis__apps__v1_openapi.json.
+schemas="$dir/kubernetes-openapi-$KUBERNETES_VERSION"
+if [ ! -d "$schemas" ]; then
+  src=$(module_dir "$KUBERNETES_MODULE" "$KUBERNETES_VERSION")/api/openapi-spec/v3
+  tmp="$schemas.tmp"
+  rm -rf "$tmp"
+  for f in "$src"/api__*_openapi.json "$src"/apis__*_openapi.json; do
+    base=$(basename "$f" _openapi.json)
+    IFS=_ read -r -a parts <<<"${base//__/_}"
+    # api__v1 is the core group; apis__<group>__<version> the others. apis__<group> (a group's
+    # discovery document, no version) is not a schema.
+    case "${parts[0]}:${#parts[@]}" in
+      api:2) mkdir -p "$tmp/api" && cp "$f" "$tmp/api/${parts[1]}.json" ;;
+      apis:3) mkdir -p "$tmp/apis/${parts[1]}" && cp "$f" "$tmp/apis/${parts[1]}/${parts[2]}.json" ;;
+    esac
+  done
+  mv "$tmp" "$schemas"
+  echo "laid out $schemas"
+fi
+
+crds="$dir/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+if [ ! -d "$crds" ]; then
+  src=$(module_dir "$PROMETHEUS_OPERATOR_MODULE" "$PROMETHEUS_OPERATOR_VERSION")/example/prometheus-operator-crd
+  rm -rf "$crds.tmp"
+  mkdir -p "$crds.tmp"
+  cp "$src"/*.yaml "$crds.tmp/"
+  mv "$crds.tmp" "$crds"
+  echo "copied $crds"
+fi
