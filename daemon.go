@@ -21,6 +21,7 @@ import (
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/recent"
 	"github.com/inferprobe/inferprobe/simulator"
 )
 
@@ -44,6 +45,7 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	set      *engine.Set
+	recent   *recent.Store // the landing page's recent requests and figures
 	builtin  *config.Config // the no-file configuration, nil when a file is used
 	started  time.Time
 	reloadOK prometheus.Gauge
@@ -54,13 +56,15 @@ type daemon struct {
 
 // runDaemon runs the daemon until ctx ends.
 func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) error {
-	engOpts := engine.Options{Logger: logger}
+	recentStore := recent.New(recent.Options{})
+	engOpts := engine.Options{Logger: logger, Observers: []prober.Observer{recentStore}}
 	if opts.observer != nil {
-		engOpts.Observers = []prober.Observer{opts.observer}
+		engOpts.Observers = append(engOpts.Observers, opts.observer)
 	}
 	d := &daemon{
 		logger:  logger,
 		opts:    opts,
+		recent:  recentStore,
 		set:     engine.New(ctx, engOpts),
 		started: time.Now(),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_successful",
