@@ -45,7 +45,7 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	set      *engine.Set
-	recent   *recent.Store // the landing page's recent requests and figures
+	recent   *recent.Store  // the landing page's recent requests and figures
 	builtin  *config.Config // the no-file configuration, nil when a file is used
 	started  time.Time
 	reloadOK prometheus.Gauge
