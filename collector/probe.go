@@ -52,6 +52,7 @@ type targetMetrics struct {
 	goodput                     *prometheus.CounterVec
 	promptTokens, outputTokens  *prometheus.CounterVec
 	dropped, warmupForced       prometheus.Counter
+	traceSkipped                prometheus.Counter
 	inFlight, targetRate        prometheus.Gauge
 	targetConcurrency, stage    prometheus.Gauge
 	warmupComplete              prometheus.Gauge
@@ -128,6 +129,8 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			Help: "Requests the pacer released but the in-flight cap refused.", ConstLabels: labels}),
 		warmupForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_warmup_forced_total",
 			Help: "Times the warmup gate was forced open because max_duration passed.", ConstLabels: labels}),
+		traceSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_trace_rows_skipped_total",
+			Help: "Malformed rows of the target's trace left out with skip_invalid, counted when the trace is loaded.", ConstLabels: labels}),
 		inFlight:   gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
 		targetRate: gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
 		targetConcurrency: gauge("inferprobe_target_concurrency",
@@ -140,7 +143,8 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	}
 	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
 		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
-		m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
+		m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete, m.traceSkipped}
+	m.traceSkipped.Add(float64(t.TraceRowsSkipped))
 	if len(t.Adapters) == 0 {
 		m.series("") // the base model's series exist from the start, at zero
 	}

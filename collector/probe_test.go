@@ -331,3 +331,14 @@ func TestProbeUnknownResultDoesNotCrash(t *testing.T) {
 		t.Fatalf("an unknown class counted %v times as protocol, want 1", got)
 	}
 }
+
+func TestProbeTraceRowsSkipped(t *testing.T) {
+	p := NewProbe()
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", TraceRowsSkipped: 3}
+	p.Register(tgt)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_trace_rows_skipped_total", nil); got != 3 {
+		t.Fatalf("inferprobe_trace_rows_skipped_total = %v, want the 3 rows the trace skipped", got)
+	}
+}

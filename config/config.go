@@ -94,6 +94,9 @@ type Traffic struct {
 	Concurrency int `yaml:"concurrency"`
 	// Stages are the steps of the stages pacer, run one after another (looping in the daemon).
 	Stages []Stage `yaml:"stages"`
+	// Trace is the file the trace pacer replays: its rows give the arrivals and each
+	// request's input and output lengths.
+	Trace *Trace `yaml:"trace"`
 	// MaxInFlight caps concurrent requests; arrivals beyond it are dropped and counted.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Seed makes arrivals and generated prompts reproducible; 0 picks one at start (and logs it).
@@ -113,6 +116,24 @@ type Stage struct {
 	Pacer string `yaml:"pacer"`
 	// Burstiness is the gamma shape of a gamma stage.
 	Burstiness float64 `yaml:"burstiness"`
+}
+
+// Trace configures the replay of a request trace (the trace pacer).
+type Trace struct {
+	// File is the trace on disk; relative to the configuration file's directory.
+	File string `yaml:"file"`
+	// Format is azure (the AzurePublicDataset CSV) or mooncake (JSONL); by default it follows
+	// the file's extension (.csv is azure, .jsonl mooncake).
+	Format string `yaml:"format"`
+	// TimeScale divides the trace's gaps: 10 replays ten times faster. Default 1.
+	TimeScale float64 `yaml:"time_scale"`
+	// StartOffset skips the rows of the first StartOffset of trace time (before scaling).
+	StartOffset time.Duration `yaml:"start_offset"`
+	// Loop replays the trace forever, each pass starting where the last ended. Default true
+	// (one-shot runs replay it once).
+	Loop *bool `yaml:"loop"`
+	// SkipInvalid skips (and counts) malformed rows instead of rejecting the file.
+	SkipInvalid bool `yaml:"skip_invalid"`
 }
 
 // LoRAAdapter is one entry of a LoRA traffic split.

@@ -31,6 +31,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"### tls", reflect.TypeOf(TLS{})},
 		{"### traffic", reflect.TypeOf(Traffic{})},
 		{"#### stages", reflect.TypeOf(Stage{})},
+		{"#### trace", reflect.TypeOf(Trace{})},
 		{"#### lora_traffic_split", reflect.TypeOf(LoRAAdapter{})},
 		{"### request", reflect.TypeOf(Request{})},
 		{"### warmup", reflect.TypeOf(Warmup{})},

@@ -86,6 +86,9 @@ func resolvePaths(c *Config, dir string) {
 				*p = filepath.Join(dir, *p)
 			}
 		}
+		if tr := t.Traffic.Trace; tr != nil && tr.File != "" && !filepath.IsAbs(tr.File) {
+			tr.File = filepath.Join(dir, tr.File)
+		}
 	}
 }
 

@@ -173,14 +173,26 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		info.Adapters = append(info.Adapters, a.Name)
 	}
 	p.Info = info
-	src := traffic.NewPromptSource(traffic.PromptOptions{
-		Prompt:      t.Request.Prompt,
-		InputTokens: t.Request.InputTokens,
-		MaxTokens:   t.Request.MaxTokens,
-		CacheBust:   t.Request.CacheBust == nil || *t.Request.CacheBust,
-		Seed:        traffic.SubSeed(seed, "source"),
-		Adapters:    adapters,
-	})
+	cacheBust := t.Request.CacheBust == nil || *t.Request.CacheBust
+	var src traffic.Source
+	if plan.Replay != nil {
+		// A trace drives both when and what: the source reads the rows the plan replays.
+		src = traffic.NewReplaySource(plan.Replay, traffic.ReplaySourceOptions{
+			CacheBust: cacheBust,
+			Seed:      traffic.SubSeed(seed, "source"),
+			Adapters:  adapters,
+		})
+		info.TraceRowsSkipped = plan.Replay.Trace().Skipped
+	} else {
+		src = traffic.NewPromptSource(traffic.PromptOptions{
+			Prompt:      t.Request.Prompt,
+			InputTokens: t.Request.InputTokens,
+			MaxTokens:   t.Request.MaxTokens,
+			CacheBust:   cacheBust,
+			Seed:        traffic.SubSeed(seed, "source"),
+			Adapters:    adapters,
+		})
+	}
 	p.Gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,
 		MinDuration:  t.Warmup.MinDuration,

@@ -93,6 +93,9 @@ type TargetInfo struct {
 	// model), so that collectors create their series before the first request; nil when the
 	// traffic is not split.
 	Adapters []string
+	// TraceRowsSkipped counts the malformed trace rows the target's replay left out
+	// (skip_invalid); 0 without a trace.
+	TraceRowsSkipped int
 }
 
 // Record is the timing record of one request. Offsets are from Start (t0) and taken with the

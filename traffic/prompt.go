@@ -97,36 +97,10 @@ func NewPromptSource(opts PromptOptions) Source {
 		cacheBust:   opts.CacheBust,
 		wordKey:     opts.Seed,
 		nonceKey:    mix64(opts.Seed ^ streamNonce),
-		adapterKey:  mix64(opts.Seed ^ streamAdapters),
 	}
-	// Offsets of the vocabulary's words: word i with its leading space is
-	// vocabulary[off[i]:off[i+1]].
-	k := 0
-	for i := 0; i < len(vocabulary); i++ {
-		if vocabulary[i] == ' ' {
-			s.off[k] = uint16(i)
-			k++
-		}
-	}
-	s.off[vocabularySize] = uint16(len(vocabulary))
+	s.off = vocabularyOffsets()
 
-	total := 0.0
-	for _, a := range opts.Adapters {
-		if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
-			total += a.Weight
-		}
-	}
-	if total > 0 && !math.IsInf(total, 1) {
-		acc := 0.0
-		for _, a := range opts.Adapters {
-			if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
-				acc += a.Weight
-				s.names = append(s.names, a.Name)
-				s.cum = append(s.cum, acc/total)
-			}
-		}
-		s.cum[len(s.cum)-1] = 1 // rounding must never leave a draw past the last adapter
-	}
+	s.split = newAdapterSplit(opts.Adapters, mix64(opts.Seed^streamAdapters))
 
 	if !s.cacheBust {
 		switch {
@@ -148,7 +122,7 @@ type promptSource struct {
 	promptWords int
 	cacheBust   bool
 
-	wordKey, nonceKey, adapterKey uint64
+	wordKey, nonceKey uint64
 
 	// fixed is the prompt of every request when it does not vary with n.
 	fixed       string
@@ -156,9 +130,64 @@ type promptSource struct {
 
 	off [vocabularySize + 1]uint16
 
+	split adapterSplit
+}
+
+// adapterSplit picks a request's LoRA adapter by weight from its own seeded stream.
+type adapterSplit struct {
+	key uint64
 	// names[i] is chosen when a uniform draw falls below cum[i] (and not below cum[i-1]).
 	names []string
 	cum   []float64
+}
+
+// newAdapterSplit keeps the adapters whose weight is a positive finite number, normalised.
+func newAdapterSplit(adapters []WeightedAdapter, key uint64) adapterSplit {
+	s := adapterSplit{key: key}
+	total := 0.0
+	for _, a := range adapters {
+		if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
+			total += a.Weight
+		}
+	}
+	if total > 0 && !math.IsInf(total, 1) {
+		acc := 0.0
+		for _, a := range adapters {
+			if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
+				acc += a.Weight
+				s.names = append(s.names, a.Name)
+				s.cum = append(s.cum, acc/total)
+			}
+		}
+		s.cum[len(s.cum)-1] = 1 // rounding must never leave a draw past the last adapter
+	}
+	return s
+}
+
+// pick returns request n's adapter, "" (the base model) when no adapter has a weight.
+func (s *adapterSplit) pick(n uint64) string {
+	switch len(s.names) {
+	case 0:
+		return ""
+	case 1:
+		return s.names[0]
+	}
+	u := float64(hashIndex(s.key, n)>>11) * 0x1p-53
+	return s.names[sort.Search(len(s.cum), func(i int) bool { return u < s.cum[i] })]
+}
+
+// vocabularyOffsets returns where the vocabulary's words start: word i with its leading space
+// is vocabulary[off[i]:off[i+1]].
+func vocabularyOffsets() (off [vocabularySize + 1]uint16) {
+	k := 0
+	for i := 0; i < len(vocabulary); i++ {
+		if vocabulary[i] == ' ' {
+			off[k] = uint16(i)
+			k++
+		}
+	}
+	off[vocabularySize] = uint16(len(vocabulary))
+	return off
 }
 
 func (s *promptSource) Next(n uint64) Request {
@@ -243,16 +272,7 @@ func (s *promptSource) writeNonce(b *strings.Builder, n uint64) {
 	b.Write(buf[:])
 }
 
-func (s *promptSource) adapter(n uint64) string {
-	switch len(s.names) {
-	case 0:
-		return ""
-	case 1:
-		return s.names[0]
-	}
-	u := float64(hashIndex(s.adapterKey, n)>>11) * 0x1p-53
-	return s.names[sort.Search(len(s.cum), func(i int) bool { return u < s.cum[i] })]
-}
+func (s *promptSource) adapter(n uint64) string { return s.split.pick(n) }
 
 // countWords counts whitespace-separated words without allocating.
 func countWords(s string) int {

@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
+	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/simulator"
+	"github.com/inferprobe/inferprobe/traffic"
+)
+
+// TestTraceReplayAgainstSimulator replays the shared Azure conversation trace (CC-BY 4.0;
+// Patel et al., "Splitwise", ISCA 2024) at time_scale 20 for 30 s against the simulator: every
+// request is intended at its row's scaled offset, is sent within 5 ms of it at the 99th
+// percentile, and generates exactly its row's output length as the server's usage reports.
+func TestTraceReplayAgainstSimulator(t *testing.T) {
+	path := testkit.SharedFile(t, "traces/azure-llm-2023-conv.csv")
+	trace, err := traffic.LoadTrace(path, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startSim(t, func(c *simulator.Config) {
+		// Fast and roomy: the server must never be the reason a request is late.
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter = time.Millisecond, time.Microsecond, 0, 0
+		c.MaxNumSeqs, c.KVCacheTokens, c.MaxModelLen = 2048, 1<<26, 1<<16
+	})
+	const scale, run = 20, 30 * time.Second
+	cfg := parseConfig(t, fmt.Sprintf(`targets:
+  - name: replay
+    url: %s
+    model: inferprobe-sim
+    timeout: 1m
+    traffic:
+      pacer: trace
+      max_in_flight: 2048
+      seed: 5
+      trace: {file: %q, time_scale: %d}
+    warmup: {requests: 0, min_duration: 0s}
+`, url, path, scale))
+	rec := &records{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{Observers: []prober.Observer{rec}})
+	if err := set.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A canary measures how late this process's goroutines wake on this machine (other test
+	// binaries share its cores): the part of the lag that is the machine's, not the replay's.
+	var oversleep []time.Duration
+	canaryDone := make(chan struct{})
+	go func() { // owned by the test: it returns after run and closes canaryDone
+		defer close(canaryDone)
+		for end := time.Now().Add(run); time.Now().Before(end); {
+			due := time.Now().Add(2 * time.Millisecond)
+			time.Sleep(time.Until(due))
+			oversleep = append(oversleep, time.Since(due))
+		}
+	}()
+	<-canaryDone
+	stop, done := context.WithTimeout(context.Background(), 30*time.Second)
+	defer done()
+	set.Close(stop)
+
+	recs := rec.all()
+	slices.SortFunc(recs, func(a, b prober.Record) int { return int(a.Seq) - int(b.Seq) })
+	if len(recs) == 0 {
+		t.Fatal("no requests")
+	}
+	offset := func(seq uint64) time.Duration {
+		at, _, _ := trace.Row(int(seq))
+		return time.Duration(float64(at) / scale)
+	}
+	// The schedule's start, from the first request: every other is intended at its row's offset.
+	start := recs[0].Intended.Add(-offset(recs[0].Seq))
+	var lags []time.Duration
+	succeeded := 0
+	for _, r := range recs {
+		if r.Seq >= uint64(trace.Len()) {
+			t.Fatalf("request %d is past the trace's %d rows in 30 s", r.Seq, trace.Len())
+		}
+		if d := r.Intended.Sub(start) - offset(r.Seq); d < -time.Microsecond || d > time.Microsecond {
+			t.Fatalf("request %d intended %v after the start, want its row's %v", r.Seq, r.Intended.Sub(start), offset(r.Seq))
+		}
+		if r.Result == prober.ResultCanceled {
+			continue // in flight when the set closed
+		}
+		lags = append(lags, r.Start.Sub(r.Intended))
+		if r.Result != prober.ResultSuccess {
+			t.Errorf("request %d: %s (%v)", r.Seq, r.Result, r.Err)
+			continue
+		}
+		succeeded++
+		_, in, out := trace.Row(int(r.Seq))
+		if r.OutputSource != prober.SourceUsage || r.OutputTokens != out {
+			t.Errorf("request %d: %d output tokens (%s), want the row's %d by usage", r.Seq, r.OutputTokens, r.OutputSource, out)
+		}
+		if r.PromptSource != prober.SourceUsage || r.PromptTokens != in {
+			t.Errorf("request %d: %d prompt tokens (%s), want the row's %d by usage", r.Seq, r.PromptTokens, r.PromptSource, in)
+		}
+	}
+	// 30 s at 20x is ten minutes of trace: about 3,000 rows at the trace's ~5 req/s.
+	t.Logf("%d requests (%d successful, %d dropped)", len(recs), succeeded, rec.drop)
+	if want := int(0.8 * float64(rowsBefore(trace, run*scale))); succeeded < want {
+		t.Fatalf("%d successful requests in %v, want at least %d", succeeded, run, want)
+	}
+	if rec.drop > 0 {
+		t.Errorf("%d requests dropped", rec.drop)
+	}
+	slices.Sort(lags)
+	slices.Sort(oversleep)
+	p99, machine := lags[len(lags)*99/100], oversleep[len(oversleep)*99/100]
+	t.Logf("%d requests (%d successful), send lag p50 %v p99 %v max %v; the machine's own wake-up lateness p99 %v",
+		len(recs), succeeded, lags[len(lags)/2], p99, lags[len(lags)-1], machine)
+	if p99 > 5*time.Millisecond+machine {
+		t.Errorf("send lag p99 %v, want ≤ 5ms of the scaled trace (plus the %v this machine adds to any wake-up)", p99, machine)
+	}
+}
+
+// rowsBefore counts the trace's rows in its first d.
+func rowsBefore(tr *traffic.Trace, d time.Duration) int {
+	n := 0
+	for n < tr.Len() {
+		if at, _, _ := tr.Row(n); at >= d {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// TestTraceConfigErrors: the trace block is checked like every config block, each problem
+// naming its field path and line.
+func TestTraceConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.jsonl")
+	if err := os.WriteFile(file, []byte(`{"timestamp": 0, "input_length": 3, "output_length": 2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(dir, "t.trace")
+	if err := os.WriteFile(odd, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []wantErr
+	}{
+		{"trace missing", base("    traffic:", "      pacer: trace"),
+			[]wantErr{{"targets[0].traffic.trace", 5, "is required for pacer trace"}}},
+		{"file missing", base("    traffic:", "      pacer: trace", "      trace: {time_scale: 2, format: azure}"),
+			[]wantErr{{"targets[0].traffic.trace.file", 7, "is required"}}},
+		{"file unreadable", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+filepath.Join(dir, "none.csv")),
+			[]wantErr{{"targets[0].traffic.trace.file", 8, "cannot be read"}}},
+		{"format unknown", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        format: parquet"),
+			[]wantErr{{"targets[0].traffic.trace.format", 9, `must be azure or mooncake, not "parquet"`}}},
+		{"format not implied", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+odd),
+			[]wantErr{{"targets[0].traffic.trace.format", 7, "implies no format"}}},
+		{"time scale", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        time_scale: 0"),
+			[]wantErr{{"targets[0].traffic.trace.time_scale", 9, "must be > 0"}}},
+		{"start offset", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        start_offset: -1s"),
+			[]wantErr{{"targets[0].traffic.trace.start_offset", 9, "must not be negative"}}},
+		{"trace with another pacer", base("    traffic:", "      rate: 2", "      trace: {file: "+file+"}"),
+			[]wantErr{{"targets[0].traffic.trace", 7, "is not used by pacer constant"}}},
+		{"lengths the trace gives", base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}", "    request:", "      input_tokens: 5", "      max_tokens: 9"),
+			[]wantErr{{"targets[0].request.input_tokens", 9, "not used with pacer trace"}, {"targets[0].request.max_tokens", 10, "not used with pacer trace"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			checkErrors(t, err, tt.want)
+		})
+	}
+	c := parseConfig(t, base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}"))
+	if tr := c.Targets[0].Traffic.Trace; tr.Format != traffic.TraceMooncake || tr.TimeScale != 1 || !*tr.Loop || !c.Targets[0].Request.IgnoreEOS {
+		t.Fatalf("defaults: %+v, ignore_eos %v", tr, c.Targets[0].Request.IgnoreEOS)
+	}
+}
+
+// TestBadTraceAtReloadKeepsRunning: a trace that fails to load when a reload builds the target
+// is an error naming the file and line, and the running target goes on unchanged.
+func TestBadTraceAtReloadKeepsRunning(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.jsonl"), filepath.Join(dir, "bad.jsonl")
+	row := `{"timestamp": %d, "input_length": 4, "output_length": 2}` + "\n"
+	if err := os.WriteFile(good, []byte(fmt.Sprintf(row, 0)+fmt.Sprintf(row, 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf(row, 0)+"{\"timestamp\": 9, \"input_length\": -1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := func(file string) string {
+		return fmt.Sprintf("targets: [{name: a, url: %s, model: inferprobe-sim, traffic: {pacer: trace, seed: 3, trace: {file: %q}}}]\n", url, file)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{})
+	defer set.Close(ctx)
+	if err := set.Apply(parseConfig(t, y(good))); err != nil {
+		t.Fatal(err)
+	}
+	err := set.Apply(parseConfig(t, y(bad))) // the file is a readable file: only Build reads its rows
+	if err == nil || !strings.Contains(err.Error(), bad+":2:") {
+		t.Fatalf("apply = %v, want an error naming %s:2", err, bad)
+	}
+	if st := set.Targets(); len(st) != 1 || !st[0].Running || st[0].Seed != 3 {
+		t.Fatalf("targets after the failed reload: %+v", st)
+	}
+	set.mu.Lock()
+	file := set.targets["a"].p.Config.Traffic.Trace.File
+	set.mu.Unlock()
+	if file != good {
+		t.Fatalf("the running target replays %s, want the good trace", file)
+	}
+}
