@@ -164,6 +164,42 @@ type Request struct {
 	// LoRATrafficSplit spreads the requests over LoRA adapters by share; each request picks
 	// one from the target's seed and sends its name as the model (label `adapter`).
 	LoRATrafficSplit []LoRAAdapter `yaml:"lora_traffic_split"`
+	// Dataset sends prompts sampled from a data set file instead of generated ones.
+	Dataset *Dataset `yaml:"dataset"`
+	// SharedPrefix sends groups of prompts that share a system prompt, to exercise prefix caches.
+	SharedPrefix *SharedPrefix `yaml:"shared_prefix"`
+}
+
+// Dataset is a file of prompts (nothing is downloaded at run time); each request sends an
+// entry sampled from the target's seed.
+type Dataset struct {
+	// File is the data set on disk; relative to the configuration file's directory.
+	File string `yaml:"file"`
+	// Format is sharegpt (the ShareGPT JSON) or jsonl; by default it follows the extension
+	// (.json is sharegpt, .jsonl jsonl).
+	Format string `yaml:"format"`
+	// MinInputTokens and MaxInputTokens keep only entries whose prompt length is within them
+	// (0: no bound).
+	MinInputTokens int `yaml:"min_input_tokens"`
+	MaxInputTokens int `yaml:"max_input_tokens"`
+	// MinOutputTokens and MaxOutputTokens keep only entries whose output length is within
+	// them (0: no bound).
+	MinOutputTokens int `yaml:"min_output_tokens"`
+	MaxOutputTokens int `yaml:"max_output_tokens"`
+	// SkipInvalid skips (and counts) malformed entries instead of rejecting the file.
+	SkipInvalid bool `yaml:"skip_invalid"`
+}
+
+// SharedPrefix configures prompts made of a per-group system prompt and a question.
+type SharedPrefix struct {
+	// Groups is the number of distinct system prompts.
+	Groups int `yaml:"groups"`
+	// PromptsPerGroup is the number of distinct questions per group (without cache busting).
+	PromptsPerGroup int `yaml:"prompts_per_group"`
+	// SystemPromptTokens is the length of each group's shared system prompt.
+	SystemPromptTokens int `yaml:"system_prompt_tokens"`
+	// QuestionTokens is the length of each request's question.
+	QuestionTokens int `yaml:"question_tokens"`
 }
 
 // Warmup configures the warmup gate.

@@ -33,6 +33,8 @@ func TestDocsListEveryField(t *testing.T) {
 		{"#### stages", reflect.TypeOf(Stage{})},
 		{"#### trace", reflect.TypeOf(Trace{})},
 		{"#### lora_traffic_split", reflect.TypeOf(LoRAAdapter{})},
+		{"#### dataset", reflect.TypeOf(Dataset{})},
+		{"#### shared_prefix", reflect.TypeOf(SharedPrefix{})},
 		{"### request", reflect.TypeOf(Request{})},
 		{"### warmup", reflect.TypeOf(Warmup{})},
 		{"### slo", reflect.TypeOf(SLO{})},

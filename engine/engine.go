@@ -165,33 +165,20 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p := &Pipeline{Config: t, Seed: seed, SeedSource: source, Plan: plan, client: client,
 		fingerprint: fingerprint(t, opts.BaseSeed)}
 
-	var adapters []traffic.WeightedAdapter
 	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
 		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E}}
 	for _, a := range t.Request.LoRATrafficSplit {
-		adapters = append(adapters, traffic.WeightedAdapter{Name: a.Name, Weight: a.Split})
 		info.Adapters = append(info.Adapters, a.Name)
 	}
 	p.Info = info
-	cacheBust := t.Request.CacheBust == nil || *t.Request.CacheBust
-	var src traffic.Source
 	if plan.Replay != nil {
-		// A trace drives both when and what: the source reads the rows the plan replays.
-		src = traffic.NewReplaySource(plan.Replay, traffic.ReplaySourceOptions{
-			CacheBust: cacheBust,
-			Seed:      traffic.SubSeed(seed, "source"),
-			Adapters:  adapters,
-		})
 		info.TraceRowsSkipped = plan.Replay.Trace().Skipped
-	} else {
-		src = traffic.NewPromptSource(traffic.PromptOptions{
-			Prompt:      t.Request.Prompt,
-			InputTokens: t.Request.InputTokens,
-			MaxTokens:   t.Request.MaxTokens,
-			CacheBust:   cacheBust,
-			Seed:        traffic.SubSeed(seed, "source"),
-			Adapters:    adapters,
-		})
+	}
+	// The source reads the same plan: a trace drives both when and what.
+	src, err := traffic.NewSource(t, plan, traffic.SubSeed(seed, "source"))
+	if err != nil {
+		p.Release()
+		return nil, err
 	}
 	p.Gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,

@@ -169,7 +169,7 @@ func TestTraceConfigErrors(t *testing.T) {
 		{"trace with another pacer", base("    traffic:", "      rate: 2", "      trace: {file: "+file+"}"),
 			[]wantErr{{"targets[0].traffic.trace", 7, "is not used by pacer constant"}}},
 		{"lengths the trace gives", base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}", "    request:", "      input_tokens: 5", "      max_tokens: 9"),
-			[]wantErr{{"targets[0].request.input_tokens", 9, "not used with pacer trace"}, {"targets[0].request.max_tokens", 10, "not used with pacer trace"}}},
+			[]wantErr{{"targets[0].request.input_tokens", 9, "is not used with traffic.trace"}, {"targets[0].request.max_tokens", 10, "not used with pacer trace"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,5 +218,41 @@ func TestBadTraceAtReloadKeepsRunning(t *testing.T) {
 	set.mu.Unlock()
 	if file != good {
 		t.Fatalf("the running target replays %s, want the good trace", file)
+	}
+}
+
+// TestSourceConfigErrors: the request sources' blocks are checked with field paths and lines.
+func TestSourceConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(file, []byte(`{"prompt": "a b c"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []wantErr
+	}{
+		{"dataset file missing", base("    request:", "      dataset: {format: jsonl}"),
+			[]wantErr{{"targets[0].request.dataset.file", 6, "is required"}}},
+		{"dataset format", base("    request:", "      dataset:", "        file: "+file, "        format: csv"),
+			[]wantErr{{"targets[0].request.dataset.format", 8, `must be sharegpt or jsonl, not "csv"`}}},
+		{"dataset bounds", base("    request:", "      dataset:", "        file: "+file, "        min_input_tokens: 10", "        max_input_tokens: 5"),
+			[]wantErr{{"targets[0].request.dataset.max_input_tokens", 9, "is below min_input_tokens"}}},
+		{"dataset with input_tokens", base("    request:", "      input_tokens: 9", "      dataset: {file: "+file+"}"),
+			[]wantErr{{"targets[0].request.input_tokens", 6, "is not used with request.dataset"}}},
+		{"two sources", base("    request:", "      dataset: {file: "+file+"}",
+			"      shared_prefix: {groups: 1, prompts_per_group: 1, system_prompt_tokens: 1, question_tokens: 1}"),
+			[]wantErr{{"targets[0].request.shared_prefix", 7, "cannot be used together with request.dataset"}}},
+		{"dataset with a trace", base("    traffic: {pacer: trace, trace: {file: "+file+"}}", "    request:", "      dataset: {file: "+file+"}"),
+			[]wantErr{{"targets[0].request.dataset", 7, "cannot be used together with traffic.trace"}}},
+		{"shared prefix zero", base("    request:", "      shared_prefix: {groups: 0, prompts_per_group: 1, system_prompt_tokens: 1, question_tokens: 1}"),
+			[]wantErr{{"targets[0].request.shared_prefix.groups", 6, "must be ≥ 1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			checkErrors(t, err, tt.want)
+		})
 	}
 }

@@ -92,9 +92,12 @@ func (c *OpenAIClient) Body(req traffic.Request) ([]byte, error) {
 	}
 	body := make(map[string]any, 8+len(c.extraBody))
 	body["model"] = model
-	if c.chat {
+	switch {
+	case c.chat && len(req.Messages) > 0:
+		body["messages"] = req.Messages
+	case c.chat:
 		body["messages"] = []map[string]string{{"role": "user", "content": req.Prompt}}
-	} else {
+	default:
 		body["prompt"] = req.Prompt
 	}
 	maxTokens := req.MaxTokens

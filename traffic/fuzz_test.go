@@ -76,3 +76,54 @@ func FuzzReadMooncake(f *testing.F) {
 		}
 	})
 }
+
+// checkDatasetInvariants: an accepted data set has entries with prompts whose counted length
+// is the words', and a failure names a line of the input.
+func checkDatasetInvariants(t *testing.T, data string, d *Dataset, err error) {
+	t.Helper()
+	if err != nil {
+		var re *RowError
+		if errors.As(err, &re) && (re.File != "fuzz" || re.Line < 1 || re.Line > strings.Count(data, "\n")+1) {
+			t.Fatalf("error %q names line %d of a %d-line input", err, re.Line, strings.Count(data, "\n")+1)
+		}
+		return
+	}
+	if d.Len() == 0 {
+		t.Fatal("a data set without entries was accepted")
+	}
+	src := NewDatasetSource(d, DatasetSourceOptions{MaxTokens: 5, CacheBust: true, Seed: 2})
+	for i := 0; i < d.Len(); i++ {
+		prompt, _, in, out := d.Entry(i)
+		if in != countWords(prompt) || out < 0 {
+			t.Fatalf("entry %d: %d tokens for %d words, output %d", i, in, countWords(prompt), out)
+		}
+		if r := src.Next(uint64(i)); r.MaxTokens < 1 || r.PromptTokens < 1 {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+}
+
+func FuzzReadShareGPT(f *testing.F) {
+	f.Add(shareGPTSample)
+	f.Add(`[{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ""}]}]`)
+	f.Add(`[{"conversations": null}, 3, "x", []]`)
+	f.Add("[\n{\"conversations\": [{\"from\": 1}]}\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		for _, skip := range []bool{false, true} {
+			d, err := ReadDataset(strings.NewReader(data), "fuzz", DatasetShareGPT, DatasetFilter{MaxInput: 100}, nil, skip)
+			checkDatasetInvariants(t, data, d, err)
+		}
+	})
+}
+
+func FuzzReadJSONL(f *testing.F) {
+	f.Add("{\"prompt\": \"hello there\", \"max_tokens\": 7}\n{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n")
+	f.Add("{\"prompt\": \"a\", \"messages\": []}\n{\"max_tokens\": -1}\n")
+	f.Add("[]\nnull\n{\"prompt\": 3}\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		for _, skip := range []bool{false, true} {
+			d, err := ReadDataset(strings.NewReader(data), "fuzz", DatasetJSONL, DatasetFilter{}, nil, skip)
+			checkDatasetInvariants(t, data, d, err)
+		}
+	})
+}

@@ -166,12 +166,11 @@ func (ConfigExtension) Check(t *config.Target, given func(string) bool, report c
 	sub := func(field, format string, args ...any) { report("traffic."+field, format, args...) }
 	k.check(tr, sub)
 	if k.Name == KindTrace {
-		for _, f := range []string{"request.prompt", "request.input_tokens", "request.max_tokens"} {
-			if given(f) {
-				report(f, "is not used with pacer trace: each request's input and output lengths come from its trace row")
-			}
+		if given("request.max_tokens") {
+			report("request.max_tokens", "is not used with pacer trace: each request's output length comes from its trace row")
 		}
 	}
+	checkSources(t, given, report)
 	if k.Name == KindConcurrent && tr.MaxInFlight > 0 && tr.Concurrency > tr.MaxInFlight {
 		report("traffic.max_in_flight", "%d is below concurrency (%d): raise it or omit it", tr.MaxInFlight, tr.Concurrency)
 	}

@@ -166,7 +166,7 @@ func (s *replaySource) Next(n uint64) Request {
 	for _, h := range hashes {
 		k := min(left, MooncakeBlockTokens)
 		seedPCG(&p, hashIndex(s.wordKey, h), streamBlock)
-		s.words(&b, &p, k)
+		appendWords(&b, &s.off, &p, k)
 		left -= k
 	}
 	switch {
@@ -177,29 +177,12 @@ func (s *replaySource) Next(n uint64) Request {
 			s.nonce(&b, n)
 			left--
 		}
-		s.words(&b, &p, left)
+		appendWords(&b, &s.off, &p, left)
 	default:
 		seedPCG(&p, s.wordKey, streamFixed)
-		s.words(&b, &p, left)
+		appendWords(&b, &s.off, &p, left)
 	}
 	return Request{Prompt: b.String(), PromptTokens: in, MaxTokens: out, Adapter: s.split.pick(n)}
-}
-
-// words appends count vocabulary words drawn from p, each after a space except the prompt's
-// first.
-func (s *replaySource) words(b *strings.Builder, p *rand.PCG, count int) {
-	for count > 0 {
-		x := p.Uint64()
-		for j := 0; j < 8 && count > 0; j++ {
-			w := vocabulary[s.off[x&0xff]:s.off[x&0xff+1]]
-			if b.Len() == 0 {
-				w = w[1:]
-			}
-			b.WriteString(w)
-			x >>= 8
-			count--
-		}
-	}
 }
 
 func (s *replaySource) nonce(b *strings.Builder, n uint64) {

@@ -27,6 +27,15 @@ type Request struct {
 	MaxTokens int
 	// Adapter is the LoRA adapter to address instead of the base model; "" for the base model.
 	Adapter string
+	// Messages, when set, are the chat messages to send instead of one user message holding
+	// Prompt (which then holds their contents joined, for completion APIs).
+	Messages []Message
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 // Source produces the request for each sequence number. Implementations are deterministic in
