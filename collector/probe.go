@@ -122,7 +122,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		goodput: counter("inferprobe_goodput_requests_total",
 			"Successful requests after warmup that met every configured SLO (ttft, tpot, e2e)."),
 		promptTokens: counter("inferprobe_prompt_tokens_total",
-			"Prompt tokens of successful requests after warmup, by source: usage (server-reported) or estimate (the request source's count).", "source"),
+			"Prompt tokens of successful requests after warmup, by source: usage (server-reported), estimate (the request source's count, when the server sent no usage) and requested (the request source's count, always: compare it with usage for the drift).", "source"),
 		outputTokens: counter("inferprobe_output_tokens_total",
 			"Output tokens of successful requests after warmup, by source: usage (server-reported) or chunks (token chunks counted).", "source"),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_requests_dropped_total",
@@ -183,7 +183,7 @@ func (m *targetMetrics) series(adapter string) *adapterSeries {
 		s.results[r] = m.requests.WithLabelValues(adapter, r)
 		s.warmupResults[r] = m.warmupRequests.WithLabelValues(adapter, r)
 	}
-	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate} {
+	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate, prober.SourceRequested} {
 		s.promptTokens[src] = m.promptTokens.WithLabelValues(adapter, src)
 	}
 	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
@@ -324,5 +324,8 @@ func (p *Probe) requestFinished(r *prober.Record) {
 	}
 	if c := s.promptTokens[r.PromptSource]; c != nil {
 		c.Add(float64(r.PromptTokens))
+	}
+	if r.RequestedPromptTokens > 0 {
+		s.promptTokens[prober.SourceRequested].Add(float64(r.RequestedPromptTokens))
 	}
 }

@@ -342,3 +342,23 @@ func TestProbeTraceRowsSkipped(t *testing.T) {
 		t.Fatalf("inferprobe_trace_rows_skipped_total = %v, want the 3 rows the trace skipped", got)
 	}
 }
+
+// TestProbeRequestedPromptTokens: the source's requested prompt length is counted beside the
+// server's, so their ratio is the approximation's drift.
+func TestProbeRequestedPromptTokens(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	p := NewProbe()
+	p.Register(tgt)
+	for _, requested := range []int{8, 0, 4} { // 0: the source did not know its length
+		r := successRecord(tgt, "", 10*ms)
+		r.RequestedPromptTokens = requested
+		finish(p, r)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	usage := sample(t, reg, "inferprobe_prompt_tokens_total", map[string]string{"source": prober.SourceUsage})
+	req := sample(t, reg, "inferprobe_prompt_tokens_total", map[string]string{"source": prober.SourceRequested})
+	if usage != 30 || req != 12 {
+		t.Fatalf("prompt tokens: usage %v, requested %v; want 30 and 12", usage, req)
+	}
+}

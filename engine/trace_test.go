@@ -101,7 +101,7 @@ func TestTraceReplayAgainstSimulator(t *testing.T) {
 		if r.OutputSource != prober.SourceUsage || r.OutputTokens != out {
 			t.Errorf("request %d: %d output tokens (%s), want the row's %d by usage", r.Seq, r.OutputTokens, r.OutputSource, out)
 		}
-		if r.PromptSource != prober.SourceUsage || r.PromptTokens != in {
+		if r.PromptSource != prober.SourceUsage || r.PromptTokens != in || r.RequestedPromptTokens != in {
 			t.Errorf("request %d: %d prompt tokens (%s), want the row's %d by usage", r.Seq, r.PromptTokens, r.PromptSource, in)
 		}
 	}

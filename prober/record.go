@@ -36,6 +36,9 @@ const (
 	// SourceEstimate means the prompt count is the request source's own estimate (the server
 	// sent no usage).
 	SourceEstimate = "estimate"
+	// SourceRequested counts the prompt tokens the request source asked for, whatever the
+	// server reported, so requested and reported (usage) can be compared.
+	SourceRequested = "requested"
 )
 
 // SLO holds a target's latency objectives; zero means not set.
@@ -126,6 +129,10 @@ type Record struct {
 	// PromptTokens is the prompt length; PromptSource is usage or estimate ("" if unknown).
 	PromptTokens int
 	PromptSource string
+	// RequestedPromptTokens is the prompt length the request source asked for (its own
+	// count: words, or a tokenizer's tokens), whatever the server reports; 0 if unknown. Set
+	// beside the server's PromptTokens it shows the drift of the source's approximation.
+	RequestedPromptTokens int
 	// Status is the HTTP status code, 0 if none was received.
 	Status int
 	// Result is success or an error class.

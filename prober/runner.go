@@ -268,6 +268,7 @@ func (r *Runner) send(ctx context.Context, n uint64, due time.Time, req traffic.
 	rec := r.records.Get().(*Record)
 	rec.Reset()
 	rec.Target, rec.Seq, rec.Intended, rec.Adapter = r.cfg.Target, n, due, req.Adapter
+	rec.RequestedPromptTokens = req.PromptTokens
 
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
