@@ -148,10 +148,14 @@ type LoRAAdapter struct {
 type Request struct {
 	// Prompt is a fixed prompt; exclusive with InputTokens.
 	Prompt string `yaml:"prompt"`
-	// InputTokens asks for a generated prompt of about this many tokens.
-	InputTokens int `yaml:"input_tokens"`
+	// InputTokens asks for a generated prompt of about this many tokens: a number, or a
+	// distribution each request draws its length from.
+	InputTokens Tokens `yaml:"input_tokens"`
 	// MaxTokens caps the output (max_tokens).
 	MaxTokens int `yaml:"max_tokens"`
+	// OutputTokens, when given, sets each request's max_tokens from a number or a
+	// distribution (with ignore_eos, the output length); exclusive with MaxTokens.
+	OutputTokens Tokens `yaml:"output_tokens"`
 	// IgnoreEOS asks servers that support it (vLLM, SGLang, TGI) to generate exactly MaxTokens.
 	IgnoreEOS bool `yaml:"ignore_eos"`
 	// Temperature is the sampling temperature; nil leaves it to the server.
@@ -168,6 +172,37 @@ type Request struct {
 	Dataset *Dataset `yaml:"dataset"`
 	// SharedPrefix sends groups of prompts that share a system prompt, to exercise prefix caches.
 	SharedPrefix *SharedPrefix `yaml:"shared_prefix"`
+}
+
+// Tokens is a length in tokens: a plain number in the file, or a distribution given as a
+// mapping ({dist, mean, stddev, min, max}) from which each request draws its own length.
+type Tokens struct {
+	// N is the length given as a number; 0 when a distribution is given or nothing is.
+	N int
+	// Dist is the distribution given as a mapping; nil for a number.
+	Dist *LengthDist
+}
+
+// FixedTokens returns the length n as a plain number.
+func FixedTokens(n int) Tokens { return Tokens{N: n} }
+
+// IsZero reports whether neither a number nor a distribution is given.
+func (t Tokens) IsZero() bool { return t.N == 0 && t.Dist == nil }
+
+// LengthDist is a distribution of lengths in tokens. Draws are rounded to whole tokens and
+// kept within [Min, Max].
+type LengthDist struct {
+	// Dist is fixed (always Mean), uniform (between Min and Max), normal or lognormal (with
+	// Mean and Stddev the mean and standard deviation of the lengths themselves).
+	Dist string `yaml:"dist"`
+	// Mean is the mean length (fixed, normal, lognormal).
+	Mean float64 `yaml:"mean"`
+	// Stddev is the standard deviation (normal, lognormal).
+	Stddev float64 `yaml:"stddev"`
+	// Min is the least length (default 1); required for uniform.
+	Min int `yaml:"min"`
+	// Max is the greatest length (default MaxTokensLimit); required for uniform.
+	Max int `yaml:"max"`
 }
 
 // Dataset is a file of prompts (nothing is downloaded at run time); each request sends an

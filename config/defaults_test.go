@@ -28,7 +28,7 @@ func TestDefaultsOfMinimalTarget(t *testing.T) {
 		IdleTimeout:      30 * time.Second,
 		MaxResponseBytes: 16 << 20,
 		Traffic:          Traffic{MaxInFlight: 64},
-		Request:          Request{InputTokens: 128, MaxTokens: 64, CacheBust: &on},
+		Request:          Request{InputTokens: FixedTokens(128), MaxTokens: 64, CacheBust: &on},
 		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute},
 	}
 	if got := c.Targets[0]; !reflect.DeepEqual(got, want) {
@@ -60,7 +60,7 @@ func TestDefaultsDependOnOtherFields(t *testing.T) {
 			}
 		}},
 		{"prompt given means no input tokens", []string{"    request:", "      prompt: hello"}, func(t *testing.T, tg Target) {
-			if tg.Request.InputTokens != 0 || tg.Request.Prompt != "hello" {
+			if !tg.Request.InputTokens.IsZero() || tg.Request.Prompt != "hello" {
 				t.Errorf("request = %+v", tg.Request)
 			}
 		}},

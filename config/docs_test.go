@@ -32,6 +32,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"### traffic", reflect.TypeOf(Traffic{})},
 		{"#### stages", reflect.TypeOf(Stage{})},
 		{"#### trace", reflect.TypeOf(Trace{})},
+		{"#### length distributions", reflect.TypeOf(LengthDist{})},
 		{"#### lora_traffic_split", reflect.TypeOf(LoRAAdapter{})},
 		{"#### dataset", reflect.TypeOf(Dataset{})},
 		{"#### shared_prefix", reflect.TypeOf(SharedPrefix{})},

@@ -160,7 +160,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"api", tg.API, prober.APIOpenAIChat},
 		{"pacer", tg.Traffic.Pacer, traffic.KindConstant},
 		{"rate", tg.Traffic.Rate, 1.0},
-		{"input tokens", tg.Request.InputTokens, 128},
+		{"input tokens", tg.Request.InputTokens.N, 128},
 		{"max tokens", tg.Request.MaxTokens, 32},
 		{"ignore eos", tg.Request.IgnoreEOS, true},
 		{"warmup requests", tg.Warmup.Requests, 3},

@@ -60,7 +60,7 @@ func DefaultConfig(simulatorURL string) *config.Config {
 		API:     prober.APIOpenAIChat,
 		Model:   "inferprobe-sim",
 		Traffic: config.Traffic{Pacer: traffic.KindConstant, Rate: 1},
-		Request: config.Request{InputTokens: 128, MaxTokens: 32, IgnoreEOS: true},
+		Request: config.Request{InputTokens: config.FixedTokens(128), MaxTokens: 32, IgnoreEOS: true},
 		Warmup:  config.Warmup{Requests: 3, MinDuration: 2 * time.Second, MaxDuration: time.Minute},
 		// The simulator serves vLLM-style metrics, so the server-side series show up too.
 		Metrics: &config.Metrics{Engine: server.EngineVLLM},

@@ -246,6 +246,20 @@ func TestSourceConfigErrors(t *testing.T) {
 			[]wantErr{{"targets[0].request.shared_prefix", 7, "cannot be used together with request.dataset"}}},
 		{"dataset with a trace", base("    traffic: {pacer: trace, trace: {file: "+file+"}}", "    request:", "      dataset: {file: "+file+"}"),
 			[]wantErr{{"targets[0].request.dataset", 7, "cannot be used together with traffic.trace"}}},
+		{"dist unknown", base("    request:", "      input_tokens:", "        dist: gauss", "        mean: 5"),
+			[]wantErr{{"targets[0].request.input_tokens.dist", 7, `must be one of fixed, uniform, normal, lognormal, not "gauss"`}}},
+		{"uniform without max", base("    request:", "      input_tokens: {dist: uniform, min: 5}"),
+			[]wantErr{{"targets[0].request.input_tokens.dist", 6, "uniform needs min and max"}}},
+		{"normal mean", base("    request:", "      output_tokens:", "        dist: normal", "        mean: 0", "        stddev: 3"),
+			[]wantErr{{"targets[0].request.output_tokens.mean", 8, "must be ≥ 1"}}},
+		{"dist bounds", base("    request:", "      input_tokens: {dist: normal, mean: 50, stddev: 5, min: 60, max: 40}"),
+			[]wantErr{{"targets[0].request.input_tokens.max", 6, "40 is below min (60)"}}},
+		{"length as a list", base("    request:", "      input_tokens: [1, 2]"),
+			[]wantErr{{"targets[0].request.input_tokens", 6, "must be a number of tokens or a distribution"}}},
+		{"dist unknown key", base("    request:", "      input_tokens: {dist: fixed, mean: 5, median: 4}"),
+			[]wantErr{{"targets[0].request.input_tokens.median", 6, "unknown field"}}},
+		{"output_tokens with max_tokens", base("    request:", "      max_tokens: 5", "      output_tokens: 9"),
+			[]wantErr{{"targets[0].request.output_tokens", 7, "cannot be used together with max_tokens"}}},
 		{"shared prefix zero", base("    request:", "      shared_prefix: {groups: 0, prompts_per_group: 1, system_prompt_tokens: 1, question_tokens: 1}"),
 			[]wantErr{{"targets[0].request.shared_prefix.groups", 6, "must be ≥ 1"}}},
 	}
@@ -254,5 +268,37 @@ func TestSourceConfigErrors(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml))
 			checkErrors(t, err, tt.want)
 		})
+	}
+}
+
+// TestLengthDistributionsFromConfig: drawn lengths reach the requests the engine's source sends.
+func TestLengthDistributionsFromConfig(t *testing.T) {
+	c := parseConfig(t, base("    traffic: {seed: 4}", "    request:", "      input_tokens: {dist: uniform, min: 3, max: 9}", "      output_tokens: {dist: fixed, mean: 12}"))
+	rq := c.Targets[0].Request
+	if rq.InputTokens.Dist == nil || rq.OutputTokens.Dist == nil || rq.MaxTokens != 0 {
+		t.Fatalf("request %+v", rq)
+	}
+	p, err := Build(c.Targets[0], BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	src, err := traffic.NewSource(c.Targets[0], p.Plan, traffic.SubSeed(p.Seed, "source"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := map[int]bool{}
+	for n := uint64(0); n < 100; n++ {
+		r := src.Next(n)
+		if r.MaxTokens != 12 || r.PromptTokens < 3 || r.PromptTokens > 9 || traffic.CountWords(r.Prompt) != r.PromptTokens {
+			t.Fatalf("request %d: %+v", n, r)
+		}
+		lengths[r.PromptTokens] = true
+	}
+	if len(lengths) != 7 {
+		t.Fatalf("%d distinct prompt lengths, want all 7 of 3..9", len(lengths))
+	}
+	if n := parseConfig(t, base("    request: {output_tokens: 40}")).Targets[0].Request; n.OutputTokens.N != 40 || n.MaxTokens != 0 {
+		t.Fatalf("output_tokens as a number: %+v", n)
 	}
 }

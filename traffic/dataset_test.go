@@ -195,7 +195,7 @@ func TestNewSourceFromConfig(t *testing.T) {
 	}
 	off := false
 	tgt := func() config.Target {
-		return config.Target{Request: config.Request{InputTokens: 5, MaxTokens: 9, CacheBust: &off}}
+		return config.Target{Request: config.Request{InputTokens: config.FixedTokens(5), MaxTokens: 9, CacheBust: &off}}
 	}
 	gen := tgt()
 	if r := mustSource(t, gen).Next(0); r.PromptTokens != 5 || r.MaxTokens != 9 {

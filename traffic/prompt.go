@@ -27,6 +27,10 @@ type PromptOptions struct {
 	InputTokens int
 	// MaxTokens is copied into every request.
 	MaxTokens int
+	// InputLengths, when set, draws each generated prompt's length instead of InputTokens.
+	InputLengths Lengths
+	// OutputLengths, when set, draws each request's MaxTokens instead of MaxTokens.
+	OutputLengths Lengths
 	// CacheBust makes every prompt unique from its first word on, so prefix caches cannot
 	// hide prefill cost.
 	CacheBust bool
@@ -90,13 +94,15 @@ const (
 // the prompt text; it is "" (the base model) when no adapter has a positive weight.
 func NewPromptSource(opts PromptOptions) Source {
 	s := &promptSource{
-		inputTokens: max(opts.InputTokens, 0),
-		maxTokens:   opts.MaxTokens,
-		prompt:      opts.Prompt,
-		promptWords: countWords(opts.Prompt),
-		cacheBust:   opts.CacheBust,
-		wordKey:     opts.Seed,
-		nonceKey:    mix64(opts.Seed ^ streamNonce),
+		inputLengths:  opts.InputLengths,
+		outputLengths: opts.OutputLengths,
+		inputTokens:   max(opts.InputTokens, 0),
+		maxTokens:     opts.MaxTokens,
+		prompt:        opts.Prompt,
+		promptWords:   countWords(opts.Prompt),
+		cacheBust:     opts.CacheBust,
+		wordKey:       opts.Seed,
+		nonceKey:      mix64(opts.Seed ^ streamNonce),
 	}
 	s.off = vocabularyOffsets()
 
@@ -106,16 +112,20 @@ func NewPromptSource(opts PromptOptions) Source {
 		switch {
 		case s.prompt != "":
 			s.fixed, s.fixedTokens = s.prompt, s.promptWords
+		case s.inputLengths != nil:
+			// Drawn lengths: every prompt is a prefix of the one fixed word sequence.
 		case s.inputTokens > 0:
 			var p rand.PCG
 			seedPCG(&p, s.wordKey, streamFixed)
-			s.fixed, s.fixedTokens = s.generate(p, false, 0), s.inputTokens
+			s.fixed, s.fixedTokens = s.generate(p, false, 0, s.inputTokens), s.inputTokens
 		}
 	}
 	return s
 }
 
 type promptSource struct {
+	inputLengths, outputLengths Lengths
+
 	inputTokens int
 	maxTokens   int
 	prompt      string
@@ -192,7 +202,19 @@ func vocabularyOffsets() (off [vocabularySize + 1]uint16) {
 
 func (s *promptSource) Next(n uint64) Request {
 	r := Request{MaxTokens: s.maxTokens, Adapter: s.adapter(n)}
+	if s.outputLengths != nil {
+		r.MaxTokens = s.outputLengths.Length(n)
+	}
 	switch {
+	case s.inputLengths != nil && s.prompt == "":
+		length := s.inputLengths.Length(n)
+		var p rand.PCG
+		if s.cacheBust {
+			seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
+		} else {
+			seedPCG(&p, s.wordKey, streamFixed)
+		}
+		r.Prompt, r.PromptTokens = s.generate(p, s.cacheBust, n, length), length
 	case !s.cacheBust:
 		r.Prompt, r.PromptTokens = s.fixed, s.fixedTokens
 	case s.prompt != "":
@@ -205,7 +227,7 @@ func (s *promptSource) Next(n uint64) Request {
 	case s.inputTokens > 0:
 		var p rand.PCG
 		seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
-		r.Prompt, r.PromptTokens = s.generate(p, true, n), s.inputTokens
+		r.Prompt, r.PromptTokens = s.generate(p, true, n, s.inputTokens), s.inputTokens
 	default:
 		var b strings.Builder
 		b.Grow(nonceLen)
@@ -215,11 +237,11 @@ func (s *promptSource) Next(n uint64) Request {
 	return r
 }
 
-// generate builds a prompt of s.inputTokens words from p's draws, the first being the nonce
-// for n if nonce is set. It runs the generator twice from the same state: once to size the
-// buffer exactly, once to fill it, so the prompt costs a single allocation.
-func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64) string {
-	body := s.inputTokens
+// generate builds a prompt of words words from p's draws, the first being the nonce for n
+// if nonce is set. It runs the generator twice from the same state: once to size the buffer
+// exactly, once to fill it, so the prompt costs a single allocation.
+func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) string {
+	body := words
 	size := 0
 	if nonce {
 		body--

@@ -63,12 +63,17 @@ func sourceKinds() []SourceKind {
 		{Name: SourceSharedPrefix, Key: "request.shared_prefix", Summary: "Groups of prompts sharing a system prompt, to exercise prefix caches.",
 			selected: func(t config.Target) bool { return t.Request.SharedPrefix != nil },
 			check:    checkSharedPrefix, build: buildSharedPrefix},
-		{Name: SourceGenerated, Summary: "A fixed `prompt`, or generated prompts of `input_tokens` words.",
+		{Name: SourceGenerated, Summary: "A fixed `prompt`, or generated prompts of `input_tokens` words (a number or a distribution), with `max_tokens` or `output_tokens`.",
 			selected: func(config.Target) bool { return true },
 			check:    func(config.Target, config.Reporter) {},
 			build: func(t config.Target, _ Plan, o sourceOptions) (Source, error) {
-				return NewPromptSource(PromptOptions{Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens,
-					MaxTokens: t.Request.MaxTokens, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters}), nil
+				opts := PromptOptions{Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens.N,
+					MaxTokens: t.Request.MaxTokens, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters,
+					InputLengths: lengthsOf(t.Request.InputTokens, o.seed, "input_tokens"), OutputLengths: lengthsOf(t.Request.OutputTokens, o.seed, "output_tokens")}
+				if t.Request.OutputTokens.Dist == nil && t.Request.OutputTokens.N > 0 {
+					opts.MaxTokens = t.Request.OutputTokens.N
+				}
+				return NewPromptSource(opts), nil
 			}},
 	}
 }
@@ -112,7 +117,7 @@ func checkSources(t *config.Target, given func(string) bool, report config.Repor
 		return
 	}
 	if len(chosen) == 1 {
-		for _, f := range []string{"request.prompt", "request.input_tokens"} {
+		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens"} {
 			if given(f) {
 				report(f, "is not used with %s: the prompts come from there", chosen[0])
 			}
