@@ -89,6 +89,9 @@ func resolvePaths(c *Config, dir string) {
 		if tr := t.Traffic.Trace; tr != nil && tr.File != "" && !filepath.IsAbs(tr.File) {
 			tr.File = filepath.Join(dir, tr.File)
 		}
+		if tk := &t.Request.Tokenizer; *tk != "" && !filepath.IsAbs(*tk) {
+			*tk = filepath.Join(dir, *tk)
+		}
 		if ds := t.Request.Dataset; ds != nil && ds.File != "" && !filepath.IsAbs(ds.File) {
 			ds.File = filepath.Join(dir, ds.File)
 		}

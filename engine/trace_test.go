@@ -302,3 +302,27 @@ func TestLengthDistributionsFromConfig(t *testing.T) {
 		t.Fatalf("output_tokens as a number: %+v", n)
 	}
 }
+
+// TestTokenizerConfig: request.tokenizer is checked like every file and not allowed where the
+// prompts do not come from the generator.
+func TestTokenizerConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(file, []byte(`{"prompt": "a b c"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkErrors(t, func() error {
+		_, err := Parse([]byte(base("    request:", "      tokenizer: "+filepath.Join(dir, "none.json"))))
+		return err
+	}(),
+		[]wantErr{{"targets[0].request.tokenizer", 6, "cannot be read"}})
+	checkErrors(t, func() error {
+		_, err := Parse([]byte(base("    request:", "      dataset: {file: "+file+"}", "      tokenizer: "+file)))
+		return err
+	}(), []wantErr{{"targets[0].request.tokenizer", 7, "is not used with request.dataset"}})
+	// A file that is not a tokenizer fails the build, naming it.
+	c := parseConfig(t, base("    request:", "      tokenizer: "+file))
+	if _, err := Build(c.Targets[0], BuildOptions{}); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("build with a bad tokenizer: %v", err)
+	}
+}

@@ -31,6 +31,9 @@ type PromptOptions struct {
 	InputLengths Lengths
 	// OutputLengths, when set, draws each request's MaxTokens instead of MaxTokens.
 	OutputLengths Lengths
+	// Tokenizer, when set, makes generated prompts exactly their length in that model's
+	// tokens (see Tokenizer) and counts a fixed Prompt with it.
+	Tokenizer *Tokenizer
 	// CacheBust makes every prompt unique from its first word on, so prefix caches cannot
 	// hide prefill cost.
 	CacheBust bool
@@ -105,6 +108,24 @@ func NewPromptSource(opts PromptOptions) Source {
 		nonceKey:      mix64(opts.Seed ^ streamNonce),
 	}
 	s.off = vocabularyOffsets()
+	for i := range s.remap {
+		s.remap[i] = uint8(i)
+	}
+	if tk := opts.Tokenizer; tk != nil {
+		for i := range s.remap {
+			s.remap[i] = tk.ones[i%len(tk.ones)]
+		}
+		s.wordNonce = true
+		if opts.Prompt != "" {
+			// After a nonce the prompt follows a space, which byte-level tokenizers count
+			// with its first word.
+			if s.cacheBust {
+				s.promptWords = tk.Count(" " + opts.Prompt)
+			} else {
+				s.promptWords = tk.Count(opts.Prompt)
+			}
+		}
+	}
 
 	s.split = newAdapterSplit(opts.Adapters, mix64(opts.Seed^streamAdapters))
 
@@ -125,6 +146,11 @@ func NewPromptSource(opts PromptOptions) Source {
 
 type promptSource struct {
 	inputLengths, outputLengths Lengths
+	// remap turns a drawn byte into a vocabulary index: the identity, or with a tokenizer
+	// one of its single-token words.
+	remap [vocabularySize]uint8
+	// wordNonce makes the nonce nonceWords single-token words instead of "req-" and hex.
+	wordNonce bool
 
 	inputTokens int
 	maxTokens   int
@@ -220,10 +246,10 @@ func (s *promptSource) Next(n uint64) Request {
 	case s.prompt != "":
 		var b strings.Builder
 		b.Grow(nonceLen + 1 + len(s.prompt))
-		s.writeNonce(&b, n)
+		k := s.writeNonce(&b, n, nonceWords)
 		b.WriteByte(' ')
 		b.WriteString(s.prompt)
-		r.Prompt, r.PromptTokens = b.String(), s.promptWords+1
+		r.Prompt, r.PromptTokens = b.String(), s.promptWords+k
 	case s.inputTokens > 0:
 		var p rand.PCG
 		seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
@@ -231,27 +257,38 @@ func (s *promptSource) Next(n uint64) Request {
 	default:
 		var b strings.Builder
 		b.Grow(nonceLen)
-		s.writeNonce(&b, n)
-		r.Prompt, r.PromptTokens = b.String(), 1
+		r.PromptTokens = s.writeNonce(&b, n, nonceWords)
+		r.Prompt = b.String()
 	}
 	return r
 }
 
-// generate builds a prompt of words words from p's draws, the first being the nonce for n
-// if nonce is set. It runs the generator twice from the same state: once to size the buffer
-// exactly, once to fill it, so the prompt costs a single allocation.
+// nonceWords is the length of a nonce made of words (with a tokenizer): 8 draws from at least
+// 16 single-token words, so at least 32 bits tell requests apart.
+const nonceWords = 8
+
+// generate builds a prompt of words words from p's draws, starting with the nonce for n if
+// nonce is set (one word, or with a tokenizer up to nonceWords single-token words). It runs the
+// generator twice from the same state: once to size the buffer exactly, once to fill it, so
+// the prompt costs a single allocation.
 func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) string {
 	body := words
 	size := 0
+	k := 0 // the nonce's words
 	if nonce {
-		body--
-		size = nonceLen
+		k = 1
+		if s.wordNonce {
+			k = min(nonceWords, words)
+		}
+		body -= k
+		size = s.nonceSize(n, k)
 	}
 	sizer := p // a copy replays the same draws
 	for left := body; left > 0; {
 		x := sizer.Uint64()
 		for j := 0; j < 8 && left > 0; j++ {
-			size += int(s.off[x&0xff+1] - s.off[x&0xff])
+			w := int(s.remap[x&0xff])
+			size += int(s.off[w+1] - s.off[w])
 			x >>= 8
 			left--
 		}
@@ -262,17 +299,16 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) str
 
 	var b strings.Builder
 	b.Grow(size)
-	first := true
 	if nonce {
-		s.writeNonce(&b, n)
-		first = false
+		s.writeNonce(&b, n, k)
 	}
 	for left := body; left > 0; {
 		x := p.Uint64()
 		for j := 0; j < 8 && left > 0; j++ {
-			w := vocabulary[s.off[x&0xff]:s.off[x&0xff+1]]
-			if first {
-				w, first = w[1:], false
+			i := int(s.remap[x&0xff])
+			w := vocabulary[s.off[i]:s.off[i+1]]
+			if b.Len() == 0 {
+				w = w[1:]
 			}
 			b.WriteString(w)
 			x >>= 8
@@ -282,16 +318,47 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) str
 	return b.String()
 }
 
-func (s *promptSource) writeNonce(b *strings.Builder, n uint64) {
+// nonceSize returns the bytes writeNonce writes for n with k words.
+func (s *promptSource) nonceSize(n uint64, k int) int {
+	if !s.wordNonce {
+		return nonceLen
+	}
+	size := -1 // the first word's leading space is not written
+	v := hashIndex(s.nonceKey, n)
+	for range k {
+		w := int(s.remap[v&0xff])
+		size += int(s.off[w+1] - s.off[w])
+		v >>= 8
+	}
+	return size
+}
+
+// writeNonce writes request n's nonce at the start of b and returns its length in tokens:
+// "req-" and 16 hex digits of a bijective hash of n (one word), or with a tokenizer k
+// single-token words chosen by that hash's bytes.
+func (s *promptSource) writeNonce(b *strings.Builder, n uint64, k int) int {
+	v := hashIndex(s.nonceKey, n)
+	if s.wordNonce {
+		for j := range k {
+			i := int(s.remap[v&0xff])
+			w := vocabulary[s.off[i]:s.off[i+1]]
+			if j == 0 {
+				w = w[1:]
+			}
+			b.WriteString(w)
+			v >>= 8
+		}
+		return k
+	}
 	const hex = "0123456789abcdef"
 	var buf [nonceLen]byte
 	copy(buf[:], noncePrefix)
-	v := hashIndex(s.nonceKey, n)
 	for i := nonceLen - 1; i >= len(noncePrefix); i-- {
 		buf[i] = hex[v&0xf]
 		v >>= 4
 	}
 	b.Write(buf[:])
+	return 1
 }
 
 func (s *promptSource) adapter(n uint64) string { return s.split.pick(n) }

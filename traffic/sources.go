@@ -65,9 +65,20 @@ func sourceKinds() []SourceKind {
 			check:    checkSharedPrefix, build: buildSharedPrefix},
 		{Name: SourceGenerated, Summary: "A fixed `prompt`, or generated prompts of `input_tokens` words (a number or a distribution), with `max_tokens` or `output_tokens`.",
 			selected: func(config.Target) bool { return true },
-			check:    func(config.Target, config.Reporter) {},
+			check: func(t config.Target, report config.Reporter) {
+				if t.Request.Tokenizer != "" {
+					checkFile("request.tokenizer", t.Request.Tokenizer, report)
+				}
+			},
 			build: func(t config.Target, _ Plan, o sourceOptions) (Source, error) {
-				opts := PromptOptions{Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens.N,
+				var tk *Tokenizer
+				if t.Request.Tokenizer != "" {
+					var err error
+					if tk, err = LoadTokenizer(t.Request.Tokenizer); err != nil {
+						return nil, err
+					}
+				}
+				opts := PromptOptions{Tokenizer: tk, Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens.N,
 					MaxTokens: t.Request.MaxTokens, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters,
 					InputLengths: lengthsOf(t.Request.InputTokens, o.seed, "input_tokens"), OutputLengths: lengthsOf(t.Request.OutputTokens, o.seed, "output_tokens")}
 				if t.Request.OutputTokens.Dist == nil && t.Request.OutputTokens.N > 0 {
@@ -117,7 +128,7 @@ func checkSources(t *config.Target, given func(string) bool, report config.Repor
 		return
 	}
 	if len(chosen) == 1 {
-		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens"} {
+		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens", "request.tokenizer"} {
 			if given(f) {
 				report(f, "is not used with %s: the prompts come from there", chosen[0])
 			}
