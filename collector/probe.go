@@ -4,6 +4,7 @@ package collector
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,6 +49,7 @@ var _ prober.Observer = (*Probe)(nil)
 // adapter label; target-level gauges do not.
 type targetMetrics struct {
 	ttft, itl, tpot, e2e, delay *prometheus.HistogramVec
+	turnTTFT                    *prometheus.HistogramVec // labels adapter, turn
 	requests, warmupRequests    *prometheus.CounterVec
 	goodput                     *prometheus.CounterVec
 	promptTokens, outputTokens  *prometheus.CounterVec
@@ -115,6 +117,13 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		delay: hist("inferprobe_schedule_delay_seconds",
 			"t0 minus the time the pacer intended for the request (client-side lateness), requests after warmup.",
 			delayBuckets),
+		turnTTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "inferprobe_conversation_time_to_first_token_seconds",
+			Help:        "TTFT of successful multi-turn conversation requests after warmup, by turn (from 1; bounded by request.conversation.turns).",
+			ConstLabels: labels, Buckets: withSLO(ttftBuckets, ttftSLO),
+			NativeHistogramBucketFactor: nativeFactor, NativeHistogramMaxBucketNumber: nativeMaxBuckets,
+			NativeHistogramMinResetDuration: nativeMinReset,
+		}, []string{"adapter", "turn"}),
 		requests: counter("inferprobe_requests_total",
 			"Requests finished after the warmup gate opened, by result (success or an error class).", "result"),
 		warmupRequests: counter("inferprobe_warmup_requests_total",
@@ -141,7 +150,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			"TTFT of the first request after start or after the warmup gate re-armed."),
 		adapters: map[string]*adapterSeries{},
 	}
-	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.requests,
+	m.collectors = []prometheus.Collector{m.ttft, m.turnTTFT, m.itl, m.tpot, m.e2e, m.delay, m.requests,
 		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.dropped, m.warmupForced,
 		m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete, m.traceSkipped}
 	m.traceSkipped.Add(float64(t.TraceRowsSkipped))
@@ -308,6 +317,9 @@ func (p *Probe) requestFinished(r *prober.Record) {
 	}
 	if ttft, ok := r.TTFT(); ok {
 		s.ttft.Observe(ttft.Seconds())
+		if r.Turn > 0 {
+			m.turnTTFT.WithLabelValues(r.Adapter, strconv.Itoa(r.Turn)).Observe(ttft.Seconds())
+		}
 	}
 	for _, gap := range r.Gaps {
 		s.itl.Observe(gap.Seconds())

@@ -281,6 +281,9 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 	p := NewProbe()
 	p.Register(tgt)
 	finish(p, successRecord(tgt, "", 10*ms, 5*ms))
+	turn := successRecord(tgt, "", 10*ms, 5*ms)
+	turn.Turn = 2 // a conversation's second turn
+	finish(p, turn)
 	p.Observe(prober.Event{Kind: prober.EventColdStart, Target: tgt, Duration: 10 * ms})
 	p.Observe(prober.Event{Kind: prober.EventStage, Target: tgt, Value: 1})
 	reg := prometheus.NewPedanticRegistry()

@@ -176,6 +176,17 @@ type Request struct {
 	Dataset *Dataset `yaml:"dataset"`
 	// SharedPrefix sends groups of prompts that share a system prompt, to exercise prefix caches.
 	SharedPrefix *SharedPrefix `yaml:"shared_prefix"`
+	// Conversation makes every request a multi-turn session that resends the whole history.
+	Conversation *Conversation `yaml:"conversation"`
+}
+
+// Conversation configures multi-turn sessions: turn k sends the prompt, every earlier
+// question and the server's real answers, so the server can reuse turn k-1's KV cache.
+type Conversation struct {
+	// Turns is the number of requests per session.
+	Turns int `yaml:"turns"`
+	// ThinkTime is the pause between an answer and the next turn.
+	ThinkTime time.Duration `yaml:"think_time"`
 }
 
 // Tokens is a length in tokens: a plain number in the file, or a distribution given as a

@@ -33,6 +33,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"#### stages", reflect.TypeOf(Stage{})},
 		{"#### trace", reflect.TypeOf(Trace{})},
 		{"#### length distributions", reflect.TypeOf(LengthDist{})},
+		{"#### conversation", reflect.TypeOf(Conversation{})},
 		{"#### lora_traffic_split", reflect.TypeOf(LoRAAdapter{})},
 		{"#### dataset", reflect.TypeOf(Dataset{})},
 		{"#### shared_prefix", reflect.TypeOf(SharedPrefix{})},

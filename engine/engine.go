@@ -189,6 +189,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p.Runner = prober.NewRunner(prober.RunnerConfig{
 		Target: info, Plan: plan, Source: src, Client: client, Gate: p.Gate,
 		Observer: opts.Observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: opts.Logger,
+		Conversation: conversation(t.Request.Conversation),
 	})
 	if t.Metrics != nil {
 		if p.Scraper, p.scrapeTransport, err = newScraper(t, p.Gate, opts.Logger); err != nil {
@@ -197,6 +198,14 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		}
 	}
 	return p, nil
+}
+
+// conversation is the run loop's view of request.conversation (none when nil).
+func conversation(c *config.Conversation) prober.Conversation {
+	if c == nil {
+		return prober.Conversation{}
+	}
+	return prober.Conversation{Turns: c.Turns, ThinkTime: c.ThinkTime}
 }
 
 // fingerprint identifies a target's settings for reloads: the target's own, plus the base

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -324,5 +326,81 @@ func TestTokenizerConfig(t *testing.T) {
 	c := parseConfig(t, base("    request:", "      tokenizer: "+file))
 	if _, err := Build(c.Targets[0], BuildOptions{}); err == nil || !strings.Contains(err.Error(), file) {
 		t.Fatalf("build with a bad tokenizer: %v", err)
+	}
+}
+
+// TestConversationResendsHistory: each session sends its turns in order, turn k carrying the
+// earlier questions and the server's real answers; every turn is a record with its turn number.
+func TestConversationResendsHistory(t *testing.T) {
+	rs := &recordingServer{}
+	srv := httptest.NewServer(rs)
+	defer srv.Close()
+	cfg := parseConfig(t, fmt.Sprintf(`targets:
+  - name: chat
+    url: %s
+    model: m
+    traffic: {pacer: stages, stages: [{rate: 10, duration: 1s}], seed: 2}
+    request: {input_tokens: 6, max_tokens: 2, conversation: {turns: 3, think_time: 20ms}}
+    warmup: {requests: 0, min_duration: 0s}
+`, srv.URL))
+	rec := &records{}
+	runOnce(t, cfg, rec)
+	recs := rec.all()
+	turns := map[uint64][]int{}
+	for _, r := range recs {
+		if r.Result != prober.ResultSuccess {
+			t.Fatalf("seq %d turn %d: %s (%v)", r.Seq, r.Turn, r.Result, r.Err)
+		}
+		turns[r.Seq] = append(turns[r.Seq], r.Turn)
+	}
+	if len(turns) < 8 {
+		t.Fatalf("%d sessions, want about 10", len(turns))
+	}
+	for seq, ts := range turns {
+		if !slices.Equal(ts, []int{1, 2, 3}) {
+			t.Errorf("session %d sent turns %v, want 1 2 3 in order", seq, ts)
+		}
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	firsts := map[string]bool{}
+	var later [][]traffic.Message
+	for _, b := range rs.bodies {
+		var body struct{ Messages []traffic.Message }
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		m := body.Messages
+		if len(m)%2 != 1 || len(m) > 5 {
+			t.Fatalf("a request with %d messages", len(m))
+		}
+		for i, msg := range m {
+			want := map[bool]string{true: "user", false: "assistant"}[i%2 == 0]
+			if msg.Role != want || (want == "assistant" && msg.Content != "ab") {
+				t.Fatalf("message %d is %+v, want %s (the server's answer is \"ab\")", i, msg, want)
+			}
+		}
+		if len(m) == 1 {
+			firsts[m[0].Content] = true
+		} else {
+			later = append(later, m)
+		}
+	}
+	if len(later) != 2*len(firsts) {
+		t.Fatalf("%d first turns and %d later ones", len(firsts), len(later))
+	}
+	for _, m := range later {
+		if !firsts[m[0].Content] {
+			t.Fatalf("a later turn's history starts with %q, which no first turn sent", m[0].Content)
+		}
+		if m[len(m)-1].Content == m[0].Content {
+			t.Fatal("a later turn repeats the first question instead of asking its own")
+		}
+	}
+	// Checked by the registries: more than one turn, and only for chat.
+	for _, y := range []string{"    request: {conversation: {turns: 1}}", "    api: openai-completions\n    request: {conversation: {turns: 2}}"} {
+		if _, err := Parse([]byte(base(y))); err == nil {
+			t.Errorf("%q parsed", y)
+		}
 	}
 }

@@ -291,6 +291,9 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, r
 			if ch.Delta.Content != "" || ch.Delta.ReasoningContent != "" || ch.Delta.Reasoning != "" || ch.Text != "" {
 				text = true
 			}
+			if rec.CaptureText { // the answer, without reasoning: what a next turn resends
+				rec.Text = append(append(rec.Text, ch.Delta.Content...), ch.Text...)
+			}
 			if ch.FinishReason != nil && *ch.FinishReason != "" && !finished {
 				finished, finishAt = true, now
 			}

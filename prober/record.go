@@ -141,6 +141,13 @@ type Record struct {
 	Err error
 	// Warmup is set when the request finished while the warmup gate was closed.
 	Warmup bool
+	// Turn is the request's turn in a multi-turn conversation, from 1; 0 outside one.
+	Turn int
+	// CaptureText asks the client to keep the generated text in Text (the run loop sets it
+	// for conversations, whose next turn resends the answer).
+	CaptureText bool
+	// Text is the generated text, when CaptureText was set.
+	Text []byte
 }
 
 // TTFT returns t(first token chunk) − t0, if there was a token chunk.
@@ -171,8 +178,8 @@ func (r *Record) ScheduleDelay() time.Duration {
 
 // Reset clears the record for reuse, keeping the Gaps backing array.
 func (r *Record) Reset() {
-	gaps := r.Gaps[:0]
-	*r = Record{Gaps: gaps}
+	gaps, text := r.Gaps[:0], r.Text[:0]
+	*r = Record{Gaps: gaps, Text: text}
 }
 
 // EventKind says what an Event reports.
@@ -240,6 +247,7 @@ func (f ObserverFunc) Observe(ev Event) { f(ev) }
 // the prober reuses r.
 func (r *Record) CopyTo(dst *Record) {
 	gaps := append(dst.Gaps[:0], r.Gaps...)
+	text := append(dst.Text[:0], r.Text...)
 	*dst = *r
-	dst.Gaps = gaps
+	dst.Gaps, dst.Text = gaps, text
 }

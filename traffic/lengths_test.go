@@ -84,3 +84,27 @@ func TestPromptSourceDrawnLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptSourceTurns: a session's later turns have questions of their own, reproducibly,
+// addressed to the adapter of the session's first request.
+func TestPromptSourceTurns(t *testing.T) {
+	src := NewPromptSource(PromptOptions{InputTokens: 6, CacheBust: true, Seed: 3,
+		Adapters: []WeightedAdapter{{Name: "a", Weight: 1}, {Name: "b", Weight: 1}}}).(TurnSource)
+	seen := map[string]bool{}
+	for n := uint64(0); n < 20; n++ {
+		first := src.Turn(n, 0)
+		if first.Prompt != src.Next(n).Prompt {
+			t.Fatal("turn 0 is not Next(n)")
+		}
+		for k := 0; k < 4; k++ {
+			r := src.Turn(n, k)
+			if r.Adapter != first.Adapter || r.PromptTokens != 6 || r.Prompt != src.Turn(n, k).Prompt {
+				t.Fatalf("session %d turn %d: %+v (first %+v)", n, k, r, first)
+			}
+			if seen[r.Prompt] {
+				t.Fatalf("session %d turn %d repeats a question", n, k)
+			}
+			seen[r.Prompt] = true
+		}
+	}
+}

@@ -363,6 +363,17 @@ func (s *promptSource) writeNonce(b *strings.Builder, n uint64, k int) int {
 
 func (s *promptSource) adapter(n uint64) string { return s.split.pick(n) }
 
+// Turn implements TurnSource: turn k > 0 is the request of a sequence number derived from
+// (n, k), so it has words and a nonce of its own, with request n's adapter.
+func (s *promptSource) Turn(n uint64, turn int) Request {
+	if turn == 0 {
+		return s.Next(n)
+	}
+	r := s.Next(hashIndex(mix64(s.wordKey^streamTurn)+uint64(turn)*golden, n))
+	r.Adapter = s.adapter(n)
+	return r
+}
+
 // countWords counts whitespace-separated words without allocating.
 func countWords(s string) int {
 	words, in := 0, false

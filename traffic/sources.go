@@ -69,6 +69,9 @@ func sourceKinds() []SourceKind {
 				if t.Request.Tokenizer != "" {
 					checkFile("request.tokenizer", t.Request.Tokenizer, report)
 				}
+				if c := t.Request.Conversation; c != nil && (c.Turns < 2 || c.Turns > MaxTurns) {
+					report("request.conversation.turns", "must be ≥ 2 and ≤ %d (it bounds the turn label), not %d", MaxTurns, c.Turns)
+				}
 			},
 			build: func(t config.Target, _ Plan, o sourceOptions) (Source, error) {
 				var tk *Tokenizer
@@ -128,7 +131,7 @@ func checkSources(t *config.Target, given func(string) bool, report config.Repor
 		return
 	}
 	if len(chosen) == 1 {
-		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens", "request.tokenizer"} {
+		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens", "request.tokenizer", "request.conversation"} {
 			if given(f) {
 				report(f, "is not used with %s: the prompts come from there", chosen[0])
 			}
@@ -186,6 +189,10 @@ func buildDataset(t config.Target, _ Plan, o sourceOptions) (Source, error) {
 	}
 	return NewDatasetSource(d, DatasetSourceOptions{MaxTokens: t.Request.MaxTokens, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters}), nil
 }
+
+// MaxTurns bounds request.conversation.turns: the turn label of the per-turn TTFT takes one
+// value per turn.
+const MaxTurns = 64
 
 // MaxSharedPrefixGroups bounds shared_prefix.groups and prompts_per_group.
 const MaxSharedPrefixGroups = 1 << 20

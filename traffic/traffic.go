@@ -32,6 +32,14 @@ type Request struct {
 	Messages []Message
 }
 
+// TurnSource is a Source that also builds the later turns of a multi-turn conversation:
+// Turn(n, 0) is Next(n), and Turn(n, k) the user message of turn k (from 0) of the session that
+// request n starts, with the same adapter. Like Next it is a pure function of (seed, n, k).
+type TurnSource interface {
+	Source
+	Turn(n uint64, turn int) Request
+}
+
 // Message is one chat message.
 type Message struct {
 	Role    string `json:"role"`
