@@ -369,7 +369,7 @@ func (s *promptSource) Turn(n uint64, turn int) Request {
 	if turn == 0 {
 		return s.Next(n)
 	}
-	r := s.Next(hashIndex(mix64(s.wordKey^streamTurn)+uint64(turn)*golden, n))
+	r := s.Next(hashIndex(mix64(s.wordKey^streamTurn^mix64(uint64(turn))), n))
 	r.Adapter = s.adapter(n)
 	return r
 }
