@@ -22,6 +22,9 @@ import (
 // Patel et al., "Splitwise", ISCA 2024) at time_scale 20 for 30 s against the simulator: every
 // request is intended at its row's scaled offset, is sent within 5 ms of it at the 99th
 // percentile, and generates exactly its row's output length as the server's usage reports.
+// Under the race detector (make test's race run) it replays 10 s at time_scale 2 and checks
+// everything but the 5 ms bound, which the Makefile's unit target checks in a run without the
+// detector at the full rate.
 func TestTraceReplayAgainstSimulator(t *testing.T) {
 	path := testkit.SharedFile(t, "traces/azure-llm-2023-conv.csv")
 	trace, err := traffic.LoadTrace(path, "", false)
@@ -33,7 +36,10 @@ func TestTraceReplayAgainstSimulator(t *testing.T) {
 		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter = time.Millisecond, time.Microsecond, 0, 0
 		c.MaxNumSeqs, c.KVCacheTokens, c.MaxModelLen = 2048, 1<<26, 1<<16
 	})
-	const scale, run = 20, 30 * time.Second
+	scale, run := 20, 30*time.Second
+	if raceDetector {
+		scale, run = 2, 10*time.Second // about 100 requests: the detector slows every one
+	}
 	cfg := parseConfig(t, fmt.Sprintf(`targets:
   - name: replay
     url: %s
@@ -77,7 +83,7 @@ func TestTraceReplayAgainstSimulator(t *testing.T) {
 	}
 	offset := func(seq uint64) time.Duration {
 		at, _, _ := trace.Row(int(seq))
-		return time.Duration(float64(at) / scale)
+		return time.Duration(float64(at) / float64(scale))
 	}
 	// The schedule's start, from the first request: every other is intended at its row's offset.
 	start := recs[0].Intended.Add(-offset(recs[0].Seq))
@@ -109,8 +115,8 @@ func TestTraceReplayAgainstSimulator(t *testing.T) {
 	}
 	// 30 s at 20x is ten minutes of trace: about 3,000 rows at the trace's ~5 req/s.
 	t.Logf("%d requests (%d successful, %d dropped)", len(recs), succeeded, rec.drop)
-	if want := int(0.8 * float64(rowsBefore(trace, run*scale))); succeeded < want {
-		t.Fatalf("%d successful requests in %v, want at least %d", succeeded, run, want)
+	if rows := rowsBefore(trace, run*time.Duration(scale)); succeeded < rows*8/10 {
+		t.Fatalf("%d successful requests in %v, want at least %d of the trace's %d rows", succeeded, run, rows*8/10, rows)
 	}
 	if rec.drop > 0 {
 		t.Errorf("%d requests dropped", rec.drop)
@@ -120,7 +126,7 @@ func TestTraceReplayAgainstSimulator(t *testing.T) {
 	p99, machine := lags[len(lags)*99/100], oversleep[len(oversleep)*99/100]
 	t.Logf("%d requests (%d successful), send lag p50 %v p99 %v max %v; the machine's own wake-up lateness p99 %v",
 		len(recs), succeeded, lags[len(lags)/2], p99, lags[len(lags)-1], machine)
-	if p99 > 5*time.Millisecond+machine {
+	if !raceDetector && p99 > 5*time.Millisecond+machine {
 		t.Errorf("send lag p99 %v, want ≤ 5ms of the scaled trace (plus the %v this machine adds to any wake-up)", p99, machine)
 	}
 }
