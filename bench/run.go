@@ -66,7 +66,7 @@ func Check(cfg *config.Config) error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
-		case plan.Length() == 0:
+		case plan.Length() == 0 && plan.Replay == nil: // a trace, run once, ends after its rows
 			errs = append(errs, fmt.Errorf("target %q: traffic.pacer %s never ends; a one-shot run needs pacer: stages, or --duration for a quick run", t.Name, t.Traffic.Pacer))
 		}
 	}
@@ -90,8 +90,8 @@ func Quick(cfg *config.Config, rate float64, concurrency int, d time.Duration) {
 			}
 		case tr.Pacer == traffic.KindConcurrent:
 			st.Concurrency = tr.Concurrency
-		case tr.Pacer == traffic.KindStages:
-			continue // already a plan that ends
+		case tr.Pacer == traffic.KindStages || tr.Pacer == traffic.KindTrace:
+			continue // already a plan that ends (a trace, run once, ends after its rows)
 		default:
 			st.Rate, st.Pacer = tr.Rate, tr.Pacer
 			if tr.Pacer == traffic.KindGamma {

@@ -118,7 +118,7 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			c := config.Config{Targets: []config.Target{{Name: "f", URL: url, Model: "inferprobe-sim",
 				Timeout: 2 * time.Second, Traffic: config.Traffic{MaxInFlight: maxInFlight},
-				Request: config.Request{MaxTokens: 8, InputTokens: 8}}}}
+				Request: config.Request{MaxTokens: 8, InputTokens: config.FixedTokens(8)}}}}
 			c.ApplyDefaults(prober.ConfigExtension{}, traffic.ConfigExtension{})
 			tg := c.Targets[0]
 			if tc.edit != nil {

@@ -4,6 +4,7 @@ package collector
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ type targetMetrics struct {
 	finishReasons                *prometheus.CounterVec
 	dropped, warmupForced        prometheus.Counter
 	retries                      prometheus.Counter
+	traceSkipped                 prometheus.Counter
+	turnTTFT                     *prometheus.HistogramVec // labels adapter, turn
 	inFlight, targetRate         prometheus.Gauge
 	targetConcurrency, stage     prometheus.Gauge
 	warmupComplete               prometheus.Gauge
@@ -147,6 +150,13 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		delay: hist("inferprobe_schedule_delay_seconds",
 			"t0 minus the time the pacer intended for the request (client-side lateness), requests after warmup.",
 			delayBuckets),
+		turnTTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "inferprobe_conversation_time_to_first_token_seconds",
+			Help:        "TTFT of successful multi-turn conversation requests after warmup, by turn (from 1; bounded by request.conversation.turns).",
+			ConstLabels: labels, Buckets: withSLO(ttftBuckets, ttftSLO),
+			NativeHistogramBucketFactor: nativeFactor, NativeHistogramMaxBucketNumber: nativeMaxBuckets,
+			NativeHistogramMinResetDuration: nativeMinReset,
+		}, []string{"adapter", "turn"}),
 		requests: counter("inferprobe_requests_total",
 			"Requests finished after the warmup gate opened, by result (success or an error class).", "result"),
 		warmupRequests: counter("inferprobe_warmup_requests_total",
@@ -154,7 +164,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		goodput: counter("inferprobe_goodput_requests_total",
 			"Successful requests after warmup that met every configured SLO (ttft, tpot, e2e)."),
 		promptTokens: counter("inferprobe_prompt_tokens_total",
-			"Prompt tokens of successful requests after warmup, by source: usage (server-reported) or estimate (the request source's count).", "source"),
+			"Prompt tokens of successful requests after warmup, by source: usage (server-reported), estimate (the request source's count, when the server sent no usage) and requested (the request source's count, always: compare it with usage for the drift).", "source"),
 		outputTokens: counter("inferprobe_output_tokens_total",
 			"Output tokens of successful requests after warmup, by source: usage (server-reported) or chunks (token chunks counted).", "source"),
 		reasoningTokens: counter("inferprobe_reasoning_tokens_total",
@@ -169,6 +179,8 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			Help: "Requests the pacer released but the in-flight cap refused.", ConstLabels: labels}),
 		warmupForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_warmup_forced_total",
 			Help: "Times the warmup gate was forced open because max_duration passed.", ConstLabels: labels}),
+		traceSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_trace_rows_skipped_total",
+			Help: "Malformed rows of the target's trace left out with skip_invalid, counted when the trace is loaded.", ConstLabels: labels}),
 		inFlight:   gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
 		targetRate: gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
 		targetConcurrency: gauge("inferprobe_target_concurrency",
@@ -182,8 +194,10 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.itc, m.ttfo,
 		m.decodeRate, m.e2eRate, m.phase, m.requests, m.warmupRequests, m.goodput, m.promptTokens,
 		m.outputTokens, m.reasoningTokens, m.cachedToken, m.finishReasons, m.dropped,
-		m.warmupForced, m.retries, m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete}
+		m.warmupForced, m.retries, m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete,
+		m.turnTTFT, m.traceSkipped}
 	m.collectors = append(m.collectors, objectiveSeries(t, labels)...)
+	m.traceSkipped.Add(float64(t.TraceRowsSkipped))
 	if len(t.Adapters) == 0 {
 		m.series("") // the base model's series exist from the start, at zero
 	}
@@ -239,7 +253,7 @@ func (m *targetMetrics) series(adapter string) *adapterSeries {
 		s.results[r] = m.requests.WithLabelValues(adapter, r)
 		s.warmupResults[r] = m.warmupRequests.WithLabelValues(adapter, r)
 	}
-	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate} {
+	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate, prober.SourceRequested} {
 		s.promptTokens[src] = m.promptTokens.WithLabelValues(adapter, src)
 	}
 	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
@@ -383,6 +397,9 @@ func (p *Probe) requestFinished(r *prober.Record) {
 	}
 	if ttft, ok := r.TTFT(); ok {
 		s.ttft.Observe(ttft.Seconds())
+		if r.Turn > 0 {
+			m.turnTTFT.WithLabelValues(r.Adapter, strconv.Itoa(r.Turn)).Observe(ttft.Seconds())
+		}
 	}
 	if ttfo, ok := r.TTFO(); ok {
 		s.ttfo.Observe(ttfo.Seconds())
@@ -430,5 +447,8 @@ func (p *Probe) requestFinished(r *prober.Record) {
 		if c := s.cached[r.CachedSource]; c != nil {
 			c.Add(float64(r.CachedTokens))
 		}
+	}
+	if r.RequestedPromptTokens > 0 {
+		s.promptTokens[prober.SourceRequested].Add(float64(r.RequestedPromptTokens))
 	}
 }

@@ -282,6 +282,9 @@ func TestProbeMatchesMetricDocs(t *testing.T) {
 	p := NewProbe()
 	p.Register(tgt)
 	finish(p, successRecord(tgt, "", 10*ms, 5*ms))
+	turn := successRecord(tgt, "", 10*ms, 5*ms)
+	turn.Turn = 2 // a conversation's second turn
+	finish(p, turn)
 	p.Observe(prober.Event{Kind: prober.EventColdStart, Target: tgt, Duration: 10 * ms})
 	p.Observe(prober.Event{Kind: prober.EventStage, Target: tgt, Value: 1})
 	reg := prometheus.NewPedanticRegistry()
@@ -371,5 +374,36 @@ inferprobe_slo_window_seconds{model="m",target="a"} 604800
 inferprobe_slo_objective_seconds{model="m",sli="tpot",target="a"} 0.04
 `), names...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestProbeTraceRowsSkipped(t *testing.T) {
+	p := NewProbe()
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", TraceRowsSkipped: 3}
+	p.Register(tgt)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_trace_rows_skipped_total", nil); got != 3 {
+		t.Fatalf("inferprobe_trace_rows_skipped_total = %v, want the 3 rows the trace skipped", got)
+	}
+}
+
+// TestProbeRequestedPromptTokens: the source's requested prompt length is counted beside the
+// server's, so their ratio is the approximation's drift.
+func TestProbeRequestedPromptTokens(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "a", Model: "m"}
+	p := NewProbe()
+	p.Register(tgt)
+	for _, requested := range []int{8, 0, 4} { // 0: the source did not know its length
+		r := successRecord(tgt, "", 10*ms)
+		r.RequestedPromptTokens = requested
+		finish(p, r)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	usage := sample(t, reg, "inferprobe_prompt_tokens_total", map[string]string{"source": prober.SourceUsage})
+	req := sample(t, reg, "inferprobe_prompt_tokens_total", map[string]string{"source": prober.SourceRequested})
+	if usage != 30 || req != 12 {
+		t.Fatalf("prompt tokens: usage %v, requested %v; want 30 and 12", usage, req)
 	}
 }

@@ -104,6 +104,9 @@ type Traffic struct {
 	Concurrency int `yaml:"concurrency"`
 	// Stages are the steps of the stages pacer, run one after another (looping in the daemon).
 	Stages []Stage `yaml:"stages"`
+	// Trace is the file the trace pacer replays: its rows give the arrivals and each
+	// request's input and output lengths.
+	Trace *Trace `yaml:"trace"`
 	// MaxInFlight caps concurrent requests; arrivals beyond it are dropped and counted.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Seed makes arrivals and generated prompts reproducible; 0 picks one at start (and logs it).
@@ -125,6 +128,24 @@ type Stage struct {
 	Burstiness float64 `yaml:"burstiness"`
 }
 
+// Trace configures the replay of a request trace (the trace pacer).
+type Trace struct {
+	// File is the trace on disk; relative to the configuration file's directory.
+	File string `yaml:"file"`
+	// Format is azure (the AzurePublicDataset CSV) or mooncake (JSONL); by default it follows
+	// the file's extension (.csv is azure, .jsonl mooncake).
+	Format string `yaml:"format"`
+	// TimeScale divides the trace's gaps: 10 replays ten times faster. Default 1.
+	TimeScale float64 `yaml:"time_scale"`
+	// StartOffset skips the rows of the first StartOffset of trace time (before scaling).
+	StartOffset time.Duration `yaml:"start_offset"`
+	// Loop replays the trace forever, each pass starting where the last ended. Default true
+	// (one-shot runs replay it once).
+	Loop *bool `yaml:"loop"`
+	// SkipInvalid skips (and counts) malformed rows instead of rejecting the file.
+	SkipInvalid bool `yaml:"skip_invalid"`
+}
+
 // LoRAAdapter is one entry of a LoRA traffic split.
 type LoRAAdapter struct {
 	// Name is the adapter sent as the request's model (the base model may be an entry too).
@@ -137,10 +158,18 @@ type LoRAAdapter struct {
 type Request struct {
 	// Prompt is a fixed prompt; exclusive with InputTokens.
 	Prompt string `yaml:"prompt"`
-	// InputTokens asks for a generated prompt of about this many tokens.
-	InputTokens int `yaml:"input_tokens"`
+	// InputTokens asks for a generated prompt of about this many tokens: a number, or a
+	// distribution each request draws its length from.
+	InputTokens Tokens `yaml:"input_tokens"`
 	// MaxTokens caps the output (max_tokens).
 	MaxTokens int `yaml:"max_tokens"`
+	// Tokenizer is a Hugging Face tokenizer.json on disk; with it, generated prompts are
+	// exactly input_tokens of that model's tokens instead of words. Relative to the
+	// configuration file's directory.
+	Tokenizer string `yaml:"tokenizer"`
+	// OutputTokens, when given, sets each request's max_tokens from a number or a
+	// distribution (with ignore_eos, the output length); exclusive with MaxTokens.
+	OutputTokens Tokens `yaml:"output_tokens"`
 	// IgnoreEOS asks servers that support it (vLLM, SGLang, TGI) to generate exactly MaxTokens.
 	IgnoreEOS bool `yaml:"ignore_eos"`
 	// ContinuousUsageStats asks for usage on every chunk (stream_options.continuous_usage_stats,
@@ -160,6 +189,84 @@ type Request struct {
 	// LoRATrafficSplit spreads the requests over LoRA adapters by share; each request picks
 	// one from the target's seed and sends its name as the model (label `adapter`).
 	LoRATrafficSplit []LoRAAdapter `yaml:"lora_traffic_split"`
+	// Dataset sends prompts sampled from a data set file instead of generated ones.
+	Dataset *Dataset `yaml:"dataset"`
+	// SharedPrefix sends groups of prompts that share a system prompt, to exercise prefix caches.
+	SharedPrefix *SharedPrefix `yaml:"shared_prefix"`
+	// Conversation makes every request a multi-turn session that resends the whole history.
+	Conversation *Conversation `yaml:"conversation"`
+}
+
+// Conversation configures multi-turn sessions: turn k sends the prompt, every earlier
+// question and the server's real answers, so the server can reuse turn k-1's KV cache.
+type Conversation struct {
+	// Turns is the number of requests per session.
+	Turns int `yaml:"turns"`
+	// ThinkTime is the pause between an answer and the next turn.
+	ThinkTime time.Duration `yaml:"think_time"`
+}
+
+// Tokens is a length in tokens: a plain number in the file, or a distribution given as a
+// mapping ({dist, mean, stddev, min, max}) from which each request draws its own length.
+type Tokens struct {
+	// N is the length given as a number; 0 when a distribution is given or nothing is.
+	N int
+	// Dist is the distribution given as a mapping; nil for a number.
+	Dist *LengthDist
+}
+
+// FixedTokens returns the length n as a plain number.
+func FixedTokens(n int) Tokens { return Tokens{N: n} }
+
+// IsZero reports whether neither a number nor a distribution is given.
+func (t Tokens) IsZero() bool { return t.N == 0 && t.Dist == nil }
+
+// LengthDist is a distribution of lengths in tokens. Draws are rounded to whole tokens and
+// kept within [Min, Max].
+type LengthDist struct {
+	// Dist is fixed (always Mean), uniform (between Min and Max), normal or lognormal (with
+	// Mean and Stddev the mean and standard deviation of the lengths themselves).
+	Dist string `yaml:"dist"`
+	// Mean is the mean length (fixed, normal, lognormal).
+	Mean float64 `yaml:"mean"`
+	// Stddev is the standard deviation (normal, lognormal).
+	Stddev float64 `yaml:"stddev"`
+	// Min is the least length (default 1); required for uniform.
+	Min int `yaml:"min"`
+	// Max is the greatest length (default MaxTokensLimit); required for uniform.
+	Max int `yaml:"max"`
+}
+
+// Dataset is a file of prompts (nothing is downloaded at run time); each request sends an
+// entry sampled from the target's seed.
+type Dataset struct {
+	// File is the data set on disk; relative to the configuration file's directory.
+	File string `yaml:"file"`
+	// Format is sharegpt (the ShareGPT JSON) or jsonl; by default it follows the extension
+	// (.json is sharegpt, .jsonl jsonl).
+	Format string `yaml:"format"`
+	// MinInputTokens and MaxInputTokens keep only entries whose prompt length is within them
+	// (0: no bound).
+	MinInputTokens int `yaml:"min_input_tokens"`
+	MaxInputTokens int `yaml:"max_input_tokens"`
+	// MinOutputTokens and MaxOutputTokens keep only entries whose output length is within
+	// them (0: no bound).
+	MinOutputTokens int `yaml:"min_output_tokens"`
+	MaxOutputTokens int `yaml:"max_output_tokens"`
+	// SkipInvalid skips (and counts) malformed entries instead of rejecting the file.
+	SkipInvalid bool `yaml:"skip_invalid"`
+}
+
+// SharedPrefix configures prompts made of a per-group system prompt and a question.
+type SharedPrefix struct {
+	// Groups is the number of distinct system prompts.
+	Groups int `yaml:"groups"`
+	// PromptsPerGroup is the number of distinct questions per group (without cache busting).
+	PromptsPerGroup int `yaml:"prompts_per_group"`
+	// SystemPromptTokens is the length of each group's shared system prompt.
+	SystemPromptTokens int `yaml:"system_prompt_tokens"`
+	// QuestionTokens is the length of each request's question.
+	QuestionTokens int `yaml:"question_tokens"`
 }
 
 // Warmup configures the warmup gate.

@@ -48,7 +48,10 @@ type decoder struct {
 	over   bool                // the node budget ran out; stop reporting further errors
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	tokensType   = reflect.TypeOf(Tokens{})
+)
 
 // decodeDocument parses data as one YAML document into cfg, recording positions in m. usable
 // is false when nothing worth validating was decoded (not YAML, empty, too large); otherwise
@@ -181,6 +184,8 @@ func (d *decoder) value(orig *yaml.Node, v reflect.Value, path string) result {
 	switch {
 	case t == durationType:
 		return d.duration(n, v, path)
+	case t == tokensType:
+		return d.tokens(n, v, path)
 	case t.Kind() == reflect.Pointer:
 		elem := reflect.New(t.Elem())
 		r := d.value(n, elem.Elem(), path)
@@ -290,6 +295,21 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) result {
 	// Unreachable with the schema in config.go; a new field type must be handled above.
 	d.errorf(n, path, "internal error: no decoder for Go type %s", v.Type())
 	return failed
+}
+
+// tokens decodes a Tokens: a number, or a mapping that is a LengthDist.
+func (d *decoder) tokens(n *yaml.Node, v reflect.Value, path string) result {
+	switch n.Kind {
+	case yaml.MappingNode:
+		dist := reflect.New(reflect.TypeOf(LengthDist{}))
+		r := d.structure(n, dist.Elem(), path)
+		v.FieldByName("Dist").Set(dist)
+		return r
+	case yaml.SequenceNode:
+		d.errorf(n, path, "must be a number of tokens or a distribution such as {dist: normal, mean: 512, stddev: 128}, not a list")
+		return failed
+	}
+	return d.scalar(n, v.FieldByName("N"), path)
 }
 
 func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) result {

@@ -119,11 +119,11 @@ func applyDefaults(c *Config, set map[string]bool) {
 		}
 
 		rq := &t.Request
-		if unset("request.max_tokens", rq.MaxTokens == 0) {
+		if unset("request.max_tokens", rq.MaxTokens == 0) && rq.OutputTokens.IsZero() {
 			rq.MaxTokens = DefaultMaxTokens
 		}
-		if unset("request.input_tokens", rq.InputTokens == 0) && unset("request.prompt", rq.Prompt == "") {
-			rq.InputTokens = DefaultInputTokens
+		if unset("request.input_tokens", rq.InputTokens.IsZero()) && unset("request.prompt", rq.Prompt == "") {
+			rq.InputTokens = FixedTokens(DefaultInputTokens)
 		}
 		if rq.CacheBust == nil {
 			on := true

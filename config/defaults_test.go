@@ -29,7 +29,7 @@ func TestDefaultsOfMinimalTarget(t *testing.T) {
 		IdleConnTimeout:  4 * time.Second,
 		MaxResponseBytes: 16 << 20,
 		Traffic:          Traffic{MaxInFlight: 64},
-		Request:          Request{InputTokens: 128, MaxTokens: 64, CacheBust: &on},
+		Request:          Request{InputTokens: FixedTokens(128), MaxTokens: 64, CacheBust: &on},
 		Warmup:           Warmup{Requests: 5, MinDuration: 10 * time.Second, MaxDuration: 5 * time.Minute, RecoveryFailures: &recovery},
 		SLO:              SLO{TargetRatio: 0.99, Window: 30 * 24 * time.Hour, RegressionFactor: 1.5},
 	}
@@ -62,7 +62,7 @@ func TestDefaultsDependOnOtherFields(t *testing.T) {
 			}
 		}},
 		{"prompt given means no input tokens", []string{"    request:", "      prompt: hello"}, func(t *testing.T, tg Target) {
-			if tg.Request.InputTokens != 0 || tg.Request.Prompt != "hello" {
+			if !tg.Request.InputTokens.IsZero() || tg.Request.Prompt != "hello" {
 				t.Errorf("request = %+v", tg.Request)
 			}
 		}},

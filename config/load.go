@@ -86,6 +86,15 @@ func resolvePaths(c *Config, dir string) {
 				*p = filepath.Join(dir, *p)
 			}
 		}
+		if tr := t.Traffic.Trace; tr != nil && tr.File != "" && !filepath.IsAbs(tr.File) {
+			tr.File = filepath.Join(dir, tr.File)
+		}
+		if tk := &t.Request.Tokenizer; *tk != "" && !filepath.IsAbs(*tk) {
+			*tk = filepath.Join(dir, *tk)
+		}
+		if ds := t.Request.Dataset; ds != nil && ds.File != "" && !filepath.IsAbs(ds.File) {
+			ds.File = filepath.Join(dir, ds.File)
+		}
 	}
 }
 

@@ -347,15 +347,25 @@ func (v *validator) traffic(t Traffic, l loc) {
 func (v *validator) request(r Request, l loc) {
 	prompt, in := v.at(l, "prompt"), v.at(l, "input_tokens")
 	switch {
-	case r.Prompt != "" && (r.InputTokens != 0 || v.given(in)):
+	case r.Prompt != "" && (!r.InputTokens.IsZero() || v.given(in)):
 		v.errorf(in, "cannot be used together with prompt: choose a fixed prompt or a generated one")
 	case r.Prompt == "" && v.given(prompt):
 		v.errorf(prompt, "must not be empty (omit it to send a generated prompt of input_tokens tokens)")
-	case r.Prompt == "" && (r.InputTokens < 1 || r.InputTokens > MaxTokensLimit):
+	case r.Prompt == "" && r.InputTokens.Dist != nil:
+		v.lengthDist(*r.InputTokens.Dist, in)
+	case r.Prompt == "" && (r.InputTokens.N < 1 || r.InputTokens.N > MaxTokensLimit):
 		v.errorf(in, "must be ≥ 1 and ≤ %d", MaxTokensLimit)
 	}
-	if r.MaxTokens < 1 || r.MaxTokens > MaxTokensLimit {
-		v.errorf(v.at(l, "max_tokens"), "must be ≥ 1 and ≤ %d", MaxTokensLimit)
+	out, maxTok := v.at(l, "output_tokens"), v.at(l, "max_tokens")
+	switch {
+	case !r.OutputTokens.IsZero() && v.given(maxTok):
+		v.errorf(out, "cannot be used together with max_tokens: output_tokens sets each request's max_tokens")
+	case r.OutputTokens.Dist != nil:
+		v.lengthDist(*r.OutputTokens.Dist, out)
+	case v.given(out) && (r.OutputTokens.N < 1 || r.OutputTokens.N > MaxTokensLimit):
+		v.errorf(out, "must be ≥ 1 and ≤ %d", MaxTokensLimit)
+	case r.OutputTokens.IsZero() && (r.MaxTokens < 1 || r.MaxTokens > MaxTokensLimit):
+		v.errorf(maxTok, "must be ≥ 1 and ≤ %d", MaxTokensLimit)
 	}
 	if r.Temperature != nil && !(*r.Temperature >= 0 && *r.Temperature <= 2) {
 		v.errorf(v.at(l, "temperature"), "must be between 0 and 2, not %g", *r.Temperature)
@@ -378,6 +388,60 @@ func (v *validator) request(r Request, l loc) {
 		v.errorf(eb, "cannot be encoded as JSON: %v", err)
 	}
 	v.loraSplit(r.LoRATrafficSplit, v.at(l, "lora_traffic_split"))
+}
+
+// Length distributions, as written in a length's dist key.
+const (
+	DistFixed     = "fixed"
+	DistUniform   = "uniform"
+	DistNormal    = "normal"
+	DistLognormal = "lognormal"
+)
+
+// lengthDist checks a length distribution; l is the length's own field.
+func (v *validator) lengthDist(d LengthDist, l loc) {
+	at := func(k string) loc { return v.at(l, k) }
+	lo, hi := d.Min, d.Max
+	if lo == 0 {
+		lo = 1
+	}
+	if hi == 0 {
+		hi = MaxTokensLimit
+	}
+	if d.Min < 0 || d.Min > MaxTokensLimit {
+		v.errorf(at("min"), "must be ≥ 1 and ≤ %d", MaxTokensLimit)
+	}
+	if d.Max < 0 || d.Max > MaxTokensLimit {
+		v.errorf(at("max"), "must be ≥ 1 and ≤ %d", MaxTokensLimit)
+	} else if lo > hi {
+		v.errorf(at("max"), "%d is below min (%d)", d.Max, lo)
+	}
+	mean := func() {
+		if !(d.Mean >= 1 && d.Mean <= MaxTokensLimit) {
+			v.errorf(at("mean"), "must be ≥ 1 and ≤ %d, not %g", MaxTokensLimit, d.Mean)
+		}
+	}
+	switch d.Dist {
+	case DistFixed:
+		mean()
+		if d.Stddev != 0 {
+			v.errorf(at("stddev"), "is not used by dist fixed")
+		}
+	case DistUniform:
+		if d.Min == 0 || d.Max == 0 {
+			v.errorf(at("dist"), "uniform needs min and max")
+		}
+		if d.Mean != 0 || d.Stddev != 0 {
+			v.errorf(at("dist"), "uniform reads min and max, not mean and stddev")
+		}
+	case DistNormal, DistLognormal:
+		mean()
+		if !(d.Stddev >= 0 && d.Stddev <= MaxTokensLimit) {
+			v.errorf(at("stddev"), "must be ≥ 0 and ≤ %d, not %g", MaxTokensLimit, d.Stddev)
+		}
+	default:
+		v.errorf(at("dist"), "must be one of fixed, uniform, normal, lognormal, not %s", quote(d.Dist))
+	}
 }
 
 // loraSplitTolerance is how far from 1 the shares of a LoRA split may sum (rounding in

@@ -59,7 +59,7 @@ func TestRegistryErrorsNameFieldAndLine(t *testing.T) {
 		{"api unknown", base("    api: anthropic-chat"),
 			[]wantErr{{"targets[0].api", 5, `must be one of openai-chat, openai-completions, not "anthropic-chat"`}}},
 		{"pacer unknown", base("    traffic:", "      pacer: bursty"),
-			[]wantErr{{"targets[0].traffic.pacer", 6, `must be one of constant, poisson, gamma, concurrent, stages, not "bursty"`}}},
+			[]wantErr{{"targets[0].traffic.pacer", 6, `must be one of constant, poisson, gamma, concurrent, stages, trace, not "bursty"`}}},
 		{"rate zero", base("    traffic:", "      rate: 0"),
 			[]wantErr{{"targets[0].traffic.rate", 6, "must be > 0"}}},
 		{"rate too high", base("    traffic:", "      rate: 1e6"),
@@ -160,7 +160,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"api", tg.API, prober.APIOpenAIChat},
 		{"pacer", tg.Traffic.Pacer, traffic.KindConstant},
 		{"rate", tg.Traffic.Rate, 1.0},
-		{"input tokens", tg.Request.InputTokens, 128},
+		{"input tokens", tg.Request.InputTokens.N, 128},
 		{"max tokens", tg.Request.MaxTokens, 32},
 		{"ignore eos", tg.Request.IgnoreEOS, true},
 		{"warmup requests", tg.Warmup.Requests, 3},
@@ -252,7 +252,7 @@ func TestDocsYAMLParsesWithRegistries(t *testing.T) {
 	for _, b := range blocks {
 		y := b[2]
 		switch {
-		case strings.Contains(y, "_file") || strings.Contains(y, "<port>") || strings.Contains(y, "api_key_env"):
+		case strings.Contains(y, "file:") || strings.Contains(y, "<port>") || strings.Contains(y, "api_key_env"):
 			continue // needs files or secrets: the config package's docs test loads those
 		case strings.HasPrefix(y, "traffic:"):
 			for _, snippet := range regexp.MustCompile(`(?m)^traffic:.*(?:\n  .*)*`).FindAllString(y, -1) {

@@ -60,7 +60,7 @@ func DefaultConfig(simulatorURL string) *config.Config {
 		API:     prober.APIOpenAIChat,
 		Model:   "inferprobe-sim",
 		Traffic: config.Traffic{Pacer: traffic.KindConstant, Rate: 1},
-		Request: config.Request{InputTokens: 128, MaxTokens: 32, IgnoreEOS: true},
+		Request: config.Request{InputTokens: config.FixedTokens(128), MaxTokens: 32, IgnoreEOS: true},
 		Warmup:  config.Warmup{Requests: 3, MinDuration: 2 * time.Second, MaxDuration: time.Minute},
 		// The simulator serves vLLM-style metrics, so the server-side series show up too.
 		Metrics: &config.Metrics{Engine: server.EngineVLLM},
@@ -173,23 +173,22 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p := &Pipeline{Config: t, Seed: seed, SeedSource: source, Plan: plan, client: client,
 		fingerprint: fingerprint(t, opts.BaseSeed)}
 
-	var adapters []traffic.WeightedAdapter
 	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
 		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E,
 			TargetRatio: t.SLO.TargetRatio, Window: t.SLO.Window, RegressionFactor: t.SLO.RegressionFactor}}
 	for _, a := range t.Request.LoRATrafficSplit {
-		adapters = append(adapters, traffic.WeightedAdapter{Name: a.Name, Weight: a.Split})
 		info.Adapters = append(info.Adapters, a.Name)
 	}
 	p.Info = info
-	src := traffic.NewPromptSource(traffic.PromptOptions{
-		Prompt:      t.Request.Prompt,
-		InputTokens: t.Request.InputTokens,
-		MaxTokens:   t.Request.MaxTokens,
-		CacheBust:   t.Request.CacheBust == nil || *t.Request.CacheBust,
-		Seed:        traffic.SubSeed(seed, "source"),
-		Adapters:    adapters,
-	})
+	if plan.Replay != nil {
+		info.TraceRowsSkipped = plan.Replay.Trace().Skipped
+	}
+	// The source reads the same plan: a trace drives both when and what.
+	src, err := traffic.NewSource(t, plan, traffic.SubSeed(seed, "source"))
+	if err != nil {
+		p.Release()
+		return nil, err
+	}
 	src = traffic.ShardSource(src, opts.Shard, opts.Shards)
 	p.Gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,
@@ -202,6 +201,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p.Runner = prober.NewRunner(prober.RunnerConfig{
 		Target: info, Plan: plan, Source: src, Client: client, Gate: p.Gate,
 		Observer: opts.Observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: opts.Logger,
+		Conversation: conversation(t.Request.Conversation),
 	})
 	if t.Metrics != nil {
 		if p.Scraper, p.scrapeTransport, err = newScraper(t, p.Gate, opts.Logger); err != nil {
@@ -228,6 +228,14 @@ func scrapeRecovery(p *int) int {
 		return n
 	}
 	return -1
+}
+
+// conversation is the run loop's view of request.conversation (none when nil).
+func conversation(c *config.Conversation) prober.Conversation {
+	if c == nil {
+		return prober.Conversation{}
+	}
+	return prober.Conversation{Turns: c.Turns, ThinkTime: c.ThinkTime}
 }
 
 // fingerprint identifies a target's settings for reloads: the target's own, plus the base

@@ -84,4 +84,7 @@ func (ConfigExtension) Check(t *config.Target, _ func(string) bool, report confi
 	if _, ok := LookupAPI(t.API); !ok {
 		report("api", "must be one of %s, not %s", strings.Join(APINames(), ", "), config.Quote(t.API))
 	}
+	if t.Request.Conversation != nil && t.API != APIOpenAIChat {
+		report("request.conversation", "needs api %s: a conversation's history is a list of chat messages", APIOpenAIChat)
+	}
 }

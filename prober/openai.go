@@ -98,9 +98,12 @@ func (c *OpenAIClient) Body(req traffic.Request) ([]byte, error) {
 	}
 	body := make(map[string]any, 8+len(c.extraBody))
 	body["model"] = model
-	if c.chat {
+	switch {
+	case c.chat && len(req.Messages) > 0:
+		body["messages"] = req.Messages
+	case c.chat:
 		body["messages"] = []map[string]string{{"role": "user", "content": req.Prompt}}
-	} else {
+	default:
 		body["prompt"] = req.Prompt
 	}
 	maxTokens := req.MaxTokens
@@ -340,6 +343,17 @@ func (c *OpenAIClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, r
 				rec.End = now
 				rec.Result, rec.Err = result, err
 				return
+			}
+		}
+		if rec.CaptureText && facts.content {
+			// A conversation turn keeps its answer (without reasoning) for the next turn to
+			// resend; only then is the chunk decoded in full, so the usual path stays
+			// allocation-free.
+			var chunk streamChunk
+			if json.Unmarshal(data, &chunk) == nil {
+				for _, ch := range chunk.Choices {
+					rec.Text = append(append(rec.Text, ch.Delta.Content...), ch.Text...)
+				}
 			}
 		}
 		content, reasoning := facts.content, facts.reasoning

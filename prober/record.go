@@ -83,6 +83,9 @@ const (
 	// SourceEstimate means the prompt count is the request source's own estimate (the server
 	// sent no usage).
 	SourceEstimate = "estimate"
+	// SourceRequested counts the prompt tokens the request source asked for, whatever the
+	// server reported, so requested and reported (usage) can be compared.
+	SourceRequested = "requested"
 )
 
 // SLO holds a target's latency objectives; zero means not set.
@@ -146,6 +149,9 @@ type TargetInfo struct {
 	// model), so that collectors create their series before the first request; nil when the
 	// traffic is not split.
 	Adapters []string
+	// TraceRowsSkipped counts the malformed trace rows the target's replay left out
+	// (skip_invalid); 0 without a trace.
+	TraceRowsSkipped int
 }
 
 // HTTP phases of one request, from net/http/httptrace: the bounded values of the `phase` label
@@ -232,6 +238,10 @@ type Record struct {
 	// Retries counts sends repeated because the request never reached the server (the
 	// connection failed before any byte of it was written).
 	Retries int
+	// RequestedPromptTokens is the prompt length the request source asked for (its own
+	// count: words, or a tokenizer's tokens), whatever the server reports; 0 if unknown. Set
+	// beside the server's PromptTokens it shows the drift of the source's approximation.
+	RequestedPromptTokens int
 	// Status is the HTTP status code, 0 if none was received.
 	Status int
 	// Result is success or an error class.
@@ -240,6 +250,13 @@ type Record struct {
 	Err error
 	// Warmup is set when the request finished while the warmup gate was closed.
 	Warmup bool
+	// Turn is the request's turn in a multi-turn conversation, from 1; 0 outside one.
+	Turn int
+	// CaptureText asks the client to keep the generated text in Text (the run loop sets it
+	// for conversations, whose next turn resends the answer).
+	CaptureText bool
+	// Text is the generated text, when CaptureText was set.
+	Text []byte
 }
 
 // TTFT returns t(first token chunk) − t0, if there was a token chunk.
@@ -324,8 +341,8 @@ func (r *Record) ScheduleDelay() time.Duration {
 
 // Reset clears the record for reuse, keeping the Gaps and GapTokens backing arrays.
 func (r *Record) Reset() {
-	gaps, tokens := r.Gaps[:0], r.GapTokens[:0]
-	*r = Record{Gaps: gaps, GapTokens: tokens}
+	gaps, tokens, text := r.Gaps[:0], r.GapTokens[:0], r.Text[:0]
+	*r = Record{Gaps: gaps, GapTokens: tokens, Text: text}
 }
 
 // EventKind says what an Event reports.
@@ -396,6 +413,7 @@ func (f ObserverFunc) Observe(ev Event) { f(ev) }
 func (r *Record) CopyTo(dst *Record) {
 	gaps := append(dst.Gaps[:0], r.Gaps...)
 	tokens := append(dst.GapTokens[:0], r.GapTokens...)
+	text := append(dst.Text[:0], r.Text...)
 	*dst = *r
-	dst.Gaps, dst.GapTokens = gaps, tokens
+	dst.Gaps, dst.GapTokens, dst.Text = gaps, tokens, text
 }

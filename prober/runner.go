@@ -44,6 +44,18 @@ type RunnerConfig struct {
 	MaxInFlight int
 	// Logger receives the run loop's logs.
 	Logger *slog.Logger
+	// Conversation, with Turns ≥ 2, makes every request a session of that many turns (Source
+	// must then be a traffic.TurnSource).
+	Conversation Conversation
+}
+
+// Conversation configures multi-turn sessions: each request the pacer releases (or each
+// closed-loop slot) sends Turns requests one after another, turn k carrying every earlier
+// message and the server's real answers, ThinkTime apart. A session holds one in-flight slot
+// from its first turn to its last; a failed turn ends it.
+type Conversation struct {
+	Turns     int
+	ThinkTime time.Duration
 }
 
 // Runner is the run loop of one target. It runs the plan's phases in turn: an open-loop phase
@@ -68,6 +80,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.MaxInFlight < 1 {
 		cfg.MaxInFlight = 1
+	}
+	if _, ok := cfg.Source.(traffic.TurnSource); !ok {
+		cfg.Conversation.Turns = 0 // a source without turns sends single requests
 	}
 	if len(cfg.Plan.Phases) == 0 && cfg.Pacer != nil {
 		cfg.Plan = traffic.Plan{Phases: []traffic.Phase{traffic.PacerPhase(cfg.Pacer)}}
@@ -240,7 +255,7 @@ func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, stage int, phas
 		}
 		n := seq.Add(1) - 1
 		req := r.cfg.Source.Next(n)
-		start, ok := r.send(ctx, n, stage, time.Now(), req)
+		start, ok := r.session(ctx, n, stage, time.Now(), req)
 		if !ok {
 			// A dead server fails at once: pause the slot rather than flood it.
 			if pause := time.Until(start.Add(closedLoopFailurePause)); pause > 0 {
@@ -260,14 +275,64 @@ func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, stage int, phas
 func (r *Runner) do(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request) {
 	defer r.wg.Done()
 	defer r.inFlight.Add(-1)
-	r.send(ctx, n, stage, due, req)
+	r.session(ctx, n, stage, due, req)
 }
 
-// send sends one request and reports it; it returns the request's t0 and whether it succeeded.
-func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request) (time.Time, bool) {
+// session sends request n, or with a conversation its whole session; it returns the first
+// request's t0 and whether every request succeeded.
+func (r *Runner) session(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request) (time.Time, bool) {
+	c := r.cfg.Conversation
+	if c.Turns < 2 {
+		start, ok, _ := r.send(ctx, n, stage, due, req, 0)
+		return start, ok
+	}
+	src := r.cfg.Source.(traffic.TurnSource) // checked by NewRunner
+	var (
+		history []traffic.Message
+		first   time.Time
+	)
+	for k := range c.Turns {
+		if k > 0 {
+			if c.ThinkTime > 0 {
+				t := time.NewTimer(c.ThinkTime)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return first, false
+				case <-t.C:
+				}
+			}
+			due = time.Now()
+			req = src.Turn(n, k)
+			// The source knows this turn's length, not the history's.
+			req.PromptTokens = 0
+		}
+		if len(req.Messages) > 0 {
+			history = append(history, req.Messages...)
+		} else {
+			history = append(history, traffic.Message{Role: "user", Content: req.Prompt})
+		}
+		req.Messages = history
+		start, ok, answer := r.send(ctx, n, stage, due, req, k+1)
+		if k == 0 {
+			first = start
+		}
+		if !ok {
+			return first, false
+		}
+		history = append(history, traffic.Message{Role: "assistant", Content: answer})
+	}
+	return first, true
+}
+
+// send sends one request and reports it; it returns the request's t0, whether it succeeded,
+// and in a conversation (turn > 0) the generated text.
+func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, req traffic.Request, turn int) (time.Time, bool, string) {
 	rec := r.records.Get().(*Record)
 	rec.Reset()
 	rec.Target, rec.Seq, rec.Stage, rec.Intended, rec.Adapter = r.cfg.Target, n, stage, due, req.Adapter
+	rec.Turn, rec.CaptureText = turn, turn > 0
+	rec.RequestedPromptTokens = req.PromptTokens
 
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
@@ -284,9 +349,13 @@ func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, r
 	if start.IsZero() {
 		start = due
 	}
+	var answer string
+	if turn > 0 {
+		answer = string(rec.Text)
+	}
 	r.emit(Event{Kind: EventRequestFinished, Record: rec})
 	r.records.Put(rec)
-	return start, ok
+	return start, ok, answer
 }
 
 // report tells the observer and the log what a gate call changed, unless the gate re-armed

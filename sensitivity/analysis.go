@@ -18,8 +18,9 @@ const (
 )
 
 // FlatTolerance is the relative throughput change below which two levels count as equal
-// (noise between repeats on a shared machine stays well under it).
-const FlatTolerance = 0.05
+// (throughput between levels measured minutes apart on a shared two-core machine varied by up
+// to 8% with nothing changed).
+const FlatTolerance = 0.10
 
 // Point is one measurement: a delay in seconds and a throughput.
 type Point struct{ X, Y float64 }

@@ -61,6 +61,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"linear", []float64{1000, 900, 800, 700, 600, 500}, Linear, 0},
 		{"none", []float64{1000, 1010, 995, 1002, 990, 1001}, None, 0},
+		{"none within noise", []float64{1000, 1060, 950, 1040, 930, 1020}, None, 0},
 		{"threshold", []float64{1000, 1005, 995, 700, 450, 200}, Threshold, 2e-3},
 		{"sub-linear", []float64{1000, 600, 560, 540, 530, 525}, SubLinear, 0},
 	}

@@ -23,6 +23,9 @@ type Plan struct {
 	Loop bool
 	// Staged says the phases are configured stages, whose index the run loop reports.
 	Staged bool
+	// Replay is the trace a trace plan replays, nil for other plans; the engine builds the
+	// request source from it, so sizes come from the same rows as the arrivals.
+	Replay *Replay
 }
 
 // Phase is one step of a Plan.

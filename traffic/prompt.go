@@ -27,6 +27,13 @@ type PromptOptions struct {
 	InputTokens int
 	// MaxTokens is copied into every request.
 	MaxTokens int
+	// InputLengths, when set, draws each generated prompt's length instead of InputTokens.
+	InputLengths Lengths
+	// OutputLengths, when set, draws each request's MaxTokens instead of MaxTokens.
+	OutputLengths Lengths
+	// Tokenizer, when set, makes generated prompts exactly their length in that model's
+	// tokens (see Tokenizer) and counts a fixed Prompt with it.
+	Tokenizer *Tokenizer
 	// CacheBust makes every prompt unique from its first word on, so prefix caches cannot
 	// hide prefill cost.
 	CacheBust bool
@@ -90,35 +97,98 @@ const (
 // the prompt text; it is "" (the base model) when no adapter has a positive weight.
 func NewPromptSource(opts PromptOptions) Source {
 	s := &promptSource{
-		inputTokens: max(opts.InputTokens, 0),
-		maxTokens:   opts.MaxTokens,
-		prompt:      opts.Prompt,
-		promptWords: countWords(opts.Prompt),
-		cacheBust:   opts.CacheBust,
-		wordKey:     opts.Seed,
-		nonceKey:    mix64(opts.Seed ^ streamNonce),
-		adapterKey:  mix64(opts.Seed ^ streamAdapters),
+		inputLengths:  opts.InputLengths,
+		outputLengths: opts.OutputLengths,
+		inputTokens:   max(opts.InputTokens, 0),
+		maxTokens:     opts.MaxTokens,
+		prompt:        opts.Prompt,
+		promptWords:   countWords(opts.Prompt),
+		cacheBust:     opts.CacheBust,
+		wordKey:       opts.Seed,
+		nonceKey:      mix64(opts.Seed ^ streamNonce),
 	}
-	// Offsets of the vocabulary's words: word i with its leading space is
-	// vocabulary[off[i]:off[i+1]].
-	k := 0
-	for i := 0; i < len(vocabulary); i++ {
-		if vocabulary[i] == ' ' {
-			s.off[k] = uint16(i)
-			k++
+	s.off = vocabularyOffsets()
+	for i := range s.remap {
+		s.remap[i] = uint8(i)
+	}
+	if tk := opts.Tokenizer; tk != nil {
+		for i := range s.remap {
+			s.remap[i] = tk.ones[i%len(tk.ones)]
+		}
+		s.wordNonce = true
+		if opts.Prompt != "" {
+			// After a nonce the prompt follows a space, which byte-level tokenizers count
+			// with its first word.
+			if s.cacheBust {
+				s.promptWords = tk.Count(" " + opts.Prompt)
+			} else {
+				s.promptWords = tk.Count(opts.Prompt)
+			}
 		}
 	}
-	s.off[vocabularySize] = uint16(len(vocabulary))
 
+	s.split = newAdapterSplit(opts.Adapters, mix64(opts.Seed^streamAdapters))
+
+	if !s.cacheBust {
+		switch {
+		case s.prompt != "":
+			s.fixed, s.fixedTokens = s.prompt, s.promptWords
+		case s.inputLengths != nil:
+			// Drawn lengths: every prompt is a prefix of the one fixed word sequence.
+		case s.inputTokens > 0:
+			var p rand.PCG
+			seedPCG(&p, s.wordKey, streamFixed)
+			s.fixed, s.fixedTokens = s.generate(p, false, 0, s.inputTokens), s.inputTokens
+		}
+	}
+	return s
+}
+
+type promptSource struct {
+	inputLengths, outputLengths Lengths
+	// remap turns a drawn byte into a vocabulary index: the identity, or with a tokenizer
+	// one of its single-token words.
+	remap [vocabularySize]uint8
+	// wordNonce makes the nonce nonceWords single-token words instead of "req-" and hex.
+	wordNonce bool
+
+	inputTokens int
+	maxTokens   int
+	prompt      string
+	promptWords int
+	cacheBust   bool
+
+	wordKey, nonceKey uint64
+
+	// fixed is the prompt of every request when it does not vary with n.
+	fixed       string
+	fixedTokens int
+
+	off [vocabularySize + 1]uint16
+
+	split adapterSplit
+}
+
+// adapterSplit picks a request's LoRA adapter by weight from its own seeded stream.
+type adapterSplit struct {
+	key uint64
+	// names[i] is chosen when a uniform draw falls below cum[i] (and not below cum[i-1]).
+	names []string
+	cum   []float64
+}
+
+// newAdapterSplit keeps the adapters whose weight is a positive finite number, normalised.
+func newAdapterSplit(adapters []WeightedAdapter, key uint64) adapterSplit {
+	s := adapterSplit{key: key}
 	total := 0.0
-	for _, a := range opts.Adapters {
+	for _, a := range adapters {
 		if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
 			total += a.Weight
 		}
 	}
 	if total > 0 && !math.IsInf(total, 1) {
 		acc := 0.0
-		for _, a := range opts.Adapters {
+		for _, a := range adapters {
 			if a.Weight > 0 && !math.IsInf(a.Weight, 1) {
 				acc += a.Weight
 				s.names = append(s.names, a.Name)
@@ -127,80 +197,98 @@ func NewPromptSource(opts PromptOptions) Source {
 		}
 		s.cum[len(s.cum)-1] = 1 // rounding must never leave a draw past the last adapter
 	}
-
-	if !s.cacheBust {
-		switch {
-		case s.prompt != "":
-			s.fixed, s.fixedTokens = s.prompt, s.promptWords
-		case s.inputTokens > 0:
-			var p rand.PCG
-			seedPCG(&p, s.wordKey, streamFixed)
-			s.fixed, s.fixedTokens = s.generate(p, false, 0), s.inputTokens
-		}
-	}
 	return s
 }
 
-type promptSource struct {
-	inputTokens int
-	maxTokens   int
-	prompt      string
-	promptWords int
-	cacheBust   bool
+// pick returns request n's adapter, "" (the base model) when no adapter has a weight.
+func (s *adapterSplit) pick(n uint64) string {
+	switch len(s.names) {
+	case 0:
+		return ""
+	case 1:
+		return s.names[0]
+	}
+	u := float64(hashIndex(s.key, n)>>11) * 0x1p-53
+	return s.names[sort.Search(len(s.cum), func(i int) bool { return u < s.cum[i] })]
+}
 
-	wordKey, nonceKey, adapterKey uint64
-
-	// fixed is the prompt of every request when it does not vary with n.
-	fixed       string
-	fixedTokens int
-
-	off [vocabularySize + 1]uint16
-
-	// names[i] is chosen when a uniform draw falls below cum[i] (and not below cum[i-1]).
-	names []string
-	cum   []float64
+// vocabularyOffsets returns where the vocabulary's words start: word i with its leading space
+// is vocabulary[off[i]:off[i+1]].
+func vocabularyOffsets() (off [vocabularySize + 1]uint16) {
+	k := 0
+	for i := 0; i < len(vocabulary); i++ {
+		if vocabulary[i] == ' ' {
+			off[k] = uint16(i)
+			k++
+		}
+	}
+	off[vocabularySize] = uint16(len(vocabulary))
+	return off
 }
 
 func (s *promptSource) Next(n uint64) Request {
 	r := Request{MaxTokens: s.maxTokens, Adapter: s.adapter(n)}
+	if s.outputLengths != nil {
+		r.MaxTokens = s.outputLengths.Length(n)
+	}
 	switch {
+	case s.inputLengths != nil && s.prompt == "":
+		length := s.inputLengths.Length(n)
+		var p rand.PCG
+		if s.cacheBust {
+			seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
+		} else {
+			seedPCG(&p, s.wordKey, streamFixed)
+		}
+		r.Prompt, r.PromptTokens = s.generate(p, s.cacheBust, n, length), length
 	case !s.cacheBust:
 		r.Prompt, r.PromptTokens = s.fixed, s.fixedTokens
 	case s.prompt != "":
 		var b strings.Builder
 		b.Grow(nonceLen + 1 + len(s.prompt))
-		s.writeNonce(&b, n)
+		k := s.writeNonce(&b, n, nonceWords)
 		b.WriteByte(' ')
 		b.WriteString(s.prompt)
-		r.Prompt, r.PromptTokens = b.String(), s.promptWords+1
+		r.Prompt, r.PromptTokens = b.String(), s.promptWords+k
 	case s.inputTokens > 0:
 		var p rand.PCG
 		seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
-		r.Prompt, r.PromptTokens = s.generate(p, true, n), s.inputTokens
+		r.Prompt, r.PromptTokens = s.generate(p, true, n, s.inputTokens), s.inputTokens
 	default:
 		var b strings.Builder
 		b.Grow(nonceLen)
-		s.writeNonce(&b, n)
-		r.Prompt, r.PromptTokens = b.String(), 1
+		r.PromptTokens = s.writeNonce(&b, n, nonceWords)
+		r.Prompt = b.String()
 	}
 	return r
 }
 
-// generate builds a prompt of s.inputTokens words from p's draws, the first being the nonce
-// for n if nonce is set. It runs the generator twice from the same state: once to size the
-// buffer exactly, once to fill it, so the prompt costs a single allocation.
-func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64) string {
-	body := s.inputTokens
+// nonceWords is the length of a nonce made of words (with a tokenizer): 8 draws from at least
+// 16 single-token words, so at least 32 bits tell requests apart.
+const nonceWords = 8
+
+// generate builds a prompt of words words from p's draws, starting with the nonce for n if
+// nonce is set (one word, or with a tokenizer up to nonceWords single-token words). It runs the
+// generator twice from the same state: once to size the buffer exactly, once to fill it, so
+// the prompt costs a single allocation.
+func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) string {
+	body := words
 	size := 0
+	k := 0 // the nonce's words
 	if nonce {
-		body--
-		size = nonceLen
+		k = 1
+		if s.wordNonce {
+			k = min(nonceWords, words)
+		}
+		body -= k
+		size = s.nonceSize(n, k)
 	}
 	sizer := p // a copy replays the same draws
 	for left := body; left > 0; {
 		x := sizer.Uint64()
 		for j := 0; j < 8 && left > 0; j++ {
-			size += int(s.off[x&0xff+1] - s.off[x&0xff])
+			w := int(s.remap[x&0xff])
+			size += int(s.off[w+1] - s.off[w])
 			x >>= 8
 			left--
 		}
@@ -211,17 +299,16 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64) string {
 
 	var b strings.Builder
 	b.Grow(size)
-	first := true
 	if nonce {
-		s.writeNonce(&b, n)
-		first = false
+		s.writeNonce(&b, n, k)
 	}
 	for left := body; left > 0; {
 		x := p.Uint64()
 		for j := 0; j < 8 && left > 0; j++ {
-			w := vocabulary[s.off[x&0xff]:s.off[x&0xff+1]]
-			if first {
-				w, first = w[1:], false
+			i := int(s.remap[x&0xff])
+			w := vocabulary[s.off[i]:s.off[i+1]]
+			if b.Len() == 0 {
+				w = w[1:]
 			}
 			b.WriteString(w)
 			x >>= 8
@@ -231,27 +318,60 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64) string {
 	return b.String()
 }
 
-func (s *promptSource) writeNonce(b *strings.Builder, n uint64) {
+// nonceSize returns the bytes writeNonce writes for n with k words.
+func (s *promptSource) nonceSize(n uint64, k int) int {
+	if !s.wordNonce {
+		return nonceLen
+	}
+	size := -1 // the first word's leading space is not written
+	v := hashIndex(s.nonceKey, n)
+	for range k {
+		w := int(s.remap[v&0xff])
+		size += int(s.off[w+1] - s.off[w])
+		v >>= 8
+	}
+	return size
+}
+
+// writeNonce writes request n's nonce at the start of b and returns its length in tokens:
+// "req-" and 16 hex digits of a bijective hash of n (one word), or with a tokenizer k
+// single-token words chosen by that hash's bytes.
+func (s *promptSource) writeNonce(b *strings.Builder, n uint64, k int) int {
+	v := hashIndex(s.nonceKey, n)
+	if s.wordNonce {
+		for j := range k {
+			i := int(s.remap[v&0xff])
+			w := vocabulary[s.off[i]:s.off[i+1]]
+			if j == 0 {
+				w = w[1:]
+			}
+			b.WriteString(w)
+			v >>= 8
+		}
+		return k
+	}
 	const hex = "0123456789abcdef"
 	var buf [nonceLen]byte
 	copy(buf[:], noncePrefix)
-	v := hashIndex(s.nonceKey, n)
 	for i := nonceLen - 1; i >= len(noncePrefix); i-- {
 		buf[i] = hex[v&0xf]
 		v >>= 4
 	}
 	b.Write(buf[:])
+	return 1
 }
 
-func (s *promptSource) adapter(n uint64) string {
-	switch len(s.names) {
-	case 0:
-		return ""
-	case 1:
-		return s.names[0]
+func (s *promptSource) adapter(n uint64) string { return s.split.pick(n) }
+
+// Turn implements TurnSource: turn k > 0 is the request of a sequence number derived from
+// (n, k), so it has words and a nonce of its own, with request n's adapter.
+func (s *promptSource) Turn(n uint64, turn int) Request {
+	if turn == 0 {
+		return s.Next(n)
 	}
-	u := float64(hashIndex(s.adapterKey, n)>>11) * 0x1p-53
-	return s.names[sort.Search(len(s.cum), func(i int) bool { return u < s.cum[i] })]
+	r := s.Next(hashIndex(mix64(s.wordKey^streamTurn^mix64(uint64(turn))), n))
+	r.Adapter = s.adapter(n)
+	return r
 }
 
 // countWords counts whitespace-separated words without allocating.

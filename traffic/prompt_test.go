@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -115,7 +116,7 @@ func TestWithoutCacheBustPromptsRepeat(t *testing.T) {
 		src := NewPromptSource(opts)
 		first := src.Next(0)
 		for n := uint64(1); n < 50; n++ {
-			if r := src.Next(n); r != first {
+			if r := src.Next(n); !reflect.DeepEqual(r, first) {
 				t.Fatalf("%+v: request %d = %+v, request 0 = %+v", opts, n, r, first)
 			}
 		}
@@ -165,10 +166,10 @@ func TestPromptSourceDeterminism(t *testing.T) {
 	samePrompt, sameAdapter := 0, 0
 	for i := len(want) - 1; i >= 0; i-- { // backwards: no hidden dependence on call order
 		n := uint64(i)
-		if got := b.Next(n); got != want[n] {
+		if got := b.Next(n); !reflect.DeepEqual(got, want[n]) {
 			t.Fatalf("same seed, request %d: %+v, want %+v", n, got, want[n])
 		}
-		if got := a.Next(n); got != want[n] {
+		if got := a.Next(n); !reflect.DeepEqual(got, want[n]) {
 			t.Fatalf("asked again, request %d: %+v, want %+v", n, got, want[n])
 		}
 		other := c.Next(n)

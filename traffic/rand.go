@@ -23,6 +23,10 @@ const (
 	streamAdapters = 0x6164617074000003
 	streamNonce    = 0x6e6f6e6365000004
 	streamCycle    = 0x6379636c65000005
+	streamBlock    = 0x626c6f636b000006 // a shared-prefix block's words (trace hash ids, groups)
+	streamLengths  = 0x6c656e6774000007 // drawn input and output lengths
+	streamSample   = 0x73616d706c000008 // which data set entry a request sends
+	streamTurn     = 0x7475726e00000009 // a conversation's later turns
 
 	// golden is 2^64 divided by the golden ratio: odd, so multiplying by it permutes uint64.
 	golden = 0x9e3779b97f4a7c15

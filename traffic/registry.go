@@ -46,6 +46,9 @@ type PacerKind struct {
 	defaults func(t *config.Traffic, given func(string) bool)
 	check    func(t config.Traffic, report config.Reporter)
 	plan     func(t config.Traffic, seed uint64) Plan
+	// load builds the plan of a kind that reads a file (and can fail there); it is used
+	// instead of plan when set.
+	load func(t config.Traffic, seed uint64) (Plan, error)
 }
 
 // Kinds of pacer, as written in the configuration.
@@ -54,6 +57,8 @@ const (
 	KindConcurrent = "concurrent"
 	// KindStages runs a list of rate or concurrency steps.
 	KindStages = "stages"
+	// KindTrace replays a request trace: its arrivals and each request's lengths.
+	KindTrace = "trace"
 )
 
 // pacerKinds is the registry, in the order the docs list the kinds. It is built on each call
@@ -73,6 +78,8 @@ func pacerKinds() []PacerKind {
 			}},
 		{Name: KindStages, Summary: "A list of `{rate | concurrency, duration, pacer, burstiness}` steps, run in order and looped forever in the daemon (once by a one-shot run).",
 			Fields: []string{"stages"}, check: checkStages, defaults: defaultMaxInFlight, plan: stagesPlan},
+		{Name: KindTrace, Summary: "Replays the `trace` file (Azure CSV or Mooncake JSONL): arrivals at the rows' times divided by `time_scale`, each request's input and output lengths from its row, looping forever in the daemon (once by a one-shot run).",
+			Fields: []string{"trace"}, defaults: defaultTrace, check: checkTrace, load: tracePlan},
 	}
 }
 
@@ -114,6 +121,9 @@ func PlanFor(t config.Traffic, seed uint64) (Plan, error) {
 	if len(problems) > 0 {
 		return Plan{}, fmt.Errorf("traffic: %s", strings.Join(problems, "; "))
 	}
+	if k.load != nil {
+		return k.load(t, seed)
+	}
 	return k.plan(t, seed), nil
 }
 
@@ -133,6 +143,11 @@ func (ConfigExtension) Defaults(t *config.Target, given func(string) bool) {
 	if k, ok := LookupPacer(tr.Pacer); ok && k.defaults != nil {
 		k.defaults(tr, func(f string) bool { return given("traffic." + f) })
 	}
+	if tr.Pacer == KindTrace && !given("request.ignore_eos") {
+		// A trace's output lengths are only replayed if the server generates exactly
+		// max_tokens.
+		t.Request.IgnoreEOS = true
+	}
 }
 
 // Check implements config.Extension.
@@ -143,13 +158,19 @@ func (ConfigExtension) Check(t *config.Target, given func(string) bool, report c
 		report("traffic.pacer", "must be one of %s, not %s", pacerNames(nil), config.Quote(tr.Pacer))
 		return
 	}
-	for _, f := range []string{"rate", "burstiness", "concurrency", "stages"} {
+	for _, f := range []string{"rate", "burstiness", "concurrency", "stages", "trace"} {
 		if given("traffic."+f) && !slices.Contains(k.Fields, f) {
 			report("traffic."+f, "is not used by pacer %s (it reads %s)", k.Name, strings.Join(k.Fields, ", "))
 		}
 	}
 	sub := func(field, format string, args ...any) { report("traffic."+field, format, args...) }
 	k.check(tr, sub)
+	if k.Name == KindTrace {
+		if given("request.max_tokens") {
+			report("request.max_tokens", "is not used with pacer trace: each request's output length comes from its trace row")
+		}
+	}
+	checkSources(t, given, report)
 	if k.Name == KindConcurrent && tr.MaxInFlight > 0 && tr.Concurrency > tr.MaxInFlight {
 		report("traffic.max_in_flight", "%d is below concurrency (%d): raise it or omit it", tr.MaxInFlight, tr.Concurrency)
 	}

@@ -160,14 +160,14 @@ func TestPacerKindsRegistry(t *testing.T) {
 	var names []string
 	for _, k := range PacerKinds() {
 		names = append(names, k.Name)
-		if k.Summary == "" || len(k.Fields) == 0 || k.check == nil || k.plan == nil {
+		if k.Summary == "" || len(k.Fields) == 0 || k.check == nil || (k.plan == nil && k.load == nil) {
 			t.Errorf("kind %s is incomplete", k.Name)
 		}
 		if got, ok := LookupPacer(k.Name); !ok || got.Name != k.Name {
 			t.Errorf("LookupPacer(%q) = %v, %v", k.Name, got.Name, ok)
 		}
 	}
-	if want := []string{KindConstant, KindPoisson, KindGamma, KindConcurrent, KindStages}; !slices.Equal(names, want) {
+	if want := []string{KindConstant, KindPoisson, KindGamma, KindConcurrent, KindStages, KindTrace}; !slices.Equal(names, want) {
 		t.Errorf("kinds %v, want %v", names, want)
 	}
 	if _, ok := LookupPacer("nope"); ok {

@@ -27,6 +27,23 @@ type Request struct {
 	MaxTokens int
 	// Adapter is the LoRA adapter to address instead of the base model; "" for the base model.
 	Adapter string
+	// Messages, when set, are the chat messages to send instead of one user message holding
+	// Prompt (which then holds their contents joined, for completion APIs).
+	Messages []Message
+}
+
+// TurnSource is a Source that also builds the later turns of a multi-turn conversation:
+// Turn(n, 0) is Next(n), and Turn(n, k) the user message of turn k (from 0) of the session that
+// request n starts, with the same adapter. Like Next it is a pure function of (seed, n, k).
+type TurnSource interface {
+	Source
+	Turn(n uint64, turn int) Request
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 // Source produces the request for each sequence number. Implementations are deterministic in

@@ -115,7 +115,7 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 		Name: "load", URL: url, Model: "inferprobe-sim",
 		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
 		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
-		Request: config.Request{InputTokens: inputTokens, MaxTokens: maxTokens, IgnoreEOS: true},
+		Request: config.Request{InputTokens: config.FixedTokens(inputTokens), MaxTokens: maxTokens, IgnoreEOS: true},
 		Warmup:  config.Warmup{MaxDuration: time.Minute},
 	}}}
 	cfg.ApplyDefaults(engine.Extensions()...)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,35 @@ func WaitFor(t testing.TB, timeout, poll time.Duration, what string, cond func()
 		}
 		time.Sleep(poll)
 	}
+}
+
+// SharedFile finds rel (e.g. "traces/azure-llm-2023-conv.csv") in the project's shared/
+// directory, which lives beside the repository (../shared from its root): it looks in
+// shared/ of every directory above the test's package, so it is found from a checkout at any
+// depth below the directory that holds shared/ (a clone beside it, or a worktree further
+// down). A missing file fails the test in CI (CI set) and skips it elsewhere.
+func SharedFile(t testing.TB, rel string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+		p := filepath.Join(dir, "shared", rel)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("shared/%s not found above the package: CI checks out shared/ beside the repository", rel)
+	}
+	t.Skipf("shared/%s is not beside the repository", rel)
+	return ""
 }
 
 // Tool finds an external program a test needs. CI installs every such program (.ci/run), so

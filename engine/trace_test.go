@@ -1,0 +1,412 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
+	"github.com/inferprobe/inferprobe/prober"
+	"github.com/inferprobe/inferprobe/simulator"
+	"github.com/inferprobe/inferprobe/traffic"
+)
+
+// TestTraceReplayAgainstSimulator replays the shared Azure conversation trace (CC-BY 4.0;
+// Patel et al., "Splitwise", ISCA 2024) at time_scale 20 for 30 s against the simulator: every
+// request is intended at its row's scaled offset, is sent within 5 ms of it at the 99th
+// percentile, and generates exactly its row's output length as the server's usage reports.
+// Under the race detector (make test's race run) it replays 10 s at time_scale 2 and checks
+// everything but the 5 ms bound, which the Makefile's unit target checks in a run without the
+// detector at the full rate.
+func TestTraceReplayAgainstSimulator(t *testing.T) {
+	path := testkit.SharedFile(t, "traces/azure-llm-2023-conv.csv")
+	trace, err := traffic.LoadTrace(path, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startSim(t, func(c *simulator.Config) {
+		// Fast and roomy: the server must never be the reason a request is late.
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter = time.Millisecond, time.Microsecond, 0, 0
+		c.MaxNumSeqs, c.KVCacheTokens, c.MaxModelLen = 2048, 1<<26, 1<<16
+	})
+	scale, run := 20, 30*time.Second
+	if raceDetector {
+		scale, run = 2, 10*time.Second // about 100 requests: the detector slows every one
+	}
+	cfg := parseConfig(t, fmt.Sprintf(`targets:
+  - name: replay
+    url: %s
+    model: inferprobe-sim
+    timeout: 1m
+    traffic:
+      pacer: trace
+      max_in_flight: 2048
+      seed: 5
+      trace: {file: %q, time_scale: %d}
+    warmup: {requests: 0, min_duration: 0s}
+`, url, path, scale))
+	rec := &records{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{Observers: []prober.Observer{rec}})
+	if err := set.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A canary measures how late this process's goroutines wake on this machine (other test
+	// binaries share its cores): the part of the lag that is the machine's, not the replay's.
+	var oversleep []time.Duration
+	canaryDone := make(chan struct{})
+	go func() { // owned by the test: it returns after run and closes canaryDone
+		defer close(canaryDone)
+		for end := time.Now().Add(run); time.Now().Before(end); {
+			due := time.Now().Add(2 * time.Millisecond)
+			time.Sleep(time.Until(due))
+			oversleep = append(oversleep, time.Since(due))
+		}
+	}()
+	<-canaryDone
+	stop, done := context.WithTimeout(context.Background(), 30*time.Second)
+	defer done()
+	set.Close(stop)
+
+	recs := rec.all()
+	slices.SortFunc(recs, func(a, b prober.Record) int { return int(a.Seq) - int(b.Seq) })
+	if len(recs) == 0 {
+		t.Fatal("no requests")
+	}
+	offset := func(seq uint64) time.Duration {
+		at, _, _ := trace.Row(int(seq))
+		return time.Duration(float64(at) / float64(scale))
+	}
+	// The schedule's start, from the first request: every other is intended at its row's offset.
+	start := recs[0].Intended.Add(-offset(recs[0].Seq))
+	var lags []time.Duration
+	succeeded := 0
+	for _, r := range recs {
+		if r.Seq >= uint64(trace.Len()) {
+			t.Fatalf("request %d is past the trace's %d rows in 30 s", r.Seq, trace.Len())
+		}
+		if d := r.Intended.Sub(start) - offset(r.Seq); d < -time.Microsecond || d > time.Microsecond {
+			t.Fatalf("request %d intended %v after the start, want its row's %v", r.Seq, r.Intended.Sub(start), offset(r.Seq))
+		}
+		if r.Result == prober.ResultCanceled {
+			continue // in flight when the set closed
+		}
+		lags = append(lags, r.Start.Sub(r.Intended))
+		if r.Result != prober.ResultSuccess {
+			t.Errorf("request %d: %s (%v)", r.Seq, r.Result, r.Err)
+			continue
+		}
+		succeeded++
+		_, in, out := trace.Row(int(r.Seq))
+		if r.OutputSource != prober.SourceUsage || r.OutputTokens != out {
+			t.Errorf("request %d: %d output tokens (%s), want the row's %d by usage", r.Seq, r.OutputTokens, r.OutputSource, out)
+		}
+		if r.PromptSource != prober.SourceUsage || r.PromptTokens != in || r.RequestedPromptTokens != in {
+			t.Errorf("request %d: %d prompt tokens (%s), want the row's %d by usage", r.Seq, r.PromptTokens, r.PromptSource, in)
+		}
+	}
+	// 30 s at 20x is ten minutes of trace: about 3,000 rows at the trace's ~5 req/s.
+	t.Logf("%d requests (%d successful, %d dropped)", len(recs), succeeded, rec.drop)
+	if rows := rowsBefore(trace, run*time.Duration(scale)); succeeded < rows*8/10 {
+		t.Fatalf("%d successful requests in %v, want at least %d of the trace's %d rows", succeeded, run, rows*8/10, rows)
+	}
+	if rec.drop > 0 {
+		t.Errorf("%d requests dropped", rec.drop)
+	}
+	slices.Sort(lags)
+	slices.Sort(oversleep)
+	p99, machine := lags[len(lags)*99/100], oversleep[len(oversleep)*99/100]
+	t.Logf("%d requests (%d successful), send lag p50 %v p99 %v max %v; the machine's own wake-up lateness p99 %v",
+		len(recs), succeeded, lags[len(lags)/2], p99, lags[len(lags)-1], machine)
+	if !raceDetector && p99 > 5*time.Millisecond+machine {
+		t.Errorf("send lag p99 %v, want ≤ 5ms of the scaled trace (plus the %v this machine adds to any wake-up)", p99, machine)
+	}
+}
+
+// rowsBefore counts the trace's rows in its first d.
+func rowsBefore(tr *traffic.Trace, d time.Duration) int {
+	n := 0
+	for n < tr.Len() {
+		if at, _, _ := tr.Row(n); at >= d {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// TestTraceConfigErrors: the trace block is checked like every config block, each problem
+// naming its field path and line.
+func TestTraceConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.jsonl")
+	if err := os.WriteFile(file, []byte(`{"timestamp": 0, "input_length": 3, "output_length": 2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(dir, "t.trace")
+	if err := os.WriteFile(odd, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []wantErr
+	}{
+		{"trace missing", base("    traffic:", "      pacer: trace"),
+			[]wantErr{{"targets[0].traffic.trace", 5, "is required for pacer trace"}}},
+		{"file missing", base("    traffic:", "      pacer: trace", "      trace: {time_scale: 2, format: azure}"),
+			[]wantErr{{"targets[0].traffic.trace.file", 7, "is required"}}},
+		{"file unreadable", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+filepath.Join(dir, "none.csv")),
+			[]wantErr{{"targets[0].traffic.trace.file", 8, "cannot be read"}}},
+		{"format unknown", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        format: parquet"),
+			[]wantErr{{"targets[0].traffic.trace.format", 9, `must be azure or mooncake, not "parquet"`}}},
+		{"format not implied", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+odd),
+			[]wantErr{{"targets[0].traffic.trace.format", 7, "implies no format"}}},
+		{"time scale", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        time_scale: 0"),
+			[]wantErr{{"targets[0].traffic.trace.time_scale", 9, "must be > 0"}}},
+		{"start offset", base("    traffic:", "      pacer: trace", "      trace:", "        file: "+file, "        start_offset: -1s"),
+			[]wantErr{{"targets[0].traffic.trace.start_offset", 9, "must not be negative"}}},
+		{"trace with another pacer", base("    traffic:", "      rate: 2", "      trace: {file: "+file+"}"),
+			[]wantErr{{"targets[0].traffic.trace", 7, "is not used by pacer constant"}}},
+		{"lengths the trace gives", base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}", "    request:", "      input_tokens: 5", "      max_tokens: 9"),
+			[]wantErr{{"targets[0].request.input_tokens", 9, "is not used with traffic.trace"}, {"targets[0].request.max_tokens", 10, "not used with pacer trace"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			checkErrors(t, err, tt.want)
+		})
+	}
+	c := parseConfig(t, base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}"))
+	if tr := c.Targets[0].Traffic.Trace; tr.Format != traffic.TraceMooncake || tr.TimeScale != 1 || !*tr.Loop || !c.Targets[0].Request.IgnoreEOS {
+		t.Fatalf("defaults: %+v, ignore_eos %v", tr, c.Targets[0].Request.IgnoreEOS)
+	}
+}
+
+// TestBadTraceAtReloadKeepsRunning: a trace that fails to load when a reload builds the target
+// is an error naming the file and line, and the running target goes on unchanged.
+func TestBadTraceAtReloadKeepsRunning(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.jsonl"), filepath.Join(dir, "bad.jsonl")
+	row := `{"timestamp": %d, "input_length": 4, "output_length": 2}` + "\n"
+	if err := os.WriteFile(good, []byte(fmt.Sprintf(row, 0)+fmt.Sprintf(row, 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf(row, 0)+"{\"timestamp\": 9, \"input_length\": -1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := func(file string) string {
+		return fmt.Sprintf("targets: [{name: a, url: %s, model: inferprobe-sim, traffic: {pacer: trace, seed: 3, trace: {file: %q}}}]\n", url, file)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{})
+	defer set.Close(ctx)
+	if err := set.Apply(parseConfig(t, y(good))); err != nil {
+		t.Fatal(err)
+	}
+	err := set.Apply(parseConfig(t, y(bad))) // the file is a readable file: only Build reads its rows
+	if err == nil || !strings.Contains(err.Error(), bad+":2:") {
+		t.Fatalf("apply = %v, want an error naming %s:2", err, bad)
+	}
+	if st := set.Targets(); len(st) != 1 || !st[0].Running || st[0].Seed != 3 {
+		t.Fatalf("targets after the failed reload: %+v", st)
+	}
+	set.mu.Lock()
+	file := set.targets["a"].p.Config.Traffic.Trace.File
+	set.mu.Unlock()
+	if file != good {
+		t.Fatalf("the running target replays %s, want the good trace", file)
+	}
+}
+
+// TestSourceConfigErrors: the request sources' blocks are checked with field paths and lines.
+func TestSourceConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(file, []byte(`{"prompt": "a b c"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []wantErr
+	}{
+		{"dataset file missing", base("    request:", "      dataset: {format: jsonl}"),
+			[]wantErr{{"targets[0].request.dataset.file", 6, "is required"}}},
+		{"dataset format", base("    request:", "      dataset:", "        file: "+file, "        format: csv"),
+			[]wantErr{{"targets[0].request.dataset.format", 8, `must be sharegpt or jsonl, not "csv"`}}},
+		{"dataset bounds", base("    request:", "      dataset:", "        file: "+file, "        min_input_tokens: 10", "        max_input_tokens: 5"),
+			[]wantErr{{"targets[0].request.dataset.max_input_tokens", 9, "is below min_input_tokens"}}},
+		{"dataset with input_tokens", base("    request:", "      input_tokens: 9", "      dataset: {file: "+file+"}"),
+			[]wantErr{{"targets[0].request.input_tokens", 6, "is not used with request.dataset"}}},
+		{"two sources", base("    request:", "      dataset: {file: "+file+"}",
+			"      shared_prefix: {groups: 1, prompts_per_group: 1, system_prompt_tokens: 1, question_tokens: 1}"),
+			[]wantErr{{"targets[0].request.shared_prefix", 7, "cannot be used together with request.dataset"}}},
+		{"dataset with a trace", base("    traffic: {pacer: trace, trace: {file: "+file+"}}", "    request:", "      dataset: {file: "+file+"}"),
+			[]wantErr{{"targets[0].request.dataset", 7, "cannot be used together with traffic.trace"}}},
+		{"dist unknown", base("    request:", "      input_tokens:", "        dist: gauss", "        mean: 5"),
+			[]wantErr{{"targets[0].request.input_tokens.dist", 7, `must be one of fixed, uniform, normal, lognormal, not "gauss"`}}},
+		{"uniform without max", base("    request:", "      input_tokens: {dist: uniform, min: 5}"),
+			[]wantErr{{"targets[0].request.input_tokens.dist", 6, "uniform needs min and max"}}},
+		{"normal mean", base("    request:", "      output_tokens:", "        dist: normal", "        mean: 0", "        stddev: 3"),
+			[]wantErr{{"targets[0].request.output_tokens.mean", 8, "must be ≥ 1"}}},
+		{"dist bounds", base("    request:", "      input_tokens: {dist: normal, mean: 50, stddev: 5, min: 60, max: 40}"),
+			[]wantErr{{"targets[0].request.input_tokens.max", 6, "40 is below min (60)"}}},
+		{"length as a list", base("    request:", "      input_tokens: [1, 2]"),
+			[]wantErr{{"targets[0].request.input_tokens", 6, "must be a number of tokens or a distribution"}}},
+		{"dist unknown key", base("    request:", "      input_tokens: {dist: fixed, mean: 5, median: 4}"),
+			[]wantErr{{"targets[0].request.input_tokens.median", 6, "unknown field"}}},
+		{"output_tokens with max_tokens", base("    request:", "      max_tokens: 5", "      output_tokens: 9"),
+			[]wantErr{{"targets[0].request.output_tokens", 7, "cannot be used together with max_tokens"}}},
+		{"shared prefix zero", base("    request:", "      shared_prefix: {groups: 0, prompts_per_group: 1, system_prompt_tokens: 1, question_tokens: 1}"),
+			[]wantErr{{"targets[0].request.shared_prefix.groups", 6, "must be ≥ 1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			checkErrors(t, err, tt.want)
+		})
+	}
+}
+
+// TestLengthDistributionsFromConfig: drawn lengths reach the requests the engine's source sends.
+func TestLengthDistributionsFromConfig(t *testing.T) {
+	c := parseConfig(t, base("    traffic: {seed: 4}", "    request:", "      input_tokens: {dist: uniform, min: 3, max: 9}", "      output_tokens: {dist: fixed, mean: 12}"))
+	rq := c.Targets[0].Request
+	if rq.InputTokens.Dist == nil || rq.OutputTokens.Dist == nil || rq.MaxTokens != 0 {
+		t.Fatalf("request %+v", rq)
+	}
+	p, err := Build(c.Targets[0], BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	src, err := traffic.NewSource(c.Targets[0], p.Plan, traffic.SubSeed(p.Seed, "source"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := map[int]bool{}
+	for n := uint64(0); n < 100; n++ {
+		r := src.Next(n)
+		if r.MaxTokens != 12 || r.PromptTokens < 3 || r.PromptTokens > 9 || traffic.CountWords(r.Prompt) != r.PromptTokens {
+			t.Fatalf("request %d: %+v", n, r)
+		}
+		lengths[r.PromptTokens] = true
+	}
+	if len(lengths) != 7 {
+		t.Fatalf("%d distinct prompt lengths, want all 7 of 3..9", len(lengths))
+	}
+	if n := parseConfig(t, base("    request: {output_tokens: 40}")).Targets[0].Request; n.OutputTokens.N != 40 || n.MaxTokens != 0 {
+		t.Fatalf("output_tokens as a number: %+v", n)
+	}
+}
+
+// TestTokenizerConfig: request.tokenizer is checked like every file and not allowed where the
+// prompts do not come from the generator.
+func TestTokenizerConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(file, []byte(`{"prompt": "a b c"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkErrors(t, func() error {
+		_, err := Parse([]byte(base("    request:", "      tokenizer: "+filepath.Join(dir, "none.json"))))
+		return err
+	}(),
+		[]wantErr{{"targets[0].request.tokenizer", 6, "cannot be read"}})
+	checkErrors(t, func() error {
+		_, err := Parse([]byte(base("    request:", "      dataset: {file: "+file+"}", "      tokenizer: "+file)))
+		return err
+	}(), []wantErr{{"targets[0].request.tokenizer", 7, "is not used with request.dataset"}})
+	// A file that is not a tokenizer fails the build, naming it.
+	c := parseConfig(t, base("    request:", "      tokenizer: "+file))
+	if _, err := Build(c.Targets[0], BuildOptions{}); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("build with a bad tokenizer: %v", err)
+	}
+}
+
+// TestConversationResendsHistory: each session sends its turns in order, turn k carrying the
+// earlier questions and the server's real answers; every turn is a record with its turn number.
+func TestConversationResendsHistory(t *testing.T) {
+	rs := &recordingServer{}
+	srv := httptest.NewServer(rs)
+	defer srv.Close()
+	cfg := parseConfig(t, fmt.Sprintf(`targets:
+  - name: chat
+    url: %s
+    model: m
+    traffic: {pacer: stages, stages: [{rate: 10, duration: 1s}], seed: 2}
+    request: {input_tokens: 6, max_tokens: 2, conversation: {turns: 3, think_time: 20ms}}
+    warmup: {requests: 0, min_duration: 0s}
+`, srv.URL))
+	rec := &records{}
+	runOnce(t, cfg, rec)
+	recs := rec.all()
+	turns := map[uint64][]int{}
+	for _, r := range recs {
+		if r.Result != prober.ResultSuccess {
+			t.Fatalf("seq %d turn %d: %s (%v)", r.Seq, r.Turn, r.Result, r.Err)
+		}
+		turns[r.Seq] = append(turns[r.Seq], r.Turn)
+	}
+	if len(turns) < 8 {
+		t.Fatalf("%d sessions, want about 10", len(turns))
+	}
+	for seq, ts := range turns {
+		if !slices.Equal(ts, []int{1, 2, 3}) {
+			t.Errorf("session %d sent turns %v, want 1 2 3 in order", seq, ts)
+		}
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	firsts := map[string]bool{}
+	var later [][]traffic.Message
+	for _, b := range rs.bodies {
+		var body struct{ Messages []traffic.Message }
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		m := body.Messages
+		if len(m)%2 != 1 || len(m) > 5 {
+			t.Fatalf("a request with %d messages", len(m))
+		}
+		for i, msg := range m {
+			want := map[bool]string{true: "user", false: "assistant"}[i%2 == 0]
+			if msg.Role != want || (want == "assistant" && msg.Content != "ab") {
+				t.Fatalf("message %d is %+v, want %s (the server's answer is \"ab\")", i, msg, want)
+			}
+		}
+		if len(m) == 1 {
+			firsts[m[0].Content] = true
+		} else {
+			later = append(later, m)
+		}
+	}
+	if len(later) != 2*len(firsts) {
+		t.Fatalf("%d first turns and %d later ones", len(firsts), len(later))
+	}
+	for _, m := range later {
+		if !firsts[m[0].Content] {
+			t.Fatalf("a later turn's history starts with %q, which no first turn sent", m[0].Content)
+		}
+		if m[len(m)-1].Content == m[0].Content {
+			t.Fatal("a later turn repeats the first question instead of asking its own")
+		}
+	}
+	// Checked by the registries: more than one turn, and only for chat.
+	for _, y := range []string{"    request: {conversation: {turns: 1}}", "    api: openai-completions\n    request: {conversation: {turns: 2}}"} {
+		if _, err := Parse([]byte(base(y))); err == nil {
+			t.Errorf("%q parsed", y)
+		}
+	}
+}
