@@ -45,6 +45,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"#### experiment.load", reflect.TypeOf(ExperimentLoad{})},
 		{"#### experiment.command", reflect.TypeOf(ExperimentCommand{})},
 		{"#### experiment.hook", reflect.TypeOf(ExperimentHook{})},
+		{"#### experiment.subsystems", reflect.TypeOf(ExperimentSubsystems{})},
 	}
 	for _, b := range blocks {
 		start := strings.Index(text, "\n"+b.heading+"\n")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"os"
 	"slices"
 	"strings"
 	"text/template"
@@ -24,6 +25,19 @@ type Experiment struct {
 	// Command starts the server for each level; Hook changes the delay of a running one.
 	Command *ExperimentCommand `yaml:"command"`
 	Hook    *ExperimentHook    `yaml:"hook"`
+	// Subsystems compares target-pattern files at one delay and ranks them by throughput drop.
+	Subsystems *ExperimentSubsystems `yaml:"subsystems"`
+}
+
+// ExperimentSubsystems is the subsystem comparison of an experiment: each file (passed to the
+// templates as .TargetsFile, e.g. SPEED_BUMP_TARGETS) is run at Delay, against the same load
+// without delay, and the files are ranked by how much throughput drops.
+type ExperimentSubsystems struct {
+	// Delay is the delay every file is compared at.
+	Delay time.Duration `yaml:"delay"`
+	// Files are the target-pattern files (numpy.*:*, vllm.model_executor:* …), relative to the
+	// configuration file.
+	Files []string `yaml:"files"`
 }
 
 // ExperimentLoad is the load of an experiment: closed-loop concurrency or an open-loop rate.
@@ -180,6 +194,23 @@ func (v *validator) experiment(e *Experiment, l loc) {
 		}
 		v.positive(v.at(cl, "ready_timeout"), c.ReadyTimeout)
 		v.positive(v.at(cl, "stop_timeout"), c.StopTimeout)
+	}
+	if sub := e.Subsystems; sub != nil {
+		sl := v.at(l, "subsystems")
+		if sub.Delay <= 0 {
+			v.errorf(v.at(sl, "delay"), "must be > 0 (the delay every file is compared at)")
+		}
+		fl := v.at(sl, "files")
+		if len(sub.Files) == 0 {
+			v.errorf(fl, "needs at least one target-pattern file")
+		}
+		for i, f := range sub.Files {
+			if fi, err := os.Stat(f); err != nil {
+				v.errorf(v.item(fl, i), "cannot read: %v", err)
+			} else if fi.IsDir() {
+				v.errorf(v.item(fl, i), "%s is a directory, not a file", quote(f))
+			}
+		}
 	}
 	if h := e.Hook; h != nil {
 		hl := v.at(l, "hook")

@@ -79,6 +79,13 @@ func parse(data []byte, dir string, ext []Extension) (*Config, *meta, Errors) {
 // resolvePaths makes the file paths of every target absolute, relative to dir, so that they
 // mean the same whatever the daemon's working directory.
 func resolvePaths(c *Config, dir string) {
+	if e := c.Experiment; e != nil && e.Subsystems != nil {
+		for i, f := range e.Subsystems.Files {
+			if f != "" && !filepath.IsAbs(f) {
+				e.Subsystems.Files[i] = filepath.Join(dir, f)
+			}
+		}
+	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		for _, p := range []*string{&t.APIKeyFile, &t.TLS.CAFile, &t.TLS.CertFile, &t.TLS.KeyFile} {

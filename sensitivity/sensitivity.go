@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,21 @@ type Report struct {
 	// Overhead is the experiment's own time: starting servers, waiting until they are ready,
 	// stopping them (seconds, summed over levels).
 	Overhead Overhead `json:"overhead"`
+	// Subsystems ranks the target-pattern files by throughput drop at one delay, largest
+	// first; empty without experiment.subsystems.
+	Subsystems []Subsystem `json:"subsystems,omitempty"`
+}
+
+// Subsystem is one target-pattern file compared at the subsystem delay.
+type Subsystem struct {
+	File    string `json:"file"`
+	DelayNS int64  `json:"delay_ns"`
+	Error   string `json:"error,omitempty"`
+	// OutputTokensPerSecond is its throughput; Drop the relative drop from the baseline
+	// (the first level, when it is 0, else a measurement without delay).
+	OutputTokensPerSecond bench.Stat `json:"output_tokens_per_second"`
+	Drop                  float64    `json:"drop"`
+	Rank                  int        `json:"rank"`
 }
 
 // Level is one injected delay.
@@ -152,8 +168,85 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		return rep, errors.New("sensitivity: no level could be measured")
 	}
 	rep.Analysis = Analyze(delays, means, pts)
+	if sub := exp.Subsystems; sub != nil {
+		base := 0.0
+		if len(exp.Levels) > 0 && exp.Levels[0] == 0 && len(rep.Levels[0].Repeats) > 0 {
+			base = rep.Levels[0].OutputTokensPerSecond.Mean
+		} else {
+			lvl := runLevel(ctx, exp, load, config.LevelVars{Level: -1, Delay: "0s"}, opts, rep)
+			if lvl.Error != "" {
+				return rep, fmt.Errorf("sensitivity: the subsystem baseline (no delay): %s", lvl.Error)
+			}
+			base = lvl.OutputTokensPerSecond.Mean
+		}
+		for i, f := range sub.Files {
+			vars := config.LevelVars{Level: len(exp.Levels) + i, DelayNS: sub.Delay.Nanoseconds(), Delay: sub.Delay.String(), TargetsFile: f}
+			lvl := runLevel(ctx, exp, load, vars, opts, rep)
+			s := Subsystem{File: f, DelayNS: vars.DelayNS, Error: lvl.Error, OutputTokensPerSecond: lvl.OutputTokensPerSecond}
+			if lvl.Error == "" && base > 0 {
+				s.Drop = (base - s.OutputTokensPerSecond.Mean) / base
+			}
+			rep.Subsystems = append(rep.Subsystems, s)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+		order := make([]int, len(rep.Subsystems))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			x, y := rep.Subsystems[a], rep.Subsystems[b]
+			switch {
+			case (x.Error == "") != (y.Error == ""):
+				if x.Error == "" {
+					return -1
+				}
+				return 1
+			case x.Drop > y.Drop:
+				return -1
+			case x.Drop < y.Drop:
+				return 1
+			}
+			return 0
+		})
+		for rank, i := range order {
+			rep.Subsystems[i].Rank = rank + 1
+		}
+		slices.SortStableFunc(rep.Subsystems, func(a, b Subsystem) int { return a.Rank - b.Rank })
+	}
 	rep.FinishedAt = time.Now().UTC()
 	return rep, nil
+}
+
+// runLevel applies vars, measures every repeat and undoes the level, for the subsystem
+// comparison; its overhead counts into rep.
+func runLevel(ctx context.Context, exp *config.Experiment, load *config.Config, vars config.LevelVars, opts Options, rep *Report) Level {
+	lvl := Level{Index: vars.Level, DelayNS: vars.DelayNS, Delay: vars.Delay}
+	start := time.Now()
+	stop, err := apply(ctx, exp, vars, opts.ServerOutput)
+	rep.Overhead.StartSeconds += time.Since(start).Seconds()
+	if err != nil {
+		lvl.Error = err.Error()
+		progressf(opts.Progress, "subsystem %s: %v; going on", vars.TargetsFile, err)
+		return lvl
+	}
+	var tputs []float64
+	for r := range exp.Repeats {
+		m, err := measure(ctx, load, opts)
+		if err != nil {
+			lvl.Error = fmt.Sprintf("repeat %d: %v", r, err)
+			break
+		}
+		lvl.Repeats = append(lvl.Repeats, m)
+		tputs = append(tputs, m.OutputTokensPerSecond)
+		progressf(opts.Progress, "subsystem %q at %s repeat %d/%d: %.1f output tok/s", vars.TargetsFile, vars.Delay, r+1, exp.Repeats, m.OutputTokensPerSecond)
+	}
+	stopStart := time.Now()
+	stop()
+	rep.Overhead.StopSeconds += time.Since(stopStart).Seconds()
+	lvl.OutputTokensPerSecond = bench.NewStat(tputs)
+	return lvl
 }
 
 // loadConfig turns every target's traffic into the experiment's load: a warmup stage (when
@@ -356,6 +449,16 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		fmt.Fprintf(&b, " (breakpoint at %s)", time.Duration(*a.Breakpoint*1e9))
 	}
 	fmt.Fprintf(&b, "\n%s\n", a.Advice)
+	if len(r.Subsystems) > 0 {
+		fmt.Fprintf(&b, "\nsubsystems at %s, by throughput drop:\n", time.Duration(r.Subsystems[0].DelayNS))
+		for _, s := range r.Subsystems {
+			if s.Error != "" {
+				fmt.Fprintf(&b, "  %d. %s: failed: %s\n", s.Rank, s.File, s.Error)
+				continue
+			}
+			fmt.Fprintf(&b, "  %d. %s: %.1f%% drop (%.1f tok/s)\n", s.Rank, s.File, 100*s.Drop, s.OutputTokensPerSecond.Mean)
+		}
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -105,7 +105,7 @@ func freePort(t *testing.T) int {
 }
 
 // experiment is a configuration that starts the simulator per level with the given slack.
-func experiment(t *testing.T, bin string, slack time.Duration, argvPrefix string) *config.Config {
+func experiment(t *testing.T, bin string, slack time.Duration, argvPrefix string, extra ...string) *config.Config {
 	t.Helper()
 	port := freePort(t)
 	sim := fmt.Sprintf("%s simulate --listen-address=127.0.0.1:%d --ttft-base=10ms --ttft-per-prompt-token=0s --itl=2ms --itl-jitter=0 --max-num-seqs=64 --speed-bump.slack=%s --log.level=warn",
@@ -124,11 +124,11 @@ experiment:
   load: {concurrency: 8}
   command:
     argv: %s
-    env: {SPEED_BUMP_DELAY_NS: "{{.DelayNS}}"}
+    env: {SPEED_BUMP_DELAY_NS: "{{.DelayNS}}", SPEED_BUMP_TARGETS: "{{.TargetsFile}}"}
     ready_url: http://127.0.0.1:%d/health
     ready_timeout: 20s
     stop_timeout: 2s
-`, port, argv, port)
+%s`, port, argv, port, strings.Join(extra, "\n"))
 	c, err := engine.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)
@@ -144,9 +144,17 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 	bin := binary(t)
 	ctx := context.Background()
 
-	host, err := Run(ctx, experiment(t, bin, 0, ""), Options{})
+	// Two subsystems: a target file naming one hot call site and one naming three.
+	dir := t.TempDir()
+	one, three := filepath.Join(dir, "one.txt"), filepath.Join(dir, "three.txt")
+	_ = os.WriteFile(one, []byte("vllm.model_executor:*\n"), 0o600)
+	_ = os.WriteFile(three, []byte("# the scheduler and the sampler too\nvllm.model_executor:*\nvllm.core.scheduler:*\nvllm.sampling:*\n"), 0o600)
+	host, err := Run(ctx, experiment(t, bin, 0, "", "  subsystems:", "    delay: 500us", "    files: ["+one+", "+three+"]"), Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s := host.Subsystems; len(s) != 2 || s[0].File != three || s[0].Rank != 1 || s[1].File != one || !(s[0].Drop > s[1].Drop+0.1) || s[1].Drop < 0.05 {
+		t.Errorf("subsystems %+v, want three.txt first with the larger drop", s)
 	}
 	if host.Analysis.Classification != Linear {
 		t.Errorf("host-bound: classified %s: %+v", host.Analysis.Classification, host.Analysis)
@@ -193,7 +201,7 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 	for _, r := range []*Report{host, dev, slack} {
 		t.Logf("overhead: start %.2fs stop %.2fs; drop %.1f%% %s", r.Overhead.StartSeconds, r.Overhead.StopSeconds, 100*r.Analysis.Drop, r.Analysis.Classification)
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	files, err := host.WritePlot(dir)
 	if err != nil || len(files) != 2 {
 		t.Fatalf("plot: %v %v", files, err)

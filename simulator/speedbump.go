@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -14,6 +15,7 @@ import (
 const (
 	EnvSpeedBumpDelayNS   = "SPEED_BUMP_DELAY_NS"
 	EnvSpeedBumpFrequency = "SPEED_BUMP_FREQUENCY"
+	EnvSpeedBumpTargets   = "SPEED_BUMP_TARGETS"
 )
 
 // SpeedBump models host-side overhead that the slowdown method injects a delay into: the
@@ -38,7 +40,8 @@ func (b SpeedBump) added() time.Duration {
 	return max(0, host-b.Slack)
 }
 
-// FromEnv reads the delay and frequency from the speed-bump environment variables
+// FromEnv reads the delay, the frequency and (from SPEED_BUMP_TARGETS, one call site per
+// non-comment line of the file) the calls per step from the speed-bump environment variables
 // (getenv nil means os.Getenv), leaving the rest of b as it is. An unset variable keeps b's
 // value; a malformed one is an error naming it.
 func (b SpeedBump) FromEnv(getenv func(string) string) (SpeedBump, error) {
@@ -51,6 +54,21 @@ func (b SpeedBump) FromEnv(getenv func(string) string) (SpeedBump, error) {
 			return b, fmt.Errorf("simulator: %s=%q: want a non-negative integer of nanoseconds", EnvSpeedBumpDelayNS, v)
 		}
 		b.Delay = time.Duration(ns)
+	}
+	if path := getenv(EnvSpeedBumpTargets); path != "" {
+		// Each target pattern of the file stands for one instrumented call site that runs once
+		// per decode step, so a file that names more of the hot path costs more.
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return b, fmt.Errorf("simulator: %s: %w", EnvSpeedBumpTargets, err)
+		}
+		n := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+				n++
+			}
+		}
+		b.CallsPerStep = n
 	}
 	if v := getenv(EnvSpeedBumpFrequency); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
