@@ -82,8 +82,8 @@ func SubSeed(base uint64, parts ...string) uint64 {
 	return mix64(h)
 }
 
-// gapSampler draws unit-mean gaps (multiply by the mean gap to scale). It keeps the PCG state
-// and the spare normal of the polar method, so resetting it replays the same draws.
+// gapSampler draws unit-mean gaps (multiply by the mean gap to scale). It keeps only the PCG
+// state, so resetting it replays the same draws.
 type gapSampler struct {
 	pcg rand.PCG
 	// shape is the gamma shape k = 1/cv²; 1 selects the exponential (Poisson) path.
@@ -92,9 +92,6 @@ type gapSampler struct {
 	invShape float64
 	// d and c are Marsaglia–Tsang's constants for shape max(k, k+1).
 	d, c float64
-
-	spare    float64
-	hasSpare bool
 }
 
 func newGapSampler(seed uint64, shape float64) gapSampler {
@@ -111,7 +108,6 @@ func newGapSampler(seed uint64, shape float64) gapSampler {
 
 func (g *gapSampler) reset(seed uint64) {
 	seedPCG(&g.pcg, seed, streamArrivals)
-	g.spare, g.hasSpare = 0, false
 }
 
 // uniform returns a float64 in [0, 1) with 53 random bits.
@@ -122,24 +118,6 @@ func (g *gapSampler) uniform() float64 {
 // uniformOpen returns a float64 in (0, 1), safe for logarithms and negative powers.
 func (g *gapSampler) uniformOpen() float64 {
 	return (float64(g.pcg.Uint64()>>11) + 0.5) * 0x1p-53
-}
-
-// normal returns a standard normal deviate (Marsaglia's polar method, keeping the spare).
-func (g *gapSampler) normal() float64 {
-	if g.hasSpare {
-		g.hasSpare = false
-		return g.spare
-	}
-	for {
-		u := 2*g.uniform() - 1
-		v := 2*g.uniform() - 1
-		s := u*u + v*v
-		if s > 0 && s < 1 {
-			m := math.Sqrt(-2 * math.Log(s) / s)
-			g.spare, g.hasSpare = v*m, true
-			return u * m
-		}
-	}
 }
 
 // next returns one gap with mean 1: Exp(1) for shape 1, otherwise Gamma(k, 1/k).
@@ -160,7 +138,7 @@ func (g *gapSampler) next() float64 {
 // ("A simple method for generating gamma variables", 2000), valid for shape ≥ 1.
 func (g *gapSampler) gamma() float64 {
 	for {
-		x := g.normal()
+		x := g.zigNormal()
 		v := 1 + g.c*x
 		if v <= 0 {
 			continue

@@ -81,3 +81,35 @@ func TestGapSamplerMoments(t *testing.T) {
 		}
 	}
 }
+
+// TestZigguratNormal: the ziggurat's deviates have the standard normal's moments and tails.
+func TestZigguratNormal(t *testing.T) {
+	g := newGapSampler(42, 2)
+	const n = 2_000_000
+	var sum, sum2, sum4 float64
+	tail, beyond1 := 0, 0
+	for range n {
+		x := g.zigNormal()
+		sum += x
+		sum2 += x * x
+		sum4 += x * x * x * x
+		if math.Abs(x) > zigR {
+			tail++
+		}
+		if math.Abs(x) > 1 {
+			beyond1++
+		}
+	}
+	mean, variance := sum/n, sum2/n
+	kurtosis := sum4 / n / (variance * variance)
+	if math.Abs(mean) > 0.003 || math.Abs(variance-1) > 0.005 || math.Abs(kurtosis-3) > 0.03 {
+		t.Errorf("mean %.4f variance %.4f kurtosis %.4f, want 0, 1, 3", mean, variance, kurtosis)
+	}
+	// P(|X| > 1) = 0.31731; P(|X| > 3.4426) = 0.000576.
+	if p := float64(beyond1) / n; math.Abs(p-0.31731) > 0.002 {
+		t.Errorf("P(|X| > 1) = %.5f, want 0.31731", p)
+	}
+	if p := float64(tail) / n; math.Abs(p-0.000576) > 0.0001 {
+		t.Errorf("P(|X| > r) = %.6f, want 0.000576 (the tail draws)", p)
+	}
+}
