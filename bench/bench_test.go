@@ -624,3 +624,39 @@ targets:
 		t.Errorf("TTFOT count %d, TTFT count %d", st.TTFOT.Count(), st.TTFT.Count())
 	}
 }
+
+// TestServerSummaryPerStage: with a metrics block, each stage reports what the model server's
+// own metrics said over it; the server's generation-token rate agrees with the client's.
+func TestServerSummaryPerStage(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 5*time.Millisecond, 0, 2*time.Millisecond })
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, stages: [{rate: 10, duration: 3s}, {concurrency: 4, duration: 3s}]}
+    request: {input_tokens: 8, max_tokens: 16, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+    metrics: {interval: 250ms, engine: vllm}
+`, url))
+	rep, err := Run(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range rep.Runs[0].Targets[0].Stages {
+		s := st.Server
+		if s == nil || !s.Up {
+			t.Fatalf("stage %d: server summary %+v", i, s)
+		}
+		server := s.Rates["inferprobe_server_generation_tokens_total"]
+		client := st.Throughput.OutputTokensPerSec
+		t.Logf("stage %d: server %.1f tok/s, client %.1f tok/s, running %v", i, server, client, s.Gauges["inferprobe_server_requests_running"])
+		if client == 0 || math.Abs(server-client)/client > 0.3 {
+			t.Errorf("stage %d: the server generated %.1f tok/s, the client measured %.1f", i, server, client)
+		}
+		if _, ok := s.Gauges["inferprobe_server_requests_running"]; !ok {
+			t.Errorf("stage %d: no requests_running gauge: %v", i, s.Gauges)
+		}
+	}
+	validate(t, rep)
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/traffic"
@@ -15,6 +17,9 @@ import (
 // (engine.Options.Observers): it keeps no record, only sketches and counters, so its memory
 // does not grow with the number of requests.
 type Builder struct {
+	// server, when set, gathers the model-server collector, to summarise each stage.
+	server prometheus.Gatherer
+
 	mu       sync.Mutex
 	targets  map[string]*targetAcc
 	order    []string
@@ -30,6 +35,7 @@ type targetAcc struct {
 
 type stageAcc struct {
 	Stage
+	serverStart *serverSnapshot
 }
 
 // NewBuilder returns a builder for one run of cfg (or of one shard of it, when shard is set).
@@ -96,6 +102,47 @@ func (b *Builder) Observe(ev prober.Event) {
 			st.Load.Dropped++
 		}
 		b.mu.Unlock()
+	case prober.EventStage:
+		// A stage starts: the server's series now are the previous stage's end and this one's
+		// start. The builder runs behind the engine's queue, so gathering never delays the pacer.
+		if b.server == nil {
+			return
+		}
+		snap := snapshotServer(b.server, ev.Target.Name)
+		b.mu.Lock()
+		i := int(ev.Value)
+		if prev := b.stage(ev.Target.Name, i-1); prev != nil && prev.Server == nil {
+			prev.Server = summarize(prev.serverStart, snap)
+		}
+		if st := b.stage(ev.Target.Name, i); st != nil {
+			st.serverStart = snap
+		}
+		b.mu.Unlock()
+	}
+}
+
+// SetServer makes the builder summarise the model server's metrics per stage, from g (the
+// engine's server collector).
+func (b *Builder) SetServer(g prometheus.Gatherer) { b.server = g }
+
+// EndServer summarises the server over each stage still open: call it once the pass's plans
+// ended and before the engine set is closed (closing removes the server's series).
+func (b *Builder) EndServer() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.server == nil {
+		return
+	}
+	for name, t := range b.targets {
+		var snap *serverSnapshot
+		for _, st := range t.stages {
+			if st.serverStart != nil && st.Server == nil {
+				if snap == nil {
+					snap = snapshotServer(b.server, name)
+				}
+				st.Server = summarize(st.serverStart, snap)
+			}
+		}
 	}
 }
 

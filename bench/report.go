@@ -77,6 +77,9 @@ type Stage struct {
 	Adapters map[string]*Figures `json:"adapters,omitempty"`
 	// Load is how the schedule was kept.
 	Load LoadSummary `json:"load_summary"`
+	// Server summarises the model server's own metrics over the stage, when the target has a
+	// metrics block (ServerSummary).
+	Server *ServerSummary `json:"server,omitempty"`
 }
 
 // Figures are the measured figures of a set of requests (a stage, or one adapter of it).

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/inferprobe/inferprobe/collector"
@@ -190,6 +191,9 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 		eo.Shard, eo.Shards = opts.Shard.Index, opts.Shard.Count
 	}
 	set := engine.New(ctx, eo)
+	serverReg := prometheus.NewRegistry()
+	serverReg.MustRegister(set.Server())
+	b.SetServer(serverReg)
 	start := time.Now()
 	if err := set.Apply(cfg); err != nil {
 		set.Close(ctx)
@@ -230,6 +234,7 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 		}
 	}()
 	waitErr := set.Wait(ctx)
+	b.EndServer()
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	set.Close(closeCtx) // delivers every queued event to the builder
 	cancel()
