@@ -628,7 +628,9 @@ targets:
 // TestServerSummaryPerStage: with a metrics block, each stage reports what the model server's
 // own metrics said over it; the server's generation-token rate agrees with the client's.
 func TestServerSummaryPerStage(t *testing.T) {
-	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 5*time.Millisecond, 0, 2*time.Millisecond })
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL = 5*time.Millisecond, 0, 2*time.Millisecond
+	})
 	cfg := parse(t, fmt.Sprintf(`
 targets:
   - name: sim
