@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case mergeCmd.FullCommand():
 		return mergeReports(*mergeFiles, *mergeOutput, stdout, stderr)
 	case runCmd.FullCommand():
-		return runBench(ctx, runOpts, stdout, stderr, logger)
+		return runBench(ctx, runOpts, opts.accelerator, stdout, stderr, logger)
 	case simCmd.FullCommand():
 		if err := runSimulator(ctx, *simCfg, *simAddr, logger); err != nil {
 			logger.Error("simulator failed", "err", err)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
@@ -127,7 +128,7 @@ func mergeReports(files []string, output string, stdout, stderr io.Writer) int {
 }
 
 // runBench runs `inferprobe run`; it returns the exit code.
-func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logger *slog.Logger) int {
+func runBench(ctx context.Context, o *runOptions, accel *accelerator.Options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	fail := func(code int, format string, args ...any) int {
 		fmt.Fprintf(stderr, "%s run: "+format+"\n", append([]any{appName}, args...)...)
 		return code
@@ -221,6 +222,22 @@ func runBench(ctx context.Context, o *runOptions, stdout, stderr io.Writer, logg
 		Probe: probe, Version: version.Version, Shard: shard}
 	if requestsFile != nil {
 		opts.Requests = requestsFile
+	}
+	// The accelerator collector, when on (the default), is summarised per stage; without a
+	// GPU it reports itself down and the run goes on.
+	if accel != nil && accel.Enabled {
+		acc := accelerator.New(accelerator.NewLibrary(), *accel, logger.With("collector", "accelerator"))
+		accCtx, stopAcc := context.WithCancel(ctx)
+		accDone := make(chan struct{})
+		go func() { defer close(accDone); acc.Run(accCtx) }() // owned by runBench: stopped below
+		defer func() {
+			stopAcc()
+			select {
+			case <-accDone:
+			case <-time.After(5 * time.Second): // an NVML call cannot be interrupted
+			}
+		}()
+		opts.Accelerator = acc
 	}
 	// A terminal gets a progress bar; a log (CI, a file) plain lines.
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

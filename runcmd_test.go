@@ -24,7 +24,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code = run(ctx, append(args, "--log.level=warn", "--no-collector.accelerator"), &out, &errOut)
+	code = run(ctx, append(args, "--log.level=warn"), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -60,6 +60,13 @@ func TestRunCommand(t *testing.T) {
 	}
 	if len(rep.Runs) != 2 || rep.WarmupRuns != 1 || len(rep.Runs[0].Targets[0].Stages) != 2 || rep.Runs[1].Targets[0].Stages[0].Load.Sent != 25 {
 		t.Errorf("report: %d runs, warmup %d, %+v", len(rep.Runs), rep.WarmupRuns, rep.Runs[0].Targets[0].Stages[0].Load)
+	}
+	// The accelerator collector is on by default: this machine has no GPU, so every stage
+	// says it was down, and the run went on.
+	for _, st := range rep.Runs[0].Targets[0].Stages {
+		if st.Accelerator == nil || st.Accelerator.Up {
+			t.Errorf("stage %d accelerator summary %+v, want one that says the collector is down", st.Index, st.Accelerator)
+		}
 	}
 	lines, err := os.ReadFile(filepath.Join(out, "requests.jsonl"))
 	if err != nil {

@@ -17,8 +17,9 @@ import (
 // (engine.Options.Observers): it keeps no record, only sketches and counters, so its memory
 // does not grow with the number of requests.
 type Builder struct {
-	// server, when set, gathers the model-server collector, to summarise each stage.
-	server prometheus.Gatherer
+	// server, when set, gathers the model-server collector, to summarise each stage; accel
+	// likewise the accelerator collector.
+	server, accel prometheus.Gatherer
 
 	mu       sync.Mutex
 	targets  map[string]*targetAcc
@@ -35,7 +36,7 @@ type targetAcc struct {
 
 type stageAcc struct {
 	Stage
-	serverStart *serverSnapshot
+	serverStart, accelStart *serverSnapshot
 }
 
 // NewBuilder returns a builder for one run of cfg (or of one shard of it, when shard is set).
@@ -103,23 +104,35 @@ func (b *Builder) Observe(ev prober.Event) {
 		}
 		b.mu.Unlock()
 	case prober.EventStage:
-		// A stage starts: the server's series now are the previous stage's end and this one's
-		// start. The builder runs behind the engine's queue, so gathering never delays the pacer.
-		if b.server == nil {
-			return
+		// A stage starts: the collectors' series now are the previous stage's end and this
+		// one's start. The builder runs behind the engine's queue, so gathering never delays
+		// the pacer.
+		var snap, accel *serverSnapshot
+		if b.server != nil {
+			snap = snapshotServer(b.server, ev.Target.Name)
 		}
-		snap := snapshotServer(b.server, ev.Target.Name)
+		if b.accel != nil {
+			accel = snapshot(b.accel, "inferprobe_accelerator_", "")
+		}
 		b.mu.Lock()
 		i := int(ev.Value)
-		if prev := b.stage(ev.Target.Name, i-1); prev != nil && prev.Server == nil {
-			prev.Server = summarize(prev.serverStart, snap)
+		if prev := b.stage(ev.Target.Name, i-1); prev != nil {
+			if prev.Server == nil {
+				prev.Server = summarize(prev.serverStart, snap)
+			}
+			if prev.Accelerator == nil {
+				prev.Accelerator = summarize(prev.accelStart, accel)
+			}
 		}
 		if st := b.stage(ev.Target.Name, i); st != nil {
-			st.serverStart = snap
+			st.serverStart, st.accelStart = snap, accel
 		}
 		b.mu.Unlock()
 	}
 }
+
+// SetAccelerator makes the builder summarise the accelerator collector per stage, from g.
+func (b *Builder) SetAccelerator(g prometheus.Gatherer) { b.accel = g }
 
 // SetServer makes the builder summarise the model server's metrics per stage, from g (the
 // engine's server collector).
@@ -130,17 +143,21 @@ func (b *Builder) SetServer(g prometheus.Gatherer) { b.server = g }
 func (b *Builder) EndServer() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.server == nil {
-		return
+	var accel *serverSnapshot
+	if b.accel != nil {
+		accel = snapshot(b.accel, "inferprobe_accelerator_", "")
 	}
 	for name, t := range b.targets {
 		var snap *serverSnapshot
 		for _, st := range t.stages {
-			if st.serverStart != nil && st.Server == nil {
+			if b.server != nil && st.serverStart != nil && st.Server == nil {
 				if snap == nil {
 					snap = snapshotServer(b.server, name)
 				}
 				st.Server = summarize(st.serverStart, snap)
+			}
+			if st.accelStart != nil && st.Accelerator == nil {
+				st.Accelerator = summarize(st.accelStart, accel)
 			}
 		}
 	}

@@ -80,6 +80,9 @@ type Stage struct {
 	// Server summarises the model server's own metrics over the stage, when the target has a
 	// metrics block (ServerSummary).
 	Server *ServerSummary `json:"server,omitempty"`
+	// Accelerator summarises the accelerator collector (NVML) over the stage, summed over the
+	// GPUs, when it is on (the same form: energy as a rate is power).
+	Accelerator *ServerSummary `json:"accelerator,omitempty"`
 }
 
 // Figures are the measured figures of a set of requests (a stage, or one adapter of it).

@@ -53,6 +53,8 @@ type Options struct {
 	Probe *collector.Probe
 	// Version is written into the report.
 	Version string
+	// Accelerator, when set, is the accelerator collector (NVML) to summarise per stage.
+	Accelerator prometheus.Collector
 	// Shard, when set, runs only that shard of every target (traffic.Shard) and marks the
 	// report as partial; Merge joins the shards' reports.
 	Shard *Shard
@@ -194,6 +196,12 @@ func runPass(ctx context.Context, cfg *config.Config, opts Options, index int, l
 	serverReg := prometheus.NewRegistry()
 	serverReg.MustRegister(set.Server())
 	b.SetServer(serverReg)
+	if opts.Accelerator != nil {
+		accelReg := prometheus.NewRegistry()
+		if err := accelReg.Register(opts.Accelerator); err == nil {
+			b.SetAccelerator(accelReg)
+		}
+	}
 	start := time.Now()
 	if err := set.Apply(cfg); err != nil {
 		set.Close(ctx)

@@ -38,6 +38,12 @@ type serverSnapshot struct {
 
 // snapshotServer gathers g and keeps the inferprobe_server_* series of target, summed by name.
 func snapshotServer(g prometheus.Gatherer, target string) *serverSnapshot {
+	return snapshot(g, "inferprobe_server_", target)
+}
+
+// snapshot gathers g and keeps the series named with prefix (of target, when not ""), summed by
+// name; prefix+"up" gives Up.
+func snapshot(g prometheus.Gatherer, prefix, target string) *serverSnapshot {
 	mfs, err := g.Gather()
 	if err != nil && len(mfs) == 0 {
 		return nil
@@ -46,15 +52,15 @@ func snapshotServer(g prometheus.Gatherer, target string) *serverSnapshot {
 		hsum: map[string]float64{}, hcount: map[string]float64{}}
 	for _, mf := range mfs {
 		name := mf.GetName()
-		if !strings.HasPrefix(name, "inferprobe_server_") {
+		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if !hasLabel(m, "target", target) {
+			if target != "" && !hasLabel(m, "target", target) {
 				continue
 			}
 			switch {
-			case name == "inferprobe_server_up":
+			case name == prefix+"up":
 				s.up = m.GetGauge().GetValue() == 1
 			case mf.GetType() == dto.MetricType_COUNTER:
 				s.counters[name] += m.GetCounter().GetValue()
