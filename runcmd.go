@@ -20,8 +20,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/inferprobe/inferprobe/bench"
-	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/collector"
+	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
 )
