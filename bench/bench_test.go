@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
+	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
 )
@@ -661,4 +663,58 @@ targets:
 		}
 	}
 	validate(t, rep)
+}
+
+// TestReportPageInABrowser: a real headless browser opens index.html from the output directory
+// (no server, no network) and renders the table and every plot.
+func TestReportPageInABrowser(t *testing.T) {
+	chromium := testkit.Tool(t, "chromium", "apt-get install chromium")
+	dir := t.TempDir()
+	if _, err := goldenReport().WritePlots(dir); err != nil {
+		t.Fatal(err)
+	}
+	colour := func(dir string) int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shot := filepath.Join(t.TempDir(), "page.png")
+		cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+			"--no-first-run", "--user-data-dir="+t.TempDir(), "--window-size=1200,3000", "--screenshot="+shot,
+			"file://"+filepath.Join(dir, "index.html"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("chromium: %v\n%s", err, out)
+		}
+		f, err := os.Open(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := png.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The plots are drawn in colour on white; the page's text is black.
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y += 2 {
+			for x := b.Min.X; x < b.Max.X; x += 2 {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if max(r, g, bl)-min(r, g, bl) > 0x3000 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	with := colour(dir)
+	// The control: the same page with its plot files gone.
+	svgs, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
+	for _, f := range svgs {
+		_ = os.Remove(f)
+	}
+	without := colour(dir)
+	t.Logf("coloured pixels (every other row and column): %d with the plots, %d without", with, without)
+	if with < 3*without+300 {
+		t.Errorf("the rendered page has %d coloured pixels, %d without its plot files: the plots did not render", with, without)
+	}
 }

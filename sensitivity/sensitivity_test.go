@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -281,5 +283,63 @@ func TestReadyTimeoutIsReported(t *testing.T) {
 	_, err := startServer(context.Background(), c, config.LevelVars{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "not ready within 300ms") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// TestHookSetsTheDelay: with a hook instead of a command, each level is one rendered HTTP
+// request to a running server, and the levels are measured against it.
+func TestHookSetsTheDelay(t *testing.T) {
+	bin := binary(t)
+	port := freePort(t)
+	sim := exec.Command(bin, "simulate", fmt.Sprintf("--listen-address=127.0.0.1:%d", port), "--ttft-base=5ms",
+		"--itl=1ms", "--itl-jitter=0", "--log.level=warn")
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sim.Process.Kill(); _ = sim.Wait() }()
+	var (
+		mu     sync.Mutex
+		bodies []string
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := new(strings.Builder)
+		_, _ = io.Copy(b, r.Body)
+		mu.Lock()
+		bodies = append(bodies, r.Method+" "+r.URL.RawQuery+" "+b.String())
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	for range 50 {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port)); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := engine.Parse([]byte(fmt.Sprintf(`
+targets: [{name: sim, url: "http://127.0.0.1:%d", model: inferprobe-sim, request: {input_tokens: 4, max_tokens: 8, ignore_eos: true}}]
+experiment:
+  levels: [0, 1ms]
+  measure: 700ms
+  load: {concurrency: 2}
+  hook: {url: "%s/delay?level={{.Level}}", method: PUT, body: '{"delay_ns": {{.DelayNS}}}'}
+`, port, hook.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`PUT level=0 {"delay_ns": 0}`, `PUT level=1 {"delay_ns": 1000000}`}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(bodies, "|") != strings.Join(want, "|") {
+		t.Errorf("hook requests %q, want %q", bodies, want)
+	}
+	for _, l := range rep.Levels {
+		if l.Error != "" || len(l.Repeats) != 1 || l.Repeats[0].Requests == 0 {
+			t.Errorf("level %d: %+v", l.Index, l)
+		}
 	}
 }
