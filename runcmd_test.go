@@ -16,15 +16,18 @@ import (
 	"time"
 
 	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/simulator"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	// stderr gets the log and the progress lines from several goroutines, as os.Stderr would.
+	var out bytes.Buffer
+	errOut := &testkit.LockedBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code = run(ctx, append(args, "--log.level=warn"), &out, &errOut)
+	code = run(ctx, append(args, "--log.level=warn"), &out, errOut)
 	return code, out.String(), errOut.String()
 }
 
