@@ -89,14 +89,17 @@ func TestFaults(t *testing.T) {
 				if !sum.done || sum.tokens != 10 {
 					t.Fatalf("stalled stream incomplete: %d tokens, done %v", sum.tokens, sum.done)
 				}
+				// A late read of the token before the stall shortens the gap the client sees
+				// (the stall itself is exact on the server): count gaps of most of it, which no
+				// ordinary gap reaches.
 				var long int
 				for i := 1; i < len(sum.tokTimes); i++ {
-					if sum.tokTimes[i].Sub(sum.tokTimes[i-1]) >= stall {
+					if sum.tokTimes[i].Sub(sum.tokTimes[i-1]) >= stall*8/10 {
 						long++
 					}
 				}
 				if long != 1 {
-					t.Errorf("%d client-side gaps of at least %s, want 1", long, stall)
+					t.Errorf("%d client-side gaps of at least %s, want 1", long, stall*8/10)
 				}
 			},
 			plain: func(t *testing.T, resp *http.Response) {
