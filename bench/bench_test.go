@@ -247,7 +247,7 @@ func TestStat(t *testing.T) {
 	if one := NewStat([]float64{5}); one.Stddev != 0 || one.CI95 != [2]float64{5, 5} {
 		t.Errorf("one value: %+v", one)
 	}
-	if big := NewStat(make([]float64, 200)); tCritical95(199) != 1.96 || big.N != 200 {
+	if big := NewStat(make([]float64, 200)); TCritical95(199) != 1.96 || big.N != 200 {
 		t.Errorf("large n: %+v", big)
 	}
 }

@@ -284,14 +284,14 @@ func NewStat(values []float64) Stat {
 	if s.Mean != 0 {
 		s.CV = s.Stddev / math.Abs(s.Mean)
 	}
-	half := tCritical95(s.N-1) * s.Stddev / math.Sqrt(float64(s.N))
+	half := TCritical95(s.N-1) * s.Stddev / math.Sqrt(float64(s.N))
 	s.CI95 = [2]float64{s.Mean - half, s.Mean + half}
 	return s
 }
 
-// tCritical95 returns the two-sided 95% critical value of Student's t with df degrees of
+// TCritical95 returns the two-sided 95% critical value of Student's t with df degrees of
 // freedom (0 for df < 1, where no interval exists).
-func tCritical95(df int) float64 {
+func TCritical95(df int) float64 {
 	table := [...]float64{0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
 		2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}

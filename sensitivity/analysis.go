@@ -3,6 +3,8 @@ package sensitivity
 import (
 	"math"
 	"slices"
+
+	"github.com/inferprobe/inferprobe/bench"
 )
 
 // Classifications, as the slowdown method names them.
@@ -71,7 +73,7 @@ func FitLine(pts []Point) Fit {
 	}
 	if len(pts) > 2 {
 		se := math.Sqrt(f.sse / (n - 2) / sxx)
-		half := tCritical95(len(pts)-2) * se
+		half := bench.TCritical95(len(pts)-2) * se
 		f.SlopeCI95 = [2]float64{f.Slope - half, f.Slope + half}
 	} else {
 		f.SlopeCI95 = [2]float64{f.Slope, f.Slope}
@@ -81,19 +83,6 @@ func FitLine(pts []Point) Fit {
 
 // At returns the fitted value at x.
 func (f Fit) At(x float64) float64 { return f.Intercept + f.Slope*x }
-
-// tCritical95 is the two-sided 95% critical value of Student's t.
-func tCritical95(df int) float64 {
-	table := [...]float64{0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086}
-	if df < len(table) {
-		return table[max(df, 0)]
-	}
-	if df < 60 {
-		return 2.0
-	}
-	return 1.96
-}
 
 // Analysis is what the experiment concludes from throughput per level.
 type Analysis struct {
