@@ -28,6 +28,7 @@ import (
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/internal/metricdocs"
+	"github.com/inferprobe/inferprobe/internal/simtest"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -215,18 +216,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // startSim serves a simulator on a loopback port until the test ends.
 func startSim(t *testing.T, mutate func(*simulator.Config)) (*simulator.Server, string) {
 	t.Helper()
-	cfg := simulator.DefaultConfig()
-	cfg.Seed = 7
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); sim.Close() })
-	return sim, srv.URL
+	return simtest.Start(t, 7, mutate)
 }
 
 func writeConfig(t *testing.T, dir, body string) string {

@@ -8,9 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"image/png"
-	"log/slog"
 	"math"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
+	"github.com/inferprobe/inferprobe/internal/simtest"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -32,18 +31,8 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func startSim(t *testing.T, mutate func(*simulator.Config)) string {
 	t.Helper()
-	cfg := simulator.DefaultConfig()
-	cfg.Seed = 5
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { sim.Close(); srv.CloseClientConnections(); srv.Close() })
-	return srv.URL
+	_, url := simtest.Start(t, 5, mutate)
+	return url
 }
 
 func parse(t *testing.T, y string) *config.Config {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/internal/simtest"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -27,18 +27,8 @@ import (
 // startSim serves a simulator on a loopback port until the test ends.
 func startSim(t *testing.T, mutate func(*simulator.Config)) string {
 	t.Helper()
-	cfg := simulator.DefaultConfig()
-	cfg.Seed = 7
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { sim.Close(); srv.CloseClientConnections(); srv.Close() })
-	return srv.URL
+	_, url := simtest.Start(t, 7, mutate)
+	return url
 }
 
 // parseConfig parses y against the registries.
