@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every fuzz target in the module for a short time each (argument: -fuzztime, e.g. 5s).
+# Runs every fuzz target in the module briefly (argument: -fuzztime, e.g. 30000x; a count
+# rather than a duration, see the Makefile).
 set -euo pipefail
-fuzztime=${1:-5s}
+fuzztime=${1:-30000x}
 cd "$(dirname "$0")/.."
 grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
   pkg="./$(dirname "${file#./}")"
