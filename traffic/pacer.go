@@ -164,16 +164,31 @@ func (r *renewal) Next(n uint64) (time.Duration, bool) {
 		r.n, r.at = 0, 0
 	}
 	for r.n < n {
-		gap := math.Round(r.g.next() * r.mean)
+		g := r.g.next() * r.mean
 		rest := math.MaxInt64 - r.at
-		if gap >= float64(rest) || int64(gap) > rest {
+		if !(g < float64(rest)) {
 			r.end = r.n + 1
 			return 0, false
 		}
-		r.at += int64(gap)
+		gap := roundGap(g)
+		if gap > rest {
+			r.end = r.n + 1
+			return 0, false
+		}
+		r.at += gap
 		r.n++
 	}
 	return time.Duration(r.at), true
 }
 
 func (r *renewal) Rate(time.Duration) float64 { return r.rate }
+
+// roundGap is math.Round for a gap in [0, 2^63) nanoseconds, inlined: below 2^52 adding a
+// half and truncating rounds halves away from zero as math.Round does; from 2^52 on every
+// float64 is already an integer (and adding a half could round up to the next one).
+func roundGap(g float64) int64 {
+	if g < 1<<52 {
+		return int64(g + 0.5)
+	}
+	return int64(g)
+}

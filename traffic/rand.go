@@ -12,8 +12,8 @@ import (
 // how rand.Rand turns bits into floats. (Floating-point results may still differ in the last
 // bit between CPU architectures that fuse multiply-adds; on one platform they are exact.)
 //
-// Changing anything in this file changes every reproduced request sequence: treat the
-// constants and derivations as frozen.
+// Changing anything in this file (or ziggurat.go) changes reproduced request sequences: do it
+// only for a reason, and say so in docs/configuration.md's "Reproducing a run".
 
 // Stream constants keep the generators of different purposes independent for one seed.
 const (
@@ -120,18 +120,20 @@ func (g *gapSampler) uniformOpen() float64 {
 	return (float64(g.pcg.Uint64()>>11) + 0.5) * 0x1p-53
 }
 
-// next returns one gap with mean 1: Exp(1) for shape 1, otherwise Gamma(k, 1/k).
+// next returns one gap with mean 1: Exp(1) for shape 1 (by the exponential ziggurat),
+// otherwise Gamma(k, 1/k).
 func (g *gapSampler) next() float64 {
 	if g.shape == 1 {
-		// Inverse transform; 1-U lies in (0, 1], so the log is finite.
-		return -math.Log(1 - g.uniform())
+		return g.zigExponential()
 	}
-	x := g.gamma()
 	if g.shape < 1 {
-		// U^(1/k) as exp(log(U)/k): the same value to within rounding, at half the cost of Pow.
-		x *= math.Exp(math.Log(g.uniformOpen()) * g.invShape)
+		// U^(1/k) = e^(-E/k) with E = -log U a unit exponential: a ziggurat draw and one
+		// table exponential instead of a logarithm and math.Exp (or Pow). Drawn before the
+		// gamma so the exponential's dependent arithmetic overlaps the gamma's draws.
+		boost := expNeg(-g.zigExponential() * g.invShape)
+		return g.gamma() * boost * g.invShape
 	}
-	return x * g.invShape
+	return g.gamma() * g.invShape
 }
 
 // gamma draws Gamma(d+1/3, 1) by Marsaglia and Tsang's squeeze-and-reject method
