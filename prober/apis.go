@@ -106,6 +106,16 @@ func (ConfigExtension) Check(t *config.Target, _ func(string) bool, report confi
 	if _, ok := LookupAPI(t.API); !ok {
 		report("api", "must be one of %s, not %s", strings.Join(APINames(), ", "), config.Quote(t.API))
 	}
+	if !t.Request.Streaming() {
+		// Without a stream there is no first token to time: an objective on it could never
+		// be met, and goodput would silently read zero.
+		if t.SLO.TTFT > 0 {
+			report("slo.ttft", "needs a streamed answer; request.stream is false")
+		}
+		if t.SLO.TPOT > 0 {
+			report("slo.tpot", "needs a streamed answer; request.stream is false")
+		}
+	}
 	if t.Request.Conversation != nil && t.API != APIOpenAIChat {
 		report("request.conversation", "needs api %s: a conversation's history is a list of chat messages", APIOpenAIChat)
 	}

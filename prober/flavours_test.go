@@ -329,3 +329,68 @@ func TestFlavoursAgainstSimulator(t *testing.T) {
 		})
 	}
 }
+
+// TestUnstreamedAllFlavours: stream: false against the simulator, for every flavour: e2e and
+// tokens only; no chunk, so TTFT, TTFO, TPOT and the gaps are undefined (absent, not zero).
+func TestUnstreamedAllFlavours(t *testing.T) {
+	sim, url := simtest.Start(t, 11, nil)
+	off := false
+	for _, api := range append([]string{APIOpenAIChat, APIOpenAICompletions}, httpFlavours...) {
+		t.Run(api, func(t *testing.T) {
+			tgt := testTarget(url, APIOpenAIChat)
+			tgt.Request.Stream = &off
+			a, _ := LookupAPI(api)
+			tgt.API, tgt.Path, tgt.Model = api, a.DefaultPath(false), "inferprobe-sim"
+			tgt.Request.MaxTokens = 6
+			c, err := NewClient(tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Record{}
+			c.Do(context.Background(), traffic.Request{Prompt: "one two three", PromptTokens: 3}, rec)
+			if rec.Result != ResultSuccess {
+				t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+			}
+			reqs := sim.Stats().Requests
+			truth := reqs[len(reqs)-1]
+			if truth.Stream {
+				t.Fatal("the simulator saw a streaming request")
+			}
+			if _, ok := rec.TTFT(); ok {
+				t.Error("TTFT defined without a stream")
+			}
+			if _, ok := rec.TTFO(); ok {
+				t.Error("TTFO defined without a stream")
+			}
+			if _, ok := rec.TPOT(); ok || rec.Chunks != 0 || len(rec.Gaps) != 0 {
+				t.Errorf("TPOT defined or chunks (%d) and gaps (%d) recorded without a stream", rec.Chunks, len(rec.Gaps))
+			}
+			if rec.End < 20*time.Millisecond {
+				t.Errorf("e2e %v below the server's 20ms TTFT base", rec.End)
+			}
+			wantN, wantSource := truth.OutputTokens, SourceUsage
+			if api == APITritonGenerate {
+				wantN, wantSource = 0, "" // no usage, and no chunks to count: N unknown
+			}
+			if rec.OutputTokens != wantN || rec.OutputSource != wantSource {
+				t.Errorf("N=%d from %q, want %d from %q", rec.OutputTokens, rec.OutputSource, wantN, wantSource)
+			}
+		})
+	}
+}
+
+// TestStreamFalseConfig: request.stream parses, picks the non-streaming default path, and an
+// objective on the first token with it is an error naming the field.
+func TestStreamFalseConfig(t *testing.T) {
+	cfg, err := config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    api: tgi\n    model: m\n    request:\n      stream: false\n"), ConfigExtension{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg := cfg.Targets[0]; tg.Request.Streaming() || tg.Path != "/generate" {
+		t.Errorf("streaming %v, path %s; want false and /generate", tg.Request.Streaming(), tg.Path)
+	}
+	_, err = config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    model: m\n    slo:\n      ttft: 1s\n    request:\n      stream: false\n"), ConfigExtension{})
+	if err == nil || !strings.Contains(err.Error(), "slo.ttft") {
+		t.Errorf("error %v, want one naming slo.ttft", err)
+	}
+}
