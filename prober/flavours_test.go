@@ -270,7 +270,7 @@ func TestSharedTransportAllFlavours(t *testing.T) {
 
 // TestFlavoursAgainstSimulator: every flavour end to end against the simulator speaking it:
 // success, N as the server counted it, one chunk per token the server flushed, TTFT and the
-// gaps no shorter than the server's own.
+// last token no earlier than the server's schedule.
 func TestFlavoursAgainstSimulator(t *testing.T) {
 	sim, url := simtest.Start(t, 7, func(c *simulator.Config) { c.ITLJitter = 0 })
 	for _, api := range append([]string{APIOpenAIChat, APIOpenAICompletions}, httpFlavours...) {
@@ -318,12 +318,10 @@ func TestFlavoursAgainstSimulator(t *testing.T) {
 				if len(rec.Gaps) != rec.Chunks-1 {
 					t.Errorf("%d gaps for %d chunks", len(rec.Gaps), rec.Chunks)
 				}
-				var span time.Duration
-				for _, g := range rec.Gaps {
-					span += g
-				}
-				if floor := time.Duration(len(rec.Gaps)) * 10 * time.Millisecond; len(rec.Gaps) > 0 && span < floor*9/10 {
-					t.Errorf("gaps sum to %v, below the server's schedule %v", span, floor)
+				// The server cannot flush token n before its schedule (base + (n-1) gaps); a
+				// late read only makes the client see it later, so this holds under load.
+				if floor := 20*time.Millisecond + time.Duration(truth.OutputTokens-1)*10*time.Millisecond; rec.LastToken < floor {
+					t.Errorf("last token at %v, before the server's schedule allows (%v)", rec.LastToken, floor)
 				}
 			}
 		})
