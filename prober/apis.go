@@ -37,6 +37,9 @@ func apis() []API {
 		{Name: APIOpenAICompletions, Path: "/v1/completions",
 			Summary: "OpenAI (legacy) completions, streamed: the prompt is sent as is, without a chat template.",
 			New:     func(t config.Target) (Client, error) { return NewOpenAIClient(t) }},
+		{Name: APIKServeGRPC, Path: "",
+			Summary: "KServe v2 (Open Inference Protocol) gRPC, streamed with Triton's ModelStreamInfer (TensorRT-LLM or vLLM backend); url is the gRPC endpoint, no path. See [kserve-grpc](kserve-grpc.md).",
+			New:     func(t config.Target) (Client, error) { return NewKServeClient(t) }},
 	}
 }
 
@@ -77,12 +80,20 @@ func (ConfigExtension) Defaults(t *config.Target, given func(string) bool) {
 	if a, ok := LookupAPI(t.API); ok && t.Path == "" && !given("path") {
 		t.Path = a.Path
 	}
+	if t.API == APIKServeGRPC {
+		kserveDefaults(&t.KServe, given)
+	}
 }
 
 // Check implements config.Extension.
-func (ConfigExtension) Check(t *config.Target, _ func(string) bool, report config.Reporter) {
+func (ConfigExtension) Check(t *config.Target, given func(string) bool, report config.Reporter) {
 	if _, ok := LookupAPI(t.API); !ok {
 		report("api", "must be one of %s, not %s", strings.Join(APINames(), ", "), config.Quote(t.API))
+	}
+	if t.API == APIKServeGRPC {
+		checkKServe(t, given, report)
+	} else if given("kserve") {
+		report("kserve", "applies to api %s only", APIKServeGRPC)
 	}
 	if t.Request.Conversation != nil && t.API != APIOpenAIChat {
 		report("request.conversation", "needs api %s: a conversation's history is a list of chat messages", APIOpenAIChat)
