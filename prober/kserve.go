@@ -369,21 +369,19 @@ func (c *KServeClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 }
 
 // readStream reads the responses of one request until its final response or the end of the
-// stream.
+// stream, handing each to a StreamRecorder: a response with text is a token chunk; vLLM's
+// per-response num_output_tokens, summed, is reported as cumulative usage, so N and the
+// per-chunk counts come from it (tokens of a response without text go to the next chunk).
 func (c *KServeClient) readStream(ctx, reqCtx context.Context, stream grpc.BidiStreamingClient[kservepb.ModelInferRequest, kservepb.ModelStreamInferResponse], st *kserveState, watchdog *time.Timer, rec *Record) {
 	var (
-		facts     kserveFacts
-		flagged   bool // a response carried triton_final_response: the server marks the end
-		counted   = true
-		cum, atTx int64 // num_output_tokens so far, and at the last token chunk
-		prev      time.Duration
+		sr      StreamRecorder
+		ev      StreamEvent
+		facts   kserveFacts
+		flagged bool // a response carried triton_final_response: the server marks the end
+		counted = true
+		cum     int64 // num_output_tokens so far
 	)
-	defer func() {
-		rec.TokensPerChunk = counted && rec.Chunks > 0
-		if !rec.TokensPerChunk {
-			rec.FirstChunkTokens = 1
-		}
-	}()
+	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty})
 	resp := new(kservepb.ModelStreamInferResponse)
 	for {
 		err := stream.RecvMsg(resp)
@@ -392,93 +390,55 @@ func (c *KServeClient) readStream(ctx, reqCtx context.Context, stream grpc.BidiS
 			err = errTooLarge
 		}
 		if err != nil {
-			rec.End = now
 			switch {
 			case errors.Is(err, io.EOF) && flagged:
-				rec.Result, rec.Err = ResultStreamTruncated, errors.New("stream ended without its final response (triton_final_response)")
+				sr.Interrupted(now, ResultStreamTruncated, errors.New("stream ended without its final response (triton_final_response)"), ctx.Err() != nil)
 			case errors.Is(err, io.EOF):
 				// A server that does not mark its final response: the stream's clean end
 				// (status OK after our half-close) is the end of the generation.
-				c.finish(rec, counted, cum)
+				sr.End(now)
 			case errors.Is(err, errTooLarge):
-				rec.Result, rec.Err = ResultProtocol, err
+				sr.Fail(now, ResultProtocol, err)
 			default:
-				rec.Result, rec.Err = c.failure(ctx, reqCtx, err, st, rec)
+				result, cause := c.failure(ctx, reqCtx, err, st, rec)
+				sr.Interrupted(now, result, cause, ctx.Err() != nil)
 			}
 			return
 		}
 		watchdog.Reset(c.idle)
 		if err := decodeKServeResponse(resp, c.layout.textOutput, &facts); err != nil {
-			rec.End = now
-			rec.Result, rec.Err = ResultProtocol, fmt.Errorf("malformed response: %w", err)
+			sr.Fail(now, ResultProtocol, fmt.Errorf("malformed response: %w", err))
 			return
 		}
+		ev.Reset()
 		if facts.errMsg != "" {
 			// Triton's in-stream error carries no code: the server failed the request.
-			rec.End = now
-			rec.Result, rec.Err = ResultHTTP5xx, fmt.Errorf("error_message in stream: %s", facts.errMsg)
-			return
+			ev.Result, ev.Err = ResultHTTP5xx, fmt.Errorf("error_message in stream: %s", facts.errMsg)
 		}
 		flagged = flagged || facts.hasFinal
-		if facts.hasTokens {
-			cum += facts.tokens
-		} else {
+		if !facts.hasTokens {
 			counted = false
+		} else if counted {
+			cum += facts.tokens
+			ev.HasUsage, ev.OutputTokens = true, int(min(cum, math.MaxInt32))
 		}
-		if facts.finish != "" {
-			rec.FinishReason = NormaliseFinishReason(facts.finish)
+		ev.Finish = NormaliseFinishReason(facts.finish)
+		ev.Content = len(facts.text) > 0
+		if rec.CaptureText {
+			ev.Text = append(ev.Text, facts.text...)
 		}
-		if len(facts.text) > 0 {
-			k := int32(0)
-			if counted {
-				k = int32(min(cum-atTx, math.MaxInt32))
-				atTx = cum
+		ev.Done = facts.final
+		if !sr.Event(now, &ev) {
+			if rec.Result != ResultSuccess {
+				return
 			}
-			if k <= 0 {
-				counted = false
-			}
-			if rec.Chunks == 0 {
-				rec.FirstToken, rec.FirstChunkTokens = now, int(k)
-				rec.FirstContent, rec.ContentSeen = now, true
-			} else {
-				rec.Gaps = append(rec.Gaps, now-prev)
-				rec.GapTokens = append(rec.GapTokens, k)
-			}
-			if rec.CaptureText {
-				rec.Text = append(rec.Text, facts.text...)
-			}
-			rec.LastToken, prev = now, now
-			rec.Chunks++
-		}
-		if facts.final {
-			rec.End = now
-			c.finish(rec, counted, cum)
-			// The server ends the stream right after (we half-closed it); wait briefly
-			// for that, so the stream is not reset, but never hold the request slot.
+			// The server ends the stream right after its final response (we half-closed
+			// it); wait briefly for that, so the stream is not reset, but never hold the
+			// request slot.
 			watchdog.Reset(drainTimeout)
 			_ = stream.RecvMsg(resp)
 			return
 		}
-	}
-}
-
-// finish records a generation that ended cleanly: N from num_output_tokens when every
-// response carried it, else the chunks.
-func (c *KServeClient) finish(rec *Record, counted bool, cum int64) {
-	if counted && rec.Chunks > 0 {
-		rec.OutputTokens, rec.OutputSource = int(min(cum, math.MaxInt32)), SourceUsage
-	} else {
-		rec.OutputTokens, rec.OutputSource = rec.Chunks, SourceChunks
-	}
-	switch {
-	case rec.FinishReason == FinishAbort || rec.FinishReason == FinishError:
-		rec.Result = ResultAborted
-		rec.Err = fmt.Errorf("the server ended the generation with finish_reason %s", rec.FinishReason)
-	case rec.Chunks == 0 && !c.allowEmpty:
-		rec.Result = ResultEmpty
-		rec.Err = errors.New("the stream finished without any text_output")
-	default:
-		rec.Result = ResultSuccess
 	}
 }
 
