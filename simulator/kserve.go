@@ -41,13 +41,12 @@ type kserveService struct {
 // kserveGen is what one ModelInferRequest asks for.
 type kserveGen struct {
 	genRequest
-	id            string
-	batched       bool // tensors of shape [1,1] (TensorRT-LLM) rather than [1] (vLLM)
-	finalFlag     bool // triton_enable_empty_final_response
-	returnN       bool
-	returnFinish  bool
-	outputDims    []int64
-	numOutputName string
+	id           string
+	batched      bool // tensors of shape [1,1] (TensorRT-LLM) rather than [1] (vLLM)
+	finalFlag    bool // triton_enable_empty_final_response
+	returnN      bool
+	returnFinish bool
+	outputDims   []int64
 }
 
 // ModelStreamInfer answers each request of the stream in turn, until the client half-closes.
@@ -354,7 +353,7 @@ func parseKServe(req *kservepb.ModelInferRequest, cfg *Config) (*kserveGen, stri
 			g.returnFinish = boolInput(c, data)
 		case "sampling_parameters":
 			var js []byte
-			if data != nil && len(data) >= 4 {
+			if len(data) >= 4 {
 				js = data[4:]
 			} else if b := c.GetBytesContents(); len(b) == 1 {
 				js = b[0]
