@@ -21,6 +21,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	"google.golang.org/grpc"
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/engine"
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	simCmd := app.Command("simulate", "Run the OpenAI-compatible streaming simulator standalone.")
 	simCfg := simulator.AddFlags(simCmd)
 	simAddr := simCmd.Flag("listen-address", "Address the simulator listens on.").Default("127.0.0.1:8000").String()
+	simGRPCAddr := simCmd.Flag("grpc-listen-address", "Address the simulator also serves the KServe v2 gRPC service (ModelStreamInfer, api kserve-grpc) on; empty serves none.").Default("").String()
 
 	opts.accelerator = accelerator.AddFlags(app)
 	accelCmd := app.Command("accelerators", "Read the GPUs once through NVML and print what the accelerator collector exports (a check to run on a GPU machine).")
@@ -114,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case runCmd.FullCommand():
 		return runBench(ctx, runOpts, opts.accelerator, stdout, stderr, logger)
 	case simCmd.FullCommand():
-		if err := runSimulator(ctx, *simCfg, *simAddr, logger); err != nil {
+		if err := runSimulator(ctx, *simCfg, *simAddr, *simGRPCAddr, logger); err != nil {
 			logger.Error("simulator failed", "err", err)
 			return 1
 		}
@@ -163,8 +165,9 @@ func checkConfig(files []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// runSimulator serves the simulator until ctx ends.
-func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger *slog.Logger) error {
+// runSimulator serves the simulator until ctx ends: HTTP on addr and, when grpcAddr is not
+// empty, the KServe v2 gRPC service on grpcAddr.
+func runSimulator(ctx context.Context, cfg simulator.Config, addr, grpcAddr string, logger *slog.Logger) error {
 	bump, err := cfg.SpeedBump.FromEnv(nil)
 	if err != nil {
 		return err
@@ -187,6 +190,19 @@ func runSimulator(ctx context.Context, cfg simulator.Config, addr string, logger
 		return err
 	}
 	logger.Info("simulator listening", "address", l.Addr().String(), "model", cfg.ModelName)
+	if grpcAddr != "" {
+		gl, err := net.Listen("tcp", grpcAddr)
+		if err != nil {
+			_ = l.Close()
+			return err
+		}
+		gs := grpc.NewServer()
+		sim.RegisterKServe(gs)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = gs.Serve(gl) }() // ends with Stop below
+		defer func() { sim.Close(); gs.Stop(); <-done }()
+		logger.Info("simulator serving KServe v2 gRPC", "address", gl.Addr().String())
+	}
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return serveUntil(ctx, srv, func() error { return srv.Serve(l) })
 }

@@ -69,6 +69,8 @@ type Target struct {
 	Traffic Traffic `yaml:"traffic"`
 	// Request says what to send.
 	Request Request `yaml:"request"`
+	// KServe configures the tensors of api kserve-grpc.
+	KServe KServe `yaml:"kserve"`
 	// Warmup configures the gate that holds measurement back until the server is warm.
 	Warmup Warmup `yaml:"warmup"`
 	// SLO holds the thresholds a successful request must meet to count as goodput.

@@ -38,6 +38,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"#### dataset", reflect.TypeOf(Dataset{})},
 		{"#### shared_prefix", reflect.TypeOf(SharedPrefix{})},
 		{"### request", reflect.TypeOf(Request{})},
+		{"#### kserve", reflect.TypeOf(KServe{})},
 		{"### warmup", reflect.TypeOf(Warmup{})},
 		{"### slo", reflect.TypeOf(SLO{})},
 		{"### metrics", reflect.TypeOf(Metrics{})},

@@ -26,6 +26,10 @@ func TestExamplesLoad(t *testing.T) {
 		"tgi.yml":          {{"http://127.0.0.1:8080/generate_stream", false, "http://127.0.0.1:8080/metrics", "tgi"}},
 		"triton.yml":       {{"http://127.0.0.1:8000/v2/models/{model}/generate_stream", false, "", ""}},
 		"litellm.yml":      {{"http://127.0.0.1:4000/v1/messages", false, "", ""}},
+		"triton-kserve-grpc.yml": {
+			{"http://127.0.0.1:8001", false, "http://127.0.0.1:8002/metrics", "triton-trtllm"},
+			{"http://127.0.0.1:8001", true, "", ""},
+		},
 		"multi-target.yml": {
 			{"http://127.0.0.1:8000/v1/chat/completions", true, "http://127.0.0.1:8000/metrics", "vllm"},
 			{"http://127.0.0.1:30000/v1/chat/completions", false, "http://127.0.0.1:30000/metrics", "sglang"},

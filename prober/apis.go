@@ -51,6 +51,9 @@ func apis() []API {
 		{Name: APITritonGenerate, Path: "/v2/models/{model}/generate_stream", UnstreamedPath: "/v2/models/{model}/generate",
 			Summary: "Triton Inference Server's generate extension (`text_input`, `max_tokens`, `stream` as the TensorRT-LLM and vLLM backends name them); no usage, so N counts events.",
 			New:     func(t config.Target) (Client, error) { return NewTritonClient(t) }},
+		{Name: APIKServeGRPC, Path: "",
+			Summary: "KServe v2 (Open Inference Protocol) gRPC, streamed with Triton's ModelStreamInfer (TensorRT-LLM or vLLM backend); url is the gRPC endpoint, no path. See [kserve-grpc](kserve-grpc.md).",
+			New:     func(t config.Target) (Client, error) { return NewKServeClient(t) }},
 	}
 }
 
@@ -99,10 +102,13 @@ func (ConfigExtension) Defaults(t *config.Target, given func(string) bool) {
 	if a, ok := LookupAPI(t.API); ok && t.Path == "" && !given("path") {
 		t.Path = a.DefaultPath(t.Request.Streaming())
 	}
+	if t.API == APIKServeGRPC {
+		kserveDefaults(&t.KServe, given)
+	}
 }
 
 // Check implements config.Extension.
-func (ConfigExtension) Check(t *config.Target, _ func(string) bool, report config.Reporter) {
+func (ConfigExtension) Check(t *config.Target, given func(string) bool, report config.Reporter) {
 	if _, ok := LookupAPI(t.API); !ok {
 		report("api", "must be one of %s, not %s", strings.Join(APINames(), ", "), config.Quote(t.API))
 	}
@@ -115,6 +121,11 @@ func (ConfigExtension) Check(t *config.Target, _ func(string) bool, report confi
 		if t.SLO.TPOT > 0 {
 			report("slo.tpot", "needs a streamed answer; request.stream is false")
 		}
+	}
+	if t.API == APIKServeGRPC {
+		checkKServe(t, given, report)
+	} else if given("kserve") {
+		report("kserve", "applies to api %s only", APIKServeGRPC)
 	}
 	if t.Request.Conversation != nil && t.API != APIOpenAIChat {
 		report("request.conversation", "needs api %s: a conversation's history is a list of chat messages", APIOpenAIChat)

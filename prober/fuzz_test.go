@@ -3,10 +3,15 @@ package prober
 import (
 	"bytes"
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/inferprobe/inferprobe/internal/kservepb"
 )
 
 // FuzzOpenAIStream feeds arbitrary response bodies to the stream reader: it must never panic,
@@ -119,4 +124,47 @@ func FuzzResponsesStream(f *testing.F) {
 	fuzzFlavour(f, APIOpenAIResponses, `data: {"type":"error","code":"rate_limit_exceeded","message":"x"}`+"\n\n",
 		`data: {"type":"response.failed","response":{"error":{"code":"server_error","message":"m"}}}`+"\n\n",
 		`{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{"input_tokens":1,"output_tokens":-1}}`)
+}
+
+// FuzzKServeResponse feeds arbitrary bytes as a ModelStreamInferResponse: whatever decodes as
+// the message must decode into facts or an error, without panicking, and text never exceeds
+// the message.
+func FuzzKServeResponse(f *testing.F) {
+	seeds := []*kservepb.ModelStreamInferResponse{
+		tritonText(" Hello", false),
+		tritonText("", true),
+		{ErrorMessage: "unexpected inference input"},
+		{InferResponse: &kservepb.ModelInferResponse{
+			Outputs: []*kservepb.ModelInferResponse_InferOutputTensor{
+				{Name: "text_output", Datatype: "BYTES", Contents: &kservepb.InferTensorContents{BytesContents: [][]byte{[]byte(" a")}}},
+				{Name: "num_output_tokens", Datatype: "UINT32", Contents: &kservepb.InferTensorContents{UintContents: []uint32{1}}},
+				{Name: "finish_reason", Datatype: "BYTES", Contents: &kservepb.InferTensorContents{BytesContents: [][]byte{[]byte("length")}}},
+			}}},
+		{InferResponse: &kservepb.ModelInferResponse{
+			Outputs:           []*kservepb.ModelInferResponse_InferOutputTensor{{Name: "text_output", Datatype: "BYTES"}, {Name: "num_output_tokens", Datatype: "INT64"}},
+			RawOutputContents: [][]byte{rawBytes("x", "y"), {2, 0, 0, 0, 0, 0, 0, 0}}}},
+	}
+	for _, s := range seeds {
+		b, err := proto.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var resp kservepb.ModelStreamInferResponse
+		if proto.Unmarshal(data, &resp) != nil {
+			return
+		}
+		var facts kserveFacts
+		if err := decodeKServeResponse(&resp, "text_output", &facts); err != nil {
+			return
+		}
+		if len(facts.text) > len(data) {
+			t.Fatalf("%d bytes of text from a %d-byte message", len(facts.text), len(data))
+		}
+		if facts.hasTokens && (facts.tokens < 0 || facts.tokens > math.MaxInt32) {
+			t.Fatalf("token count %d", facts.tokens)
+		}
+	})
 }

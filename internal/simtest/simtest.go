@@ -4,8 +4,11 @@ package simtest
 
 import (
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"testing"
+
+	"google.golang.org/grpc"
 
 	"github.com/inferprobe/inferprobe/simulator"
 )
@@ -27,4 +30,30 @@ func Start(t testing.TB, seed uint64, mutate func(*simulator.Config)) (*simulato
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(func() { sim.Close(); srv.CloseClientConnections(); srv.Close() })
 	return sim, srv.URL
+}
+
+// StartKServe serves a simulator's KServe v2 gRPC service (RegisterKServe) on a loopback port
+// until the test ends, and returns it and the URL a kserve-grpc target points at
+// (http://127.0.0.1:port).
+func StartKServe(t testing.TB, seed uint64, mutate func(*simulator.Config)) (*simulator.Server, string) {
+	t.Helper()
+	cfg := simulator.DefaultConfig()
+	cfg.Seed = seed
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	sim, err := simulator.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	sim.RegisterKServe(gs)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(l) }() // ends with Stop below
+	t.Cleanup(func() { sim.Close(); gs.Stop(); <-done })
+	return sim, "http://" + l.Addr().String()
 }
