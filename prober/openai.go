@@ -199,6 +199,7 @@ func (c *OpenAIClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 			return
 		}
 		hreq.Header = c.header.Clone()
+		setTraceparent(hreq.Header, rec)
 
 		rec.Start = time.Now()
 		tr.begin(rec.Start)
