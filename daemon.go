@@ -86,7 +86,7 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	set      *engine.Set
-	recent   *recent.Store  // the landing page's recent requests and figures
+	recent   *recent.Store // the landing page's recent requests and figures
 	otel     *otlp.Telemetry
 	builtin  *config.Config // the no-file configuration, nil when a file is used
 	started  time.Time

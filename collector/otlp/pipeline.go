@@ -24,7 +24,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc/credentials"
 
-
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/prober"
 )
@@ -257,4 +256,3 @@ func UnitOf(name string) string {
 	}
 	return ""
 }
-
