@@ -32,7 +32,7 @@ type receiver struct {
 
 // startReceiver serves a receiver of protocol ("grpc" or "http/protobuf") until the test ends;
 // stall makes it accept requests and never answer them before the test ends.
-func startReceiver(t *testing.T, protocol string, stall bool) *receiver {
+func startReceiver(t testing.TB, protocol string, stall bool) *receiver {
 	t.Helper()
 	r := &receiver{}
 	if stall {
