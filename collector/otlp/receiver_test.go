@@ -197,9 +197,3 @@ func (r *receiver) spans() []*tracepb.Span {
 	}
 	return out
 }
-
-func (r *receiver) counts() (metrics, traces int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.metrics), len(r.traces)
-}
