@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
+	"github.com/inferprobe/inferprobe/collector/otlp"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/prober"
@@ -38,6 +40,45 @@ type daemonOptions struct {
 	// observer, when set, also receives every probe event, through a queue (tests record
 	// per-request values).
 	observer prober.Observer
+	// otel holds the --otel.* flags: the otel block of the no-config case, and the fields a
+	// file's otel block leaves empty.
+	otel otelFlags
+	// getenv reads the OTEL_* environment (os.Getenv; tests pass their own).
+	getenv func(string) string
+}
+
+// otelFlags are the --otel.* flags.
+type otelFlags struct {
+	endpoint, protocol string
+	interval           time.Duration
+	samplingRatio      float64 // < 0: no traces unless the file asks for them
+}
+
+// withOTelFlags returns cfg with the flags filling what its otel block leaves empty.
+func withOTelFlags(cfg *config.Config, f otelFlags) *config.Config {
+	if f.endpoint == "" && f.protocol == "" && f.interval == 0 && f.samplingRatio < 0 {
+		return cfg
+	}
+	c := *cfg
+	o := config.OTel{}
+	if cfg.OTel != nil {
+		o = *cfg.OTel
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = f.endpoint
+	}
+	if o.Protocol == "" {
+		o.Protocol = f.protocol
+	}
+	if o.Interval == 0 {
+		o.Interval = f.interval
+	}
+	if o.Traces == nil && f.samplingRatio >= 0 {
+		r := f.samplingRatio
+		o.Traces = &config.OTelTraces{SamplingRatio: &r}
+	}
+	c.OTel = &o
+	return &c
 }
 
 // daemon owns the engine's target set and the reload logic.
@@ -45,7 +86,8 @@ type daemon struct {
 	logger   *slog.Logger
 	opts     daemonOptions
 	set      *engine.Set
-	recent   *recent.Store  // the landing page's recent requests and figures
+	recent   *recent.Store // the landing page's recent requests and figures
+	otel     *otlp.Telemetry
 	builtin  *config.Config // the no-file configuration, nil when a file is used
 	started  time.Time
 	reloadOK prometheus.Gauge
@@ -57,7 +99,19 @@ type daemon struct {
 // runDaemon runs the daemon until ctx ends.
 func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) error {
 	recentStore := recent.New(recent.Options{})
-	engOpts := engine.Options{Logger: logger, Observers: []prober.Observer{recentStore}}
+	reg := prometheus.NewRegistry()
+	if opts.getenv == nil {
+		opts.getenv = os.Getenv
+	}
+	tel := otlp.New(otlp.Options{Gatherer: reg, Logger: logger.With("component", "otlp"), Version: version.Version, Getenv: opts.getenv})
+	// Runs after the targets stopped (deferred first), so their last records are exported.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		tel.Close(ctx)
+	}()
+	engOpts := engine.Options{Logger: logger, Observers: []prober.Observer{recentStore},
+		Inline: []prober.Observer{tel}, Trace: tel.StartTrace}
 	if opts.observer != nil {
 		engOpts.Observers = append(engOpts.Observers, opts.observer)
 	}
@@ -65,6 +119,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		logger:  logger,
 		opts:    opts,
 		recent:  recentStore,
+		otel:    tel,
 		set:     engine.New(ctx, engOpts),
 		started: time.Now(),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inferprobe_config_last_reload_successful",
@@ -96,8 +151,8 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	reg.MustRegister(tel,
+
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(appName),
@@ -122,7 +177,7 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		}()
 	}
 
-	if err := d.set.Apply(cfg); err != nil {
+	if err := d.apply(cfg); err != nil {
 		return err
 	}
 	d.reloadOK.Set(1)
@@ -235,7 +290,7 @@ func (d *daemon) reload() error {
 	defer d.reloadMu.Unlock()
 	cfg, err := d.load()
 	if err == nil {
-		err = d.set.Apply(cfg)
+		err = d.apply(cfg)
 	}
 	if err != nil {
 		d.reloadOK.Set(0)
@@ -245,5 +300,22 @@ func (d *daemon) reload() error {
 	d.reloadOK.Set(1)
 	d.reloadTS.SetToCurrentTime()
 	d.logger.Info("configuration reloaded", "file", d.opts.configFile, "targets", len(cfg.Targets))
+	return nil
+}
+
+// apply puts a configuration in force: the OTLP export is prepared first and committed only
+// once the targets applied, so a reload that fails anywhere leaves both as they were.
+func (d *daemon) apply(cfg *config.Config) error {
+	pr, err := d.otel.Prepare(withOTelFlags(cfg, d.opts.otel))
+	if err != nil {
+		return fmt.Errorf("otel: %w", err)
+	}
+	if err := d.set.Apply(cfg); err != nil {
+		d.otel.Discard(pr)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.otel.Commit(ctx, pr)
 	return nil
 }

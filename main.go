@@ -63,6 +63,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	daemonCmd.Flag("web.enable-lifecycle", "Enable reloading the configuration over HTTP (POST /-/reload), as Prometheus does; SIGHUP always reloads.").
 		Default("false").BoolVar(&opts.enableLifecycle)
 
+	daemonCmd.Flag("otel.endpoint", "OTLP collector base URL (http:// plaintext, https:// TLS); pushes the /metrics series, GenAI client metrics and optional spans. Default: the otel block, else OTEL_EXPORTER_OTLP_ENDPOINT; none: no export.").
+		PlaceHolder("URL").StringVar(&opts.otel.endpoint)
+	daemonCmd.Flag("otel.protocol", "OTLP protocol: grpc or http/protobuf (default: the otel block, else OTEL_EXPORTER_OTLP_PROTOCOL, else grpc).").
+		EnumVar(&opts.otel.protocol, "grpc", "http/protobuf")
+	daemonCmd.Flag("otel.interval", "OTLP metric export interval (default: the otel block, else OTEL_METRIC_EXPORT_INTERVAL, else 10s).").
+		DurationVar(&opts.otel.interval)
+	daemonCmd.Flag("otel.traces.sampling-ratio", "Record a span per probe request for this fraction of requests (0-1) and send their traceparent; negative: only when the otel block has traces.").
+		Default("-1").Float64Var(&opts.otel.samplingRatio)
+
 	simCmd := app.Command("simulate", "Run the OpenAI-compatible streaming simulator standalone.")
 	simCfg := simulator.AddFlags(simCmd)
 	simAddr := simCmd.Flag("listen-address", "Address the simulator listens on.").Default("127.0.0.1:8000").String()

@@ -21,6 +21,9 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	// Experiment is read by `inferprobe sensitivity` only; nil when absent.
 	Experiment *Experiment `yaml:"experiment"`
+	// OTel configures the OTLP export (metrics, and spans when traces is set); nil when
+	// absent, when the OTEL_EXPORTER_OTLP_* environment variables alone decide.
+	OTel *OTel `yaml:"otel"`
 	// Warnings lists settings that are valid but cannot work as meant (for example a warmup
 	// that cannot complete at the configured rate), each naming its field and line. Validation
 	// fills it; the daemon logs it at load.

@@ -42,6 +42,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"### warmup", reflect.TypeOf(Warmup{})},
 		{"### slo", reflect.TypeOf(SLO{})},
 		{"### metrics", reflect.TypeOf(Metrics{})},
+		{"### otel", reflect.TypeOf(OTel{})},
 		{"### experiment", reflect.TypeOf(Experiment{})},
 		{"#### experiment.load", reflect.TypeOf(ExperimentLoad{})},
 		{"#### experiment.command", reflect.TypeOf(ExperimentCommand{})},

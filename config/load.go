@@ -79,6 +79,7 @@ func parse(data []byte, dir string, ext []Extension) (*Config, *meta, Errors) {
 // resolvePaths makes the file paths of every target absolute, relative to dir, so that they
 // mean the same whatever the daemon's working directory.
 func resolvePaths(c *Config, dir string) {
+	resolveOTelPaths(c.OTel, dir)
 	if e := c.Experiment; e != nil && e.Subsystems != nil {
 		for i, f := range e.Subsystems.Files {
 			if f != "" && !filepath.IsAbs(f) {
@@ -146,6 +147,7 @@ func loadSecrets(c *Config, getenv func(string) string, m *meta) Errors {
 			}
 		}
 	}
+	loadOTelSecrets(c.OTel, getenv, v)
 	return v.errs
 }
 

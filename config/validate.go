@@ -97,6 +97,7 @@ func validate(c *Config, m *meta, ext []Extension) Errors {
 		v.errorf(targets, "at least one target is required")
 	}
 	v.experiment(c.Experiment, v.at(root, "experiment"))
+	v.otel(c.OTel, v.at(root, "otel"))
 	names := map[string]loc{}
 	var set map[string]bool
 	if m != nil {

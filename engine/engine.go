@@ -136,6 +136,8 @@ type BuildOptions struct {
 	Shard, Shards int
 	// Logger is the target's logger.
 	Logger *slog.Logger
+	// Trace, when set, gives each request its W3C trace context (the traceparent header).
+	Trace prober.TraceStarter
 }
 
 // Build constructs t's pipeline from the registries without starting anything, so a target
@@ -201,7 +203,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p.Runner = prober.NewRunner(prober.RunnerConfig{
 		Target: info, Plan: plan, Source: src, Client: client, Gate: p.Gate,
 		Observer: opts.Observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: opts.Logger,
-		Conversation: conversation(t.Request.Conversation),
+		Conversation: conversation(t.Request.Conversation), Trace: opts.Trace,
 	})
 	if t.Metrics != nil {
 		if p.Scraper, p.scrapeTransport, err = newScraper(t, p.Gate, opts.Logger); err != nil {
@@ -326,11 +328,16 @@ type Options struct {
 	Observers []prober.Observer
 	// QueueLimit bounds each observer's queue (prober.DefaultQueueLimit when ≤ 0).
 	QueueLimit int
+	// Inline observers get every event directly, after the probe: each must already never
+	// block (the OTLP exporter, which keeps a bounded queue of its own and counts its drops).
+	Inline []prober.Observer
 	// Once runs each target's stages once instead of looping them (one-shot runs).
 	Once bool
 	// Shard and Shards, with Shards > 1, run shard Shard of Shards of every target (see
 	// BuildOptions).
 	Shard, Shards int
+	// Trace, when set, gives each request its W3C trace context (see BuildOptions).
+	Trace prober.TraceStarter
 }
 
 // Set runs a set of targets. Apply makes the running targets match a configuration; Close
@@ -342,6 +349,7 @@ type Set struct {
 	server        *server.Collector
 	once          bool
 	shard, shards int
+	trace         prober.TraceStarter
 	observer      prober.Observer // the probe, then every queue
 	queues        []*prober.Queue
 	queueWG       sync.WaitGroup
@@ -372,8 +380,9 @@ func New(ctx context.Context, opts Options) *Set {
 		opts.Server = server.NewCollector()
 	}
 	s := &Set{ctx: ctx, logger: opts.Logger, probe: opts.Probe, server: opts.Server, once: opts.Once,
-		shard: opts.Shard, shards: opts.Shards, targets: map[string]*running{}}
+		shard: opts.Shard, shards: opts.Shards, trace: opts.Trace, targets: map[string]*running{}}
 	obs := prober.Observers{opts.Probe}
+	obs = append(obs, opts.Inline...)
 	for _, o := range opts.Observers {
 		q := prober.NewQueue(o, opts.QueueLimit)
 		s.queues = append(s.queues, q)
@@ -416,7 +425,7 @@ func (s *Set) Apply(cfg *config.Config) error {
 		}
 		logger := s.logger.With("target", t.Name)
 		p, err := Build(t, BuildOptions{BaseSeed: cfg.BaseSeed, Observer: s.observer, Once: s.once,
-			Shard: s.shard, Shards: s.shards, Logger: logger})
+			Shard: s.shard, Shards: s.shards, Logger: logger, Trace: s.trace})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
 			continue

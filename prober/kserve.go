@@ -344,8 +344,14 @@ func (c *KServeClient) Do(ctx context.Context, req traffic.Request, rec *Record)
 	defer watchdog.Stop()
 	st.onHeader = func() { watchdog.Reset(c.idle) }
 	callCtx := context.WithValue(reqCtx, kserveStateKey{}, st)
-	if len(c.md) > 0 {
-		callCtx = metadata.NewOutgoingContext(callCtx, c.md)
+	if md := c.md; len(md) > 0 || rec.Trace.Valid() {
+		if rec.Trace.Valid() {
+			// W3C trace context travels as gRPC metadata (Triton's tracing reads it there).
+			md = md.Copy()
+			var buf [55]byte
+			md.Set("traceparent", string(rec.Trace.AppendTraceparent(buf[:0])))
+		}
+		callCtx = metadata.NewOutgoingContext(callCtx, md)
 	}
 
 	rec.Start = time.Now()

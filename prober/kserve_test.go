@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,40 @@ func sendAll(pause time.Duration, resps ...*kservepb.ModelStreamInferResponse) f
 			}
 		}
 		return nil
+	}
+}
+
+// TestKServeTraceparent: a record with a trace context sends its traceparent as gRPC
+// metadata, beside the target's own metadata, and one without sends none.
+func TestKServeTraceparent(t *testing.T) {
+	s := &tritonServer{script: sendAll(0, tritonText("a", false), tritonText("", true))}
+	addr := startTriton(t, s)
+	tgt := kserveTarget("http://"+addr, KServeTensorRTLLM)
+	tgt.Headers = map[string]string{"X-Tenant": "a"}
+	c, err := NewKServeClient(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, traced := range []bool{true, false} {
+		rec := &Record{}
+		if traced {
+			rec.Trace = TraceContext{TraceID: [16]byte{1, 2}, SpanID: [8]byte{3}, Sampled: true}
+		}
+		c.Do(context.Background(), traffic.Request{Prompt: "p", MaxTokens: 1}, rec)
+		if rec.Result != ResultSuccess {
+			t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+		}
+		s.mu.Lock()
+		got, tenant := s.md.Get("traceparent"), s.md.Get("x-tenant")
+		s.mu.Unlock()
+		want := []string{"00-01020000000000000000000000000000-0300000000000000-01"}
+		if !traced {
+			want = nil
+		}
+		if !slices.Equal(got, want) || len(tenant) != 1 {
+			t.Errorf("traced %v: traceparent metadata %v (want %v), x-tenant %v", traced, got, want, tenant)
+		}
 	}
 }
 

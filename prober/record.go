@@ -259,6 +259,9 @@ type Record struct {
 	CaptureText bool
 	// Text is the generated text, when CaptureText was set.
 	Text []byte
+	// Trace is the W3C trace context the request was sent with (RunnerConfig.Trace); zero
+	// when tracing is off.
+	Trace TraceContext
 }
 
 // TTFT returns t(first token chunk) − t0, if there was a token chunk.

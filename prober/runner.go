@@ -47,6 +47,9 @@ type RunnerConfig struct {
 	// Conversation, with Turns ≥ 2, makes every request a session of that many turns (Source
 	// must then be a traffic.TurnSource).
 	Conversation Conversation
+	// Trace, when set, gives each record its trace context before the request is sent, so
+	// the client sends a traceparent header; nil sends none.
+	Trace TraceStarter
 }
 
 // Conversation configures multi-turn sessions: each request the pacer releases (or each
@@ -334,6 +337,9 @@ func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, r
 	rec.Turn, rec.CaptureText = turn, turn > 0
 	rec.RequestedPromptTokens = req.PromptTokens
 
+	if r.cfg.Trace != nil {
+		r.cfg.Trace(rec)
+	}
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
 	r.cfg.Client.Do(ctx, req, rec)

@@ -78,3 +78,18 @@ if [ ! -d "$crds" ]; then
   mv "$crds.tmp" "$crds"
   echo "copied $crds"
 fi
+
+# The OpenTelemetry Collector for collector/otlp's end-to-end test: the builder, then the
+# distribution of deploy/tools/otelcol/manifest.yaml, rebuilt when the manifest changes.
+otelcol_sum=$(sha256sum "$here/otelcol/manifest.yaml" | cut -c1-12)
+otelcol="$dir/otelcol-$OTELCOL_VERSION-$otelcol_sum/otelcol-inferprobe"
+if [ ! -x "$otelcol" ]; then
+  build otelcol-builder "$OTELCOL_BUILDER_MODULE" "$OTELCOL_BUILDER_MODULE" "$OTELCOL_VERSION"
+  tmp=$(mktemp -d)
+  CGO_ENABLED=0 "$dir/otelcol-builder-$OTELCOL_VERSION/otelcol-builder" --config "$here/otelcol/manifest.yaml" \
+    --output-path "$tmp" --ldflags="-s -w" >"$tmp.log" 2>&1 || { cat "$tmp.log" >&2; exit 1; }
+  mkdir -p "$(dirname "$otelcol")"
+  mv "$tmp/otelcol-inferprobe" "$otelcol"
+  rm -rf "$tmp" "$tmp.log"
+  echo "built $otelcol"
+fi
