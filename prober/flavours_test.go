@@ -2,6 +2,8 @@ package prober
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -493,5 +495,26 @@ func TestStreamFalseConfig(t *testing.T) {
 	_, err = config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    model: m\n    slo:\n      ttft: 1s\n    request:\n      stream: false\n"), ConfigExtension{})
 	if err == nil || !strings.Contains(err.Error(), "slo.ttft") {
 		t.Errorf("error %v, want one naming slo.ttft", err)
+	}
+}
+
+// TestFlavourRequestChecks: anthropic-messages refuses ignore_eos (no Messages server honours
+// it), naming the field; openai-responses asks the server not to store the probe.
+func TestFlavourRequestChecks(t *testing.T) {
+	_, err := config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    api: anthropic-messages\n    model: m\n    request:\n      ignore_eos: true\n"), ConfigExtension{})
+	if err == nil || !strings.Contains(err.Error(), "request.ignore_eos") {
+		t.Errorf("error %v, want one naming request.ignore_eos", err)
+	}
+	var body []byte
+	rec := doFlavour(t, APIOpenAIResponses, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		transcript(sse, 0, golden(t, APIOpenAIResponses)...)(w, r)
+	}), nil)
+	if rec.Result != ResultSuccess {
+		t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil || got["store"] != false || got["stream"] != true {
+		t.Errorf("body %s (%v): want store false and stream true", body, err)
 	}
 }
