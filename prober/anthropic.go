@@ -39,9 +39,8 @@ func NewAnthropicClient(t config.Target) (*AnthropicClient, error) {
 	if tp := t.Request.Temperature; tp != nil {
 		static["temperature"] = *tp
 	}
-	if t.Request.IgnoreEOS {
-		static["ignore_eos"] = true // vLLM's extension; Anthropic itself refuses unknown keys
-	}
+	// No ignore_eos: Anthropic has none, and vLLM's /v1/messages request model drops unknown
+	// keys (ConfigExtension.Check refuses request.ignore_eos for this flavour).
 	var err error
 	if f.tmpl, err = newBodyTemplate(static, t.Request.ExtraBody, "model", "messages", "max_tokens"); err != nil {
 		return nil, fmt.Errorf("request: %w", err)

@@ -127,6 +127,11 @@ func (ConfigExtension) Check(t *config.Target, given func(string) bool, report c
 	} else if given("kserve") {
 		report("kserve", "applies to api %s only", APIKServeGRPC)
 	}
+	if t.API == APIAnthropicMessages && t.Request.IgnoreEOS {
+		// vLLM's Messages endpoint silently drops it (its request model has no such field)
+		// and Anthropic has none: the answer would stop early without a word.
+		report("request.ignore_eos", "is not supported by api %s: no Messages API server honours it; use openai-chat to force the output length", APIAnthropicMessages)
+	}
 	if t.Request.Conversation != nil && t.API != APIOpenAIChat {
 		report("request.conversation", "needs api %s: a conversation's history is a list of chat messages", APIOpenAIChat)
 	}

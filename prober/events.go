@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Helpers shared by the event decoders of the non-OpenAI flavours: they read one event with
@@ -85,17 +86,33 @@ func unquote(raw []byte) string {
 	return s
 }
 
-// classifyErrorType classes an error a server named by type or code inside a stream
-// (Anthropic's error.type, OpenAI's Responses error.code, TGI's error_type); an unknown or
-// missing one is the server's own failure.
+// classifyErrorType classes an error a server named by type or code inside a stream, as the
+// HTTP status the same server answers it with outside one:
+//   - Anthropic's error.type (docs.anthropic.com/en/api/errors): rate_limit_error 429,
+//     overloaded_error 529 and api_error 500 (5xx), the rest 4xx; vLLM's /v1/messages sends
+//     internal_error;
+//   - OpenAI's Responses error.code (openai-python types/responses/response_error.py):
+//     rate_limit_exceeded, server_error, invalid_prompt and the image codes;
+//   - TGI's error_type (router/src/infer/mod.rs, error_type; statuses in server.rs): overloaded
+//     429, validation and the template and tool errors 422, generation 424 (the model failed:
+//     5xx), incomplete_generation_stream (the generation ended without its last token: a cut
+//     stream).
+//
+// An unknown or missing one is the server's own failure.
 func classifyErrorType(typ string) string {
 	switch typ {
 	case "rate_limit_error", "rate_limit_exceeded", "overloaded", "too_many_requests":
 		return ResultHTTP429
 	case "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
-		"request_too_large", "invalid_prompt", "validation", "context_length_exceeded",
-		"invalid_request", "bad_request":
+		"request_too_large", "billing_error", "invalid_prompt", "validation", "template_error",
+		"missing_template_variable", "tool_error", "context_length_exceeded", "invalid_request",
+		"bad_request":
 		return ResultHTTP4xx
+	case "incomplete_generation_stream":
+		return ResultStreamTruncated
+	}
+	if strings.HasPrefix(typ, "invalid_image") || strings.HasPrefix(typ, "image_") {
+		return ResultHTTP4xx // Responses' image codes: the request's input was refused
 	}
 	return ResultHTTP5xx
 }

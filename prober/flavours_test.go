@@ -2,9 +2,12 @@ package prober
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +25,23 @@ var httpFlavours = []string{APIOpenAIResponses, APIAnthropicMessages, APITGI, AP
 // golden returns a flavour's documented stream, one string per SSE event.
 func golden(t testing.TB, api string) []string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + api + ".sse")
+	return goldenFile(t, "testdata/"+api+".sse")
+}
+
+// captures lists a flavour's further documented cases, testdata/<api>.<case>.sse.
+func captures(t testing.TB, api string) []string {
+	t.Helper()
+	files, err := filepath.Glob("testdata/" + api + ".*.sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// goldenFile reads a capture, one string per SSE event.
+func goldenFile(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +143,92 @@ func TestFlavourGoldenRecords(t *testing.T) {
 				t.Errorf("end %v, want at least %v and after the last token %v", rec.End, minEnd, rec.LastToken)
 			}
 		})
+	}
+}
+
+// TestFlavourDocumentedCaptures: the further documented cases of each flavour
+// (testdata/<api>.<case>.sse, sources in testdata/README.md) give the right record: result
+// class, finish, N and its source, the prompt, the per-chunk counts. Every capture has a row,
+// so a new capture without expectations fails.
+func TestFlavourDocumentedCaptures(t *testing.T) {
+	type want struct {
+		result, finish string
+		chunks, n      int
+		nSource        string
+		prompt         int // 0: not checked
+		perChunk       bool
+		gapTokens      []int // per later chunk, when perChunk
+	}
+	tests := map[string]want{
+		// finish length: the last token is an ordinary one carrying details; a keep-alive
+		// comment comes first.
+		"tgi.length":     {ResultSuccess, FinishLength, 3, 3, SourceUsage, 7, true, []int{1, 1}},
+		"tgi.validation": {result: ResultHTTP4xx}, // in the stream, with status 200
+		"tgi.generation": {result: ResultHTTP5xx},
+		"tgi.incomplete": {result: ResultStreamTruncated},
+		// The TensorRT-LLM ensemble's event carries every output tensor; no count, no finish.
+		"triton-generate.trtllm": {ResultSuccess, "", 3, 3, SourceChunks, 0, false, nil},
+		// The vLLM backend with return_finish_reason and return_num_output_tokens: per-response
+		// counts (one response of two tokens), "None" until the last.
+		"triton-generate.vllm":  {ResultSuccess, FinishLength, 3, 4, SourceUsage, 0, true, []int{2, 1}},
+		"triton-generate.error": {result: ResultHTTP5xx},
+		// vLLM's /v1/messages: output_tokens 0 at message_start, input_tokens repeated on
+		// message_delta, no ping.
+		"anthropic-messages.vllm":       {ResultSuccess, FinishLength, 3, 3, SourceUsage, 12, false, nil},
+		"anthropic-messages.overloaded": {result: ResultHTTP5xx}, // 529 outside a stream
+		"anthropic-messages.internal":   {result: ResultHTTP5xx},
+		"openai-responses.incomplete":   {ResultSuccess, FinishLength, 2, 2, SourceUsage, 9, false, nil},
+		"openai-responses.failed":       {result: ResultHTTP5xx},
+		"openai-responses.error":        {result: ResultHTTP429},
+	}
+	seen := 0
+	for _, api := range httpFlavours {
+		for _, path := range captures(t, api) {
+			name := strings.TrimSuffix(filepath.Base(path), ".sse")
+			t.Run(name, func(t *testing.T) {
+				w, ok := tests[name]
+				if !ok {
+					t.Fatalf("no expectations for %s", path)
+				}
+				seen++
+				rec := doFlavour(t, api, transcript(sse, time.Millisecond, goldenFile(t, path)...), nil)
+				if rec.Result != w.result {
+					t.Fatalf("result %s (%v), want %s", rec.Result, rec.Err, w.result)
+				}
+				if w.result != ResultSuccess {
+					if rec.Err == nil {
+						t.Error("a failure must carry its error for the log")
+					}
+					return
+				}
+				if rec.FinishReason != w.finish || rec.Chunks != w.chunks || rec.OutputTokens != w.n || rec.OutputSource != w.nSource {
+					t.Errorf("finish %q, %d chunks, N=%d from %s; want %q, %d, %d from %s", rec.FinishReason, rec.Chunks, rec.OutputTokens, rec.OutputSource, w.finish, w.chunks, w.n, w.nSource)
+				}
+				if w.prompt > 0 && (rec.PromptTokens != w.prompt || rec.PromptSource != SourceUsage) {
+					t.Errorf("prompt %d from %s, want %d from usage", rec.PromptTokens, rec.PromptSource, w.prompt)
+				}
+				if rec.TokensPerChunk != w.perChunk {
+					t.Errorf("TokensPerChunk %v, want %v", rec.TokensPerChunk, w.perChunk)
+				}
+				if len(rec.Gaps) != rec.Chunks-1 {
+					t.Errorf("%d gaps for %d chunks", len(rec.Gaps), rec.Chunks)
+				}
+				if w.perChunk {
+					for i, k := range w.gapTokens {
+						if i >= len(rec.Gaps) || rec.GapTokenCount(i) != k {
+							t.Errorf("gap %d tokens: got %v, want %v", i, rec.GapTokens, w.gapTokens)
+							break
+						}
+					}
+				}
+				if _, ok := rec.TTFT(); !ok {
+					t.Error("TTFT undefined")
+				}
+			})
+		}
+	}
+	if seen != len(tests) {
+		t.Errorf("%d captures found for %d expectations", seen, len(tests))
 	}
 }
 
@@ -390,5 +495,26 @@ func TestStreamFalseConfig(t *testing.T) {
 	_, err = config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    model: m\n    slo:\n      ttft: 1s\n    request:\n      stream: false\n"), ConfigExtension{})
 	if err == nil || !strings.Contains(err.Error(), "slo.ttft") {
 		t.Errorf("error %v, want one naming slo.ttft", err)
+	}
+}
+
+// TestFlavourRequestChecks: anthropic-messages refuses ignore_eos (no Messages server honours
+// it), naming the field; openai-responses asks the server not to store the probe.
+func TestFlavourRequestChecks(t *testing.T) {
+	_, err := config.Parse([]byte("targets:\n  - name: t\n    url: http://127.0.0.1:1\n    api: anthropic-messages\n    model: m\n    request:\n      ignore_eos: true\n"), ConfigExtension{})
+	if err == nil || !strings.Contains(err.Error(), "request.ignore_eos") {
+		t.Errorf("error %v, want one naming request.ignore_eos", err)
+	}
+	var body []byte
+	rec := doFlavour(t, APIOpenAIResponses, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		transcript(sse, 0, golden(t, APIOpenAIResponses)...)(w, r)
+	}), nil)
+	if rec.Result != ResultSuccess {
+		t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil || got["store"] != false || got["stream"] != true {
+		t.Errorf("body %s (%v): want store false and stream true", body, err)
 	}
 }

@@ -90,6 +90,9 @@ func checkRecord(t *testing.T, rec *Record) {
 // fuzzFlavour seeds a flavour's fuzz target with its golden stream and error events.
 func fuzzFlavour(f *testing.F, api string, seeds ...string) {
 	f.Add([]byte(strings.Join(golden(f, api), "")))
+	for _, c := range captures(f, api) {
+		f.Add([]byte(strings.Join(goldenFile(f, c), "")))
+	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}

@@ -73,9 +73,13 @@ type KServeClient struct {
 	firstByte time.Duration
 	idle      time.Duration
 
-	maxTokens   int
-	ignoreEOS   bool
-	allowEmpty  bool
+	maxTokens  int
+	ignoreEOS  bool
+	allowEmpty bool
+	// stream is request.stream: false sets the stream input false, so the model answers once
+	// (still over ModelStreamInfer: the vLLM backend and a decoupled TensorRT-LLM model
+	// answer nothing else, and a non-decoupled one answers it alike).
+	stream      bool
 	temperature *float64
 	extraBody   map[string]any
 
@@ -177,6 +181,7 @@ func NewKServeClient(t config.Target) (*KServeClient, error) {
 		maxTokens:   t.Request.MaxTokens,
 		ignoreEOS:   t.Request.IgnoreEOS,
 		allowEmpty:  t.Request.AllowEmpty,
+		stream:      t.Request.Streaming(),
 		temperature: t.Request.Temperature,
 		extraBody:   t.Request.ExtraBody,
 	}, nil
@@ -213,7 +218,7 @@ func (c *KServeClient) newRequest() *kserveRequest {
 			Name: name, Datatype: datatype, Shape: shape, Contents: contents})
 	}
 	in(c.layout.textInput, "BYTES", &kservepb.InferTensorContents{BytesContents: r.text[:]})
-	in(kserveStream, "BOOL", yes)
+	in(kserveStream, "BOOL", &kservepb.InferTensorContents{BoolContents: []bool{c.stream}})
 	switch c.layout.backend {
 	case KServeVLLM:
 		in(kserveExcludeInput, "BOOL", yes)
@@ -387,7 +392,7 @@ func (c *KServeClient) readStream(ctx, reqCtx context.Context, stream grpc.BidiS
 		counted = true
 		cum     int64 // num_output_tokens so far
 	)
-	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty})
+	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty, Unstreamed: !c.stream})
 	resp := new(kservepb.ModelStreamInferResponse)
 	for {
 		err := stream.RecvMsg(resp)

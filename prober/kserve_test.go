@@ -539,3 +539,89 @@ func BenchmarkStreamKServe(b *testing.B) {
 		}
 	}
 }
+
+// TestKServeUnstreamed: request.stream false sets the stream input false and the model answers
+// once; the record has e2e and N (from vLLM's num_output_tokens, unknown from the TensorRT-LLM
+// ensemble, which counts nothing) and no chunk, so TTFT and TPOT stay undefined. End to end
+// against the simulator, whose ground truth says it saw a non-streaming request.
+func TestKServeUnstreamed(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		backend string
+		source  string
+	}{{KServeTensorRTLLM, ""}, {KServeVLLM, SourceUsage}} {
+		t.Run(tc.backend, func(t *testing.T) {
+			sim, url := simtest.StartKServe(t, 3, func(c *simulator.Config) {
+				c.TTFTBase, c.ITL, c.ITLJitter = 20*time.Millisecond, 2*time.Millisecond, 0
+			})
+			tgt := kserveTarget(url, tc.backend)
+			tgt.Request.Stream = &off
+			rec := doKServe(t, tgt, traffic.Request{Prompt: "one two three", MaxTokens: 8, PromptTokens: 3})
+			if rec.Result != ResultSuccess {
+				t.Fatalf("result %s (%v)", rec.Result, rec.Err)
+			}
+			st := sim.Stats().Requests
+			truth := st[len(st)-1]
+			if truth.Stream {
+				t.Fatal("the simulator saw a streaming request")
+			}
+			if _, ok := rec.TTFT(); ok {
+				t.Error("TTFT defined without a stream")
+			}
+			if _, ok := rec.TPOT(); ok || rec.Chunks != 0 || len(rec.Gaps) != 0 {
+				t.Errorf("TPOT defined or %d chunks, %d gaps recorded without a stream", rec.Chunks, len(rec.Gaps))
+			}
+			if rec.End < 20*time.Millisecond {
+				t.Errorf("e2e %v below the server's 20ms TTFT base", rec.End)
+			}
+			wantN := 0
+			if tc.source != "" {
+				wantN = truth.OutputTokens
+			}
+			if rec.OutputTokens != wantN || rec.OutputSource != tc.source {
+				t.Errorf("N=%d from %q, want %d from %q", rec.OutputTokens, rec.OutputSource, wantN, tc.source)
+			}
+		})
+	}
+}
+
+// TestKServeUnstreamedTriton: against a hand-written server answering as a decoupled vLLM
+// backend does without streaming (one response with the whole text, the total
+// num_output_tokens and the finish reason, flagged final), the client sent stream false and
+// records e2e and N only.
+func TestKServeUnstreamedTriton(t *testing.T) {
+	whole := &kservepb.ModelStreamInferResponse{InferResponse: &kservepb.ModelInferResponse{
+		ModelName: "m", ModelVersion: "1",
+		Parameters: map[string]*kservepb.InferParameter{
+			"triton_final_response": {ParameterChoice: &kservepb.InferParameter_BoolParam{BoolParam: true}},
+		},
+		Outputs: []*kservepb.ModelInferResponse_InferOutputTensor{
+			{Name: "text_output", Datatype: "BYTES", Shape: []int64{1}, Contents: &kservepb.InferTensorContents{BytesContents: [][]byte{[]byte(" a b c d e")}}},
+			{Name: "num_output_tokens", Datatype: "UINT32", Shape: []int64{1}, Contents: &kservepb.InferTensorContents{UintContents: []uint32{5}}},
+			{Name: "finish_reason", Datatype: "BYTES", Shape: []int64{1}, Contents: &kservepb.InferTensorContents{BytesContents: [][]byte{[]byte("length")}}},
+		},
+	}}
+	s := &tritonServer{script: sendAll(10*time.Millisecond, whole)}
+	addr := startTriton(t, s)
+	tgt := kserveTarget("http://"+addr, KServeVLLM)
+	off := false
+	tgt.Request.Stream = &off
+	rec := doKServe(t, tgt, traffic.Request{Prompt: "p", MaxTokens: 5})
+	if rec.Result != ResultSuccess || rec.Chunks != 0 || rec.OutputTokens != 5 || rec.OutputSource != SourceUsage || rec.FinishReason != FinishLength {
+		t.Fatalf("result %s (%v), chunks %d, N %d (%s), finish %q", rec.Result, rec.Err, rec.Chunks, rec.OutputTokens, rec.OutputSource, rec.FinishReason)
+	}
+	if _, ok := rec.TTFT(); ok || rec.End < 10*time.Millisecond {
+		t.Errorf("TTFT defined (%v) or e2e %v shorter than the server's pause", ok, rec.End)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.req.GetInputs() {
+		if in.GetName() == "stream" {
+			if b := in.GetContents().GetBoolContents(); len(b) != 1 || b[0] {
+				t.Errorf("stream input %v, want [false]", b)
+			}
+			return
+		}
+	}
+	t.Error("no stream input")
+}

@@ -62,7 +62,8 @@ type RecorderOptions struct {
 // FirstToken (t(first token chunk) − t0), each later one appends its gap and its token count.
 // A chunk's count is StreamEvent.Tokens, else the rise of cumulative usage since the previous
 // token chunk; the record has exact per-chunk counts (TokensPerChunk) only when every token
-// chunk had one. N is the last usage report's OutputTokens, else the number of token chunks.
+// chunk had one. N is the last usage report's OutputTokens, else the sum of the per-event
+// counts when the server gave one for every token chunk, else the number of token chunks.
 type StreamRecorder struct {
 	rec      *Record
 	opts     RecorderOptions
@@ -76,6 +77,9 @@ type StreamRecorder struct {
 	// reasoning chunks, the fallback count of reasoning tokens; usage's count, -1 for none
 	reasoningN, reasoningUse int
 	answered                 bool // an unstreamed answer carried text
+	// evTokens sums the per-event counts (StreamEvent.Tokens) of every event, with text or
+	// not: Triton's vLLM backend reports each response's tokens, the last one's too.
+	evTokens int
 }
 
 // Begin starts recording into rec, whose Start is already set.
@@ -121,6 +125,9 @@ func (s *StreamRecorder) Event(at time.Duration, ev *StreamEvent) bool {
 		if ev.CachedTokens >= 0 {
 			rec.CachedTokens, rec.CachedSource = ev.CachedTokens, SourceUsage
 		}
+	}
+	if ev.Tokens > 0 {
+		s.evTokens += ev.Tokens
 	}
 	if ev.Content || ev.Reasoning {
 		if s.opts.Unstreamed {
@@ -214,6 +221,10 @@ func (s *StreamRecorder) end(at time.Duration) {
 	switch {
 	case s.usageOut >= 0:
 		rec.OutputTokens, rec.OutputSource = s.usageOut, SourceUsage
+	case s.evTokens > 0 && (s.opts.Unstreamed || s.perChunk):
+		// The server counted every response's tokens (and every token chunk had a count):
+		// their sum is its own count of the output.
+		rec.OutputTokens, rec.OutputSource = s.evTokens, SourceUsage
 	case !s.opts.Unstreamed:
 		rec.OutputTokens, rec.OutputSource = rec.Chunks, SourceChunks
 	}

@@ -25,12 +25,14 @@ type responsesFlavour struct {
 // NewResponsesClient builds a client for a validated target.
 func NewResponsesClient(t config.Target) (*ResponsesClient, error) {
 	f := &responsesFlavour{model: t.Model, maxTokens: t.Request.MaxTokens}
-	static := map[string]any{"stream": t.Request.Streaming()}
+	// store: false, since the API stores every response by default (OpenAI, and vLLM when
+	// its store is enabled): a prober would fill the server's store with its probes.
+	static := map[string]any{"stream": t.Request.Streaming(), "store": false}
 	if tp := t.Request.Temperature; tp != nil {
 		static["temperature"] = *tp
 	}
 	if t.Request.IgnoreEOS {
-		static["ignore_eos"] = true // vLLM's extension
+		static["ignore_eos"] = true // vLLM's extension (ResponsesRequest.ignore_eos)
 	}
 	var err error
 	if f.tmpl, err = newBodyTemplate(static, t.Request.ExtraBody, "model", "input", "max_output_tokens"); err != nil {

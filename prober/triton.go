@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/inferprobe/inferprobe/config"
@@ -57,8 +58,12 @@ func (f *tritonFlavour) appendBody(dst []byte, req traffic.Request) ([]byte, err
 	return f.tmpl.close(dst), nil
 }
 
-// decode reads one generate response: text_output carries the new text; {"error": "..."} is
-// Triton's error shape, in a stream and in a body alike.
+// decode reads one generate response: text_output carries the new text (the vLLM backend
+// sends deltas when streaming); with the vLLM backend's return_finish_reason and
+// return_num_output_tokens inputs set (extra_body), finish_reason ("None" until the last
+// response) and num_output_tokens (the tokens of this response, not a running total) come as
+// scalars, since Triton unwraps one-element tensors. {"error": "..."} is Triton's error shape,
+// in a stream and in a body alike.
 func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error {
 	ev.Reset()
 	w, err := eventObject(data)
@@ -71,6 +76,14 @@ func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error
 		switch {
 		case keyIs(key, "text_output"):
 			return w.text(&ev.Content, "text_output")
+		case keyIs(key, "finish_reason"):
+			raw, err := w.rawString("finish_reason")
+			if len(raw) > 0 && string(raw) != "None" {
+				ev.Finish = normaliseFinishBytes(raw, w.lastEscaped)
+			}
+			return err
+		case keyIs(key, "num_output_tokens"):
+			return w.integer(&ev.Tokens, "num_output_tokens")
 		case keyIs(key, "error"):
 			if w.peek() != 'n' {
 				isErr = true
@@ -88,8 +101,11 @@ func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error
 	if err != nil {
 		return err
 	}
+	if ev.Tokens < 0 {
+		return errors.New("num_output_tokens: negative")
+	}
 	if isErr {
-		ev.Content = false
+		ev.Content, ev.Finish, ev.Tokens = false, "", 0
 		ev.Result, ev.Err = ResultHTTP5xx, fmt.Errorf("error event in stream: %s", unquote(errMsg))
 	}
 	return nil

@@ -14,7 +14,7 @@ type anthropicRequest struct {
 	MaxTokens *int          `json:"max_tokens"`
 	Messages  []wireMessage `json:"messages"`
 	Stream    bool          `json:"stream"`
-	IgnoreEOS bool          `json:"ignore_eos"`
+	// No ignore_eos: vLLM's Messages request model has none and drops the key.
 }
 
 func parseAnthropic(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRequest, *apiError) {
@@ -25,7 +25,7 @@ func parseAnthropic(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRe
 	if ar.MaxTokens == nil {
 		return nil, badRequest("max_tokens", "max_tokens: Field required")
 	}
-	g := &genRequest{chat: true, model: ar.Model, stream: ar.Stream, ignoreEOS: ar.IgnoreEOS}
+	g := &genRequest{chat: true, model: ar.Model, stream: ar.Stream}
 	if g.model == "" {
 		g.model = cfg.ModelName
 	}
