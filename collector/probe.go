@@ -191,11 +191,15 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			"TTFT of the first request after start or after the warmup gate re-armed."),
 		adapters: map[string]*adapterSeries{},
 	}
-	m.collectors = []prometheus.Collector{m.ttft, m.itl, m.tpot, m.e2e, m.delay, m.itc, m.ttfo,
-		m.decodeRate, m.e2eRate, m.phase, m.requests, m.warmupRequests, m.goodput, m.promptTokens,
-		m.outputTokens, m.reasoningTokens, m.cachedToken, m.finishReasons, m.dropped,
-		m.warmupForced, m.retries, m.inFlight, m.targetRate, m.targetConcurrency, m.warmupComplete,
-		m.turnTTFT, m.traceSkipped}
+	m.collectors = []prometheus.Collector{m.e2e, m.delay, m.e2eRate, m.phase, m.requests,
+		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.reasoningTokens,
+		m.cachedToken, m.finishReasons, m.dropped, m.warmupForced, m.retries, m.inFlight,
+		m.targetRate, m.targetConcurrency, m.warmupComplete, m.traceSkipped}
+	if !t.Unstreamed {
+		// Without a stream no first token or chunk is timed: these series are absent, not a
+		// zero that would read as a measurement.
+		m.collectors = append(m.collectors, m.ttft, m.itl, m.tpot, m.itc, m.ttfo, m.decodeRate, m.turnTTFT)
+	}
 	m.collectors = append(m.collectors, objectiveSeries(t, labels)...)
 	m.traceSkipped.Add(float64(t.TraceRowsSkipped))
 	if len(t.Adapters) == 0 {

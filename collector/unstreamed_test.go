@@ -15,9 +15,8 @@ import (
 
 // TestUnstreamedSeriesAbsent: the records of real stream: false requests (TGI's /generate
 // against the simulator) count in e2e and the token counters, while the first-token, TPOT
-// and inter-token histograms get no observation at all (not a zero-second one): no first
-// token was timed. The target's histogram series themselves exist from its registration, with
-// a count of 0.
+// and inter-token histograms are absent (not series at zero): no first token was timed. A
+// streamed target registered beside it has them from the start.
 func TestUnstreamedSeriesAbsent(t *testing.T) {
 	sim, url := simtest.Start(t, 5, nil)
 	off := false
@@ -29,9 +28,10 @@ func TestUnstreamedSeriesAbsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := &prober.TargetInfo{Name: "u", Model: "inferprobe-sim"}
+	info := &prober.TargetInfo{Name: "u", Model: "inferprobe-sim", Unstreamed: true}
 	p := NewProbe()
 	p.Register(info)
+	p.Register(&prober.TargetInfo{Name: "s", Model: "inferprobe-sim"})
 	const n = 3
 	for range n {
 		rec := &prober.Record{Target: info}
@@ -67,13 +67,25 @@ func TestUnstreamedSeriesAbsent(t *testing.T) {
 		"inferprobe_inter_chunk_latency_seconds":        true,
 		"inferprobe_decode_rate_tokens_per_second":      true,
 	}
+	seen := map[string]bool{}
 	for _, mf := range mfs {
-		if absent[mf.GetName()] {
-			for _, m := range mf.GetMetric() {
-				if h := m.GetHistogram(); h.GetSampleCount() != 0 || h.GetSampleSum() != 0 {
-					t.Errorf("%s %v has %d observations (sum %v) from unstreamed requests", mf.GetName(), m.GetLabel(), h.GetSampleCount(), h.GetSampleSum())
+		if !absent[mf.GetName()] {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "target" {
+					seen[mf.GetName()+"/"+l.GetValue()] = true
 				}
 			}
+		}
+	}
+	for name := range absent {
+		if seen[name+"/u"] {
+			t.Errorf("%s is exposed for the unstreamed target", name)
+		}
+		if !seen[name+"/s"] {
+			t.Errorf("%s is missing for the streamed target", name)
 		}
 	}
 }

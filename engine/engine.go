@@ -175,7 +175,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 	p := &Pipeline{Config: t, Seed: seed, SeedSource: source, Plan: plan, client: client,
 		fingerprint: fingerprint(t, opts.BaseSeed)}
 
-	info := &prober.TargetInfo{Name: t.Name, Model: t.Model,
+	info := &prober.TargetInfo{Name: t.Name, Model: t.Model, Unstreamed: !t.Request.Streaming(),
 		SLO: prober.SLO{TTFT: t.SLO.TTFT, TPOT: t.SLO.TPOT, E2E: t.SLO.E2E,
 			TargetRatio: t.SLO.TargetRatio, Window: t.SLO.Window, RegressionFactor: t.SLO.RegressionFactor}}
 	for _, a := range t.Request.LoRATrafficSplit {

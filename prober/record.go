@@ -154,6 +154,9 @@ type TargetInfo struct {
 	// TraceRowsSkipped counts the malformed trace rows the target's replay left out
 	// (skip_invalid); 0 without a trace.
 	TraceRowsSkipped int
+	// Unstreamed is a target sending stream: false: its answers come whole, so collectors
+	// expose no first-token, per-token or chunk series for it.
+	Unstreamed bool
 }
 
 // HTTP phases of one request, from net/http/httptrace: the bounded values of the `phase` label
