@@ -35,7 +35,15 @@ func main() {
 	maxTokens := flag.Int("max-tokens", 16, "output tokens per request (ignore_eos)")
 	inputTokens := flag.Int("input-tokens", 32, "prompt tokens per request")
 	maxInFlight := flag.Int("max-in-flight", 2000, "in-flight cap")
+	bodyOut := flag.String("body-out", "", "write the JSON body of the engine's first request to this file and exit (the plain-HTTP reference sends it)")
 	flag.Parse()
+	if *bodyOut != "" {
+		if err := writeBody(*bodyOut, *url, *maxTokens, *inputTokens, *maxInFlight); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	steps, closed := *rates, false
 	if *concurrency != "" {
@@ -111,16 +119,8 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 	if closed {
 		stage = config.Stage{Concurrency: int(v), Duration: d}
 	}
-	cfg := &config.Config{Targets: []config.Target{{
-		Name: "load", URL: url, Model: "inferprobe-sim",
-		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
-		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
-		Request: config.Request{InputTokens: config.FixedTokens(inputTokens), MaxTokens: maxTokens, IgnoreEOS: true},
-		Warmup:  config.Warmup{MaxDuration: time.Minute},
-	}}}
-	cfg.ApplyDefaults(engine.Extensions()...)
-	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once
-	if err := cfg.Validate(engine.Extensions()...); err != nil {
+	cfg, err := loadConfig(url, stage, maxTokens, inputTokens, maxInFlight)
+	if err != nil {
 		return result{}, err
 	}
 	st := &stats{results: map[string]int{}}
@@ -156,6 +156,52 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 		res.cpuPer1000 = cpu / float64(n) * 1000
 	}
 	return res, nil
+}
+
+// loadConfig is the validated one-target, one-stage configuration every step runs.
+func loadConfig(url string, stage config.Stage, maxTokens, inputTokens, maxInFlight int) (*config.Config, error) {
+	cfg := &config.Config{Targets: []config.Target{{
+		Name: "load", URL: url, Model: "inferprobe-sim",
+		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
+		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
+		Request: config.Request{InputTokens: config.FixedTokens(inputTokens), MaxTokens: maxTokens, IgnoreEOS: true},
+		Warmup:  config.Warmup{MaxDuration: time.Minute},
+	}}}
+	cfg.ApplyDefaults(engine.Extensions()...)
+	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once
+	if err := cfg.Validate(engine.Extensions()...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// writeBody writes the request body the engine's client builds for the first request of the
+// load steps' target: the plain-HTTP reference sends these bytes, so both clients ask the
+// server for the same work.
+func writeBody(path, url string, maxTokens, inputTokens, maxInFlight int) error {
+	cfg, err := loadConfig(url, config.Stage{Rate: 1, Duration: time.Second}, maxTokens, inputTokens, maxInFlight)
+	if err != nil {
+		return err
+	}
+	t := cfg.Targets[0]
+	plan, err := traffic.PlanFor(t.Traffic, 1)
+	if err != nil {
+		return err
+	}
+	src, err := traffic.NewSource(t, plan, 1)
+	if err != nil {
+		return err
+	}
+	c, err := prober.NewOpenAIClient(t)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	body, err := c.Body(src.Next(0))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
