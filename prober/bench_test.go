@@ -45,6 +45,7 @@ func BenchmarkStreamPerChunk(b *testing.B) {
 			sse := NewSSEReader(r, maxEventBytes)
 			rec := &Record{Gaps: make([]time.Duration, 0, n), GapTokens: make([]int32, 0, n)}
 			ctx := context.Background()
+			ev := &StreamEvent{}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -52,7 +53,7 @@ func BenchmarkStreamPerChunk(b *testing.B) {
 				sse.Reset(r)
 				rec.Reset()
 				rec.Start = time.Now()
-				c.readStream(ctx, ctx, sse, rec)
+				c.readStream(ctx, ctx, sse, ev, rec)
 				if rec.Result != ResultSuccess || rec.Chunks != n {
 					b.Fatalf("result %s, %d chunks", rec.Result, rec.Chunks)
 				}

@@ -30,7 +30,7 @@ func FuzzOpenAIStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ctx := context.Background()
 		rec := &Record{Start: time.Now()}
-		c.readStream(ctx, ctx, NewSSEReader(bytes.NewReader(body), maxEventBytes), rec)
+		c.readStream(ctx, ctx, NewSSEReader(bytes.NewReader(body), maxEventBytes), &StreamEvent{}, rec)
 		if !slices.Contains(Results, rec.Result) {
 			t.Fatalf("result %q is not a known class", rec.Result)
 		}

@@ -2,8 +2,6 @@ package simulator
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"math/bits"
 	"math/rand/v2"
 	"net/http"
@@ -108,25 +106,6 @@ func (s *Server) draw(p *plan, g *genRequest) {
 	}
 }
 
-// Fixed pieces of the SSE events. A chunk is head + one of the choice bodies below, where
-// head is `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`.
-const (
-	chatRoleChoice  = `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]`
-	chatTokenPre    = `{"index":0,"delta":{"content":"`
-	chatTokenPost   = `"},"logprobs":null,"finish_reason":null}]`
-	chatFinishPre   = `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`
-	chatMalformed   = `{"index":0,"delta":{"content":` + "\n\n"
-	textTokenPre    = `{"index":0,"text":"`
-	textTokenPost   = `","logprobs":null,"finish_reason":null}]`
-	textFinishPre   = `{"index":0,"text":"","logprobs":null,"finish_reason":"`
-	textMalformed   = `{"index":0,"text":` + "\n\n"
-	finishPost      = `"}]`
-	chunkEnd        = "}\n\n" // closes a chunk after its choices (and usage)
-	eventDone       = "data: [DONE]\n\n"
-	contentTypeSSE  = "text/event-stream"
-	contentTypeJSON = "application/json"
-)
-
 // job is one generation request in flight, owned by its handler goroutine.
 type job struct {
 	s        *Server
@@ -138,7 +117,8 @@ type job struct {
 	p        plan
 	st       RequestStats
 	timer    *time.Timer
-	head     []byte
+	wire     wire   // the protocol the response is written in
+	head     []byte // the wire's pre-encoded prefix of every event
 	buf      []byte
 	pending  []byte // text of the tokens of the chunk being gathered
 }
@@ -192,86 +172,6 @@ func (j *job) word() string {
 	return j.s.vocab[below(&j.p.rng, len(j.s.vocab))]
 }
 
-// buildHead pre-encodes the part every chunk of this response shares.
-func (j *job) buildHead(created int64) {
-	model := j.s.modelJSON
-	if j.g.model != j.s.cfg.ModelName {
-		model = mustJSON(j.g.model)
-	}
-	h := make([]byte, 0, 128+len(model))
-	h = append(h, `data: {"id":"`...)
-	h = j.appendID(h)
-	h = append(h, `","object":"`...)
-	if j.g.chat {
-		h = append(h, "chat.completion.chunk"...)
-	} else {
-		h = append(h, "text_completion"...)
-	}
-	h = append(h, `","created":`...)
-	h = strconv.AppendInt(h, created, 10)
-	h = append(h, `,"model":`...)
-	h = append(h, model...)
-	h = append(h, `,"choices":[`...)
-	j.head = h
-}
-
-// appendID appends the response id: chatcmpl-/cmpl- and 32 hex digits, like vLLM's.
-func (j *job) appendID(b []byte) []byte {
-	if j.g.chat {
-		b = append(b, "chatcmpl-"...)
-	} else {
-		b = append(b, "cmpl-"...)
-	}
-	const hex = "0123456789abcdef"
-	for _, v := range j.p.id {
-		for shift := 60; shift >= 0; shift -= 4 {
-			b = append(b, hex[(v>>shift)&0xf])
-		}
-	}
-	return b
-}
-
-// appendTail appends the end of a complete stream: the finish chunk, the usage chunk when
-// asked for, and [DONE].
-func (j *job) appendTail(b []byte) []byte {
-	b = append(b, j.head...)
-	if j.g.chat {
-		b = append(b, chatFinishPre...)
-	} else {
-		b = append(b, textFinishPre...)
-	}
-	b = append(b, j.p.finish...)
-	b = append(b, finishPost...)
-	b = j.appendChunkEnd(b)
-	if j.g.includeUsage {
-		b = append(b, j.head...)
-		b = append(b, ']')
-		b = j.appendUsage(b)
-		b = append(b, chunkEnd...)
-	}
-	return append(b, eventDone...)
-}
-
-// appendUsage appends `,"usage":{…}` with the tokens sent so far.
-func (j *job) appendUsage(b []byte) []byte {
-	b = append(b, `,"usage":{"prompt_tokens":`...)
-	b = strconv.AppendInt(b, int64(j.g.promptTokens), 10)
-	b = append(b, `,"total_tokens":`...)
-	b = strconv.AppendInt(b, int64(j.g.promptTokens+j.st.OutputTokens), 10)
-	b = append(b, `,"completion_tokens":`...)
-	b = strconv.AppendInt(b, int64(j.st.OutputTokens), 10)
-	return append(b, '}')
-}
-
-// appendChunkEnd closes a chunk whose choices were written: with continuous usage every chunk
-// carries the cumulative usage, as vLLM's continuous_usage_stats does.
-func (j *job) appendChunkEnd(b []byte) []byte {
-	if j.g.continuousUsage {
-		b = j.appendUsage(b)
-	}
-	return append(b, chunkEnd...)
-}
-
 // generate runs an admitted-or-queued request to its end and answers it.
 func (j *job) generate() {
 	s, g, p := j.s, j.g, &j.p
@@ -287,7 +187,7 @@ func (j *job) generate() {
 	}
 	if g.stream {
 		j.rc = http.NewResponseController(j.w)
-		j.buildHead(created)
+		j.wire.prepare(j, created)
 		// Room for the largest write: the last token with finish, usage and [DONE].
 		j.buf = make([]byte, 0, 4*len(j.head)+512)
 		// Headers go out at once, before any queueing, as uvicorn sends them when vLLM's
@@ -296,7 +196,7 @@ func (j *job) generate() {
 		j.w.WriteHeader(http.StatusOK)
 		_ = j.rc.Flush()
 		if p.empty {
-			_, _ = io.WriteString(j.w, eventDone)
+			_, _ = j.w.Write(j.wire.empty(j, nil))
 			_ = j.rc.Flush()
 			j.st.Outcome = OutcomeEmpty
 			j.finish()
@@ -370,37 +270,20 @@ func (j *job) generate() {
 				continue
 			}
 			b := j.buf[:0]
-			if g.chat && j.st.OutputTokens == 0 {
-				b = append(b, j.head...)
-				b = append(b, chatRoleChoice...)
-				b = j.appendChunkEnd(b)
+			if j.st.OutputTokens == 0 {
+				b = j.wire.begin(j, b)
 			}
 			if malformed {
-				b = append(b, j.head...)
-				if g.chat {
-					b = append(b, chatMalformed...)
-				} else {
-					b = append(b, textMalformed...)
-				}
+				b = j.wire.malformed(j, b)
 				j.st.Malformed = true
 				malformed = false
 			}
-			b = append(b, j.head...)
-			if g.chat {
-				b = append(b, chatTokenPre...)
-				b = append(b, j.pending...)
-				b = append(b, chatTokenPost...)
-			} else {
-				b = append(b, textTokenPre...)
-				b = append(b, j.pending...)
-				b = append(b, textTokenPost...)
-			}
 			j.st.OutputTokens += pendingN
-			b = j.appendChunkEnd(b)
+			b = j.wire.token(j, b, j.pending, pendingN)
 			// The finish chunk rides with the last token, as vLLM attaches finish_reason to
 			// the final output: one write and one flush fewer per request.
 			if i == p.length-1 && p.truncateAfter < 0 && !p.resetMid {
-				b = j.appendTail(b)
+				b = j.wire.tail(j, b)
 				ended = true
 			}
 			j.buf = b
@@ -456,12 +339,12 @@ func (j *job) generate() {
 	}
 
 	if !g.stream {
-		if !j.writeBody(text, created) {
+		if !j.writeBody(j.wire.body(j, text, created)) {
 			return
 		}
 	} else if !ended {
 		// Only reachable with zero tokens, which parseRequest rules out; kept for safety.
-		j.buf = j.appendTail(j.buf[:0])
+		j.buf = j.wire.tail(j, j.buf[:0])
 		_, _ = j.w.Write(j.buf)
 		_ = j.rc.Flush()
 	}
@@ -489,53 +372,9 @@ func (j *job) abort(o Outcome) {
 	j.finish()
 }
 
-// writeBody answers a non-streaming request, applying the body faults. It reports whether
-// the response counts as a success.
-func (j *job) writeBody(text []byte, created int64) bool {
-	type usage struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-	}
-	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	}
-	type choice struct {
-		Index        int       `json:"index"`
-		Message      *message  `json:"message,omitempty"`
-		Text         *string   `json:"text,omitempty"`
-		Logprobs     *struct{} `json:"logprobs"`
-		FinishReason string    `json:"finish_reason"`
-	}
-	type response struct {
-		ID      string   `json:"id"`
-		Object  string   `json:"object"`
-		Created int64    `json:"created"`
-		Model   string   `json:"model"`
-		Choices []choice `json:"choices"`
-		Usage   usage    `json:"usage"`
-	}
-	out := string(text)
-	c := choice{FinishReason: j.p.finish}
-	obj := "text_completion"
-	if j.g.chat {
-		obj = "chat.completion"
-		c.Message = &message{Role: "assistant", Content: out}
-	} else {
-		c.Text = &out
-	}
-	n := j.st.OutputTokens
-	body, err := json.Marshal(response{
-		ID: string(j.appendID(nil)), Object: obj, Created: created, Model: j.g.model,
-		Choices: []choice{c},
-		Usage:   usage{PromptTokens: j.g.promptTokens, TotalTokens: j.g.promptTokens + n, CompletionTokens: n},
-	})
-	if err != nil {
-		// Unreachable: every field is a plain value.
-		panic("simulator: encoding response: " + err.Error())
-	}
-
+// writeBody answers a non-streaming request with the wire's body, applying the body faults.
+// It reports whether the response counts as a success.
+func (j *job) writeBody(body []byte) bool {
 	h := j.w.Header()
 	h.Set("Content-Type", contentTypeJSON)
 	switch {

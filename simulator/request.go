@@ -141,23 +141,48 @@ func parseRequest(w http.ResponseWriter, r *http.Request, chat bool, cfg *Config
 	if limit == nil {
 		limit, param = wr.MaxTokens, "max_tokens"
 	}
+	if err := g.limit(limit, param, cfg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// limit sets the output length from the request's limit (nil: the server's default) and
+// checks it against the context, as vLLM does.
+func (g *genRequest) limit(limit *int, param string, cfg *Config) *apiError {
 	room := cfg.MaxModelLen - g.promptTokens
 	switch {
 	case limit != nil && *limit < 1:
-		return nil, badRequest(param, "%s must be at least 1, got %d", param, *limit)
+		return badRequest(param, "%s must be at least 1, got %d", param, *limit)
 	case limit != nil:
 		g.maxTokens = *limit
 	default:
 		g.maxTokens = min(cfg.DefaultMaxTokens, room)
 	}
 	if g.maxTokens < 1 || g.promptTokens+g.maxTokens > cfg.MaxModelLen {
-		return nil, badRequest(param, "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d in the completion). Please reduce the length of the prompt or completion.",
+		return badRequest(param, "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d in the completion). Please reduce the length of the prompt or completion.",
 			cfg.MaxModelLen, g.promptTokens+max(g.maxTokens, 0), g.promptTokens, max(g.maxTokens, 0))
 	}
 	if g.minTokens < 0 || g.minTokens > g.maxTokens {
-		return nil, badRequest("min_tokens", "min_tokens must be between 0 and max_tokens (%d), got %d", g.maxTokens, g.minTokens)
+		return badRequest("min_tokens", "min_tokens must be between 0 and max_tokens (%d), got %d", g.maxTokens, g.minTokens)
 	}
-	return g, nil
+	return nil
+}
+
+// decodeBody reads a JSON request body into v, bounded in size.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &apiError{status: http.StatusRequestEntityTooLarge, typ: "BadRequestError", message: fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
+		}
+		return badRequest("", "invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("", "invalid JSON body: data after the top-level value")
+	}
+	return nil
 }
 
 func chatPromptTokens(msgs []wireMessage) (int, *apiError) {

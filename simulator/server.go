@@ -91,8 +91,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serveGenerate(w, r, true) })
-	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.serveGenerate(w, r, false) })
+	for pattern, rt := range routes() {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { s.serveGenerate(w, r, rt) })
+	}
 	mux.HandleFunc("GET /v1/models", s.serveModels)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -141,8 +142,16 @@ func (s *Server) encodeModels() []byte {
 	}{"list", list})
 }
 
-// writeError answers with an OpenAI-style error body.
-func writeError(w http.ResponseWriter, e *apiError) {
+// writeError answers with the wire's error body.
+func writeError(w http.ResponseWriter, wr wire, e *apiError) {
+	b := wr.errorBody(e)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	_, _ = w.Write(b)
+}
+
+// openaiErrorBody is an OpenAI-style error body, as vLLM answers.
+func openaiErrorBody(e *apiError) []byte {
 	var param *string
 	if e.param != "" {
 		param = &e.param
@@ -153,12 +162,9 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		Param   *string `json:"param"`
 		Code    int     `json:"code"`
 	}
-	b := mustJSON(struct {
+	return mustJSON(struct {
 		Error body `json:"error"`
 	}{body{e.message, e.typ, param, e.status}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.status)
-	_, _ = w.Write(b)
 }
 
 // mustJSON encodes values that cannot fail to encode (strings, plain structs).
@@ -170,20 +176,19 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// serveGenerate answers /v1/chat/completions (chat) and /v1/completions.
-func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, chat bool) {
-	j := job{s: s, w: w, ctx: r.Context(), received: time.Now()}
-	j.st.Chat = chat
+// serveGenerate answers one generation endpoint in its route's protocol.
+func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, rt route) {
+	j := job{s: s, w: w, ctx: r.Context(), received: time.Now(), wire: rt.wire}
 	if s.ctx.Err() != nil {
 		// Closed: refuse new work as a server going down does, rather than open a stream
 		// only to abort it.
 		j.st.Outcome = OutcomeUnavailable
-		writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: "ServiceUnavailableError",
+		writeError(w, rt.wire, &apiError{status: http.StatusServiceUnavailable, typ: "ServiceUnavailableError",
 			message: "the simulator is shutting down"})
 		j.finish()
 		return
 	}
-	g, aerr := parseRequest(w, r, chat, &s.cfg)
+	g, aerr := rt.parse(w, r, &s.cfg)
 	if aerr == nil && !s.acceptModel(g.model) {
 		aerr = &apiError{status: http.StatusNotFound, typ: "NotFoundError", param: "model",
 			message: fmt.Sprintf("The model `%s` does not exist.", g.model)}
@@ -193,11 +198,12 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, chat bool
 		if aerr.status == http.StatusNotFound {
 			j.st.Outcome = OutcomeNotFound
 		}
-		writeError(w, aerr)
+		writeError(w, rt.wire, aerr)
 		j.finish()
 		return
 	}
 	j.g = g
+	j.st.Chat = g.chat
 	j.st.Stream = g.stream
 	j.st.PromptTokens = g.promptTokens
 	s.draw(&j.p, g)
@@ -205,14 +211,14 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, chat bool
 	switch {
 	case j.p.fault500:
 		j.st.Outcome = OutcomeError500
-		writeError(w, &apiError{status: http.StatusInternalServerError, typ: "InternalServerError",
+		writeError(w, rt.wire, &apiError{status: http.StatusInternalServerError, typ: "InternalServerError",
 			message: "simulated internal server error"})
 		j.finish()
 		return
 	case j.p.fault429:
 		j.st.Outcome = OutcomeError429
 		w.Header().Set("Retry-After", "1")
-		writeError(w, &apiError{status: http.StatusTooManyRequests, typ: "RateLimitError",
+		writeError(w, rt.wire, &apiError{status: http.StatusTooManyRequests, typ: "RateLimitError",
 			message: "simulated rate limit: too many requests"})
 		j.finish()
 		return

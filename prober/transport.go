@@ -1,0 +1,305 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/traffic"
+)
+
+// maxEventBytes bounds one SSE event; real chunks are well under 64 KiB.
+const maxEventBytes = 1 << 20
+
+// drainTimeout bounds reading the rest of a body after the stream's end.
+const drainTimeout = 100 * time.Millisecond
+
+// httpFlavour is what one HTTP API flavour adds to the shared transport: its request body and
+// the decoding of one event. Everything about timing (t0, watchdogs, the size cap, retries,
+// HTTP phases, error classes, the record) is httpClient's, the same for every flavour.
+type httpFlavour interface {
+	// appendBody appends the JSON request body for req to dst. Constant parts are encoded
+	// once when the client is built, so a request costs no map and no reflection.
+	appendBody(dst []byte, req traffic.Request) ([]byte, error)
+	// decode reads one event's data into ev (which it Resets first). errorEvent says the SSE
+	// event was typed as an error; whole says data is a complete non-streaming response body;
+	// capture asks for the answer text in ev.Text. An error is a malformed event.
+	decode(data []byte, errorEvent, whole, capture bool, ev *StreamEvent) error
+}
+
+// eofEnder is implemented by a flavour whose stream has no closing event: the end of the body
+// is its clean end (Triton's generate_stream).
+type eofEnder interface{ eofEnds() bool }
+
+// httpClient is the shared HTTP transport of every HTTP flavour: it sends a flavour's body,
+// times the response and fills the record through a StreamRecorder.
+type httpClient struct {
+	flavour   httpFlavour
+	http      *http.Client
+	transport *http.Transport
+	url       string
+	// header is shared by every request: net/http only reads a request's header (no cookie
+	// jar, no redirects), so no per-request clone is needed.
+	header     http.Header
+	maxBytes   int64
+	timeout    time.Duration
+	firstByte  time.Duration
+	idle       time.Duration
+	allowEmpty bool
+	stream     bool
+	eofEnds    bool
+	bodySize   atomic.Int64 // the last body's size, to size the next one's buffer
+
+	scratch sync.Pool // *streamScratch, reused across requests
+}
+
+// streamScratch is the per-request reading state that outlives no request: pooled, so that a
+// stream allocates nothing for its reader or its event.
+type streamScratch struct {
+	sse *SSEReader
+	ev  StreamEvent
+}
+
+// newHTTPClient builds the shared transport for a validated target. header holds the
+// flavour's own headers (authentication, versions); the target's headers are added over them.
+func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpClient, error) {
+	tr, err := NewTransport(t)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	stream := true // stream: false comes with its own commit
+	if stream {
+		h.Set("Accept", "text/event-stream")
+	} else {
+		h.Set("Accept", "application/json")
+	}
+	for k, v := range header {
+		h[k] = v
+	}
+	for k, v := range t.Headers {
+		h.Set(k, v)
+	}
+	c := &httpClient{
+		flavour:    f,
+		http:       &http.Client{Transport: tr, CheckRedirect: noRedirects},
+		transport:  tr,
+		url:        strings.TrimRight(t.URL, "/") + t.Path,
+		header:     h,
+		maxBytes:   t.MaxResponseBytes,
+		timeout:    t.Timeout,
+		firstByte:  t.FirstByteTimeout,
+		idle:       t.IdleTimeout,
+		allowEmpty: t.Request.AllowEmpty,
+		stream:     stream,
+	}
+	if e, ok := f.(eofEnder); ok {
+		c.eofEnds = e.eofEnds()
+	}
+	return c, nil
+}
+
+// noRedirects makes a redirect a visible failure: a POST that is redirected is not measured.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Close releases idle connections.
+func (c *httpClient) Close() { c.transport.CloseIdleConnections() }
+
+// Do sends req and records its timing in rec.
+func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
+	body, err := c.flavour.appendBody(make([]byte, 0, c.bodySize.Load()+64), req)
+	if err != nil {
+		rec.Start = time.Now()
+		rec.Result, rec.Err = ResultProtocol, fmt.Errorf("encoding request: %w", err)
+		return
+	}
+	c.bodySize.Store(int64(len(body)))
+	if req.PromptTokens > 0 {
+		rec.PromptTokens, rec.PromptSource = req.PromptTokens, SourceEstimate
+	}
+
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	totalTimer := time.AfterFunc(c.timeout, func() { cancel(errTotalTimeout) })
+	defer totalTimer.Stop()
+	// One timer serves the first-byte bound and then the idle bound between reads.
+	var headersSeen atomic.Bool
+	watchdog := time.AfterFunc(c.firstByte, func() {
+		if headersSeen.Load() {
+			cancel(errIdleTimeout)
+		} else {
+			cancel(errFirstByteTimeout)
+		}
+	})
+	defer watchdog.Stop()
+
+	var resp *http.Response
+	bodyReader := bytes.NewReader(body)
+	for attempt := 0; ; attempt++ {
+		// A trace per send: hooks of an abandoned send may still run on transport goroutines.
+		tr := &phaseTrace{}
+		bodyReader.Reset(body)
+		hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(reqCtx, tr.trace()), http.MethodPost, c.url, bodyReader)
+		if err != nil {
+			rec.Start = time.Now()
+			rec.Result, rec.Err = ResultProtocol, err
+			return
+		}
+		hreq.Header = c.header
+
+		rec.Start = time.Now()
+		tr.begin(rec.Start)
+		resp, err = c.http.Do(hreq)
+		tr.end(rec)
+		if err == nil {
+			break
+		}
+		// A request that never reached the server (a connection was handed out and failed
+		// before one byte of the request went into it — the keep-alive race with a server
+		// closing idle connections) is safe to send again, once; a dial that failed is a
+		// real connection failure and is not retried.
+		if attempt == 0 && tr.neverWritten() && ctx.Err() == nil && reqCtx.Err() == nil {
+			rec.Retries++
+			continue
+		}
+		rec.End = time.Since(rec.Start)
+		rec.Result, rec.Err = classify(ctx, reqCtx, err, false), errCause(reqCtx, err)
+		return
+	}
+	defer resp.Body.Close()
+	rec.Status = resp.StatusCode
+	headersSeen.Store(true)
+	watchdog.Reset(c.idle)
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		rec.End = time.Since(rec.Start)
+		rec.Result = classifyStatus(resp.StatusCode)
+		rec.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+		return
+	}
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case c.stream && !eventStreamType(ct):
+		rec.End = time.Since(rec.Start)
+		rec.Result, rec.Err = ResultProtocol, fmt.Errorf("server answered with %q, not an event stream (does it support stream: true?)", ct)
+		return
+	case !c.stream && !jsonType(ct):
+		rec.End = time.Since(rec.Start)
+		rec.Result, rec.Err = ResultProtocol, fmt.Errorf("server answered with %q, not JSON (does it support stream: false?)", ct)
+		return
+	}
+
+	limited := &limitedBody{r: resp.Body, left: c.maxBytes, onData: func() { watchdog.Reset(c.idle) }}
+	if c.stream {
+		sc, _ := c.scratch.Get().(*streamScratch)
+		if sc == nil {
+			sc = &streamScratch{sse: NewSSEReader(nil, maxEventBytes)}
+		}
+		sc.sse.Reset(limited)
+		defer func() {
+			sc.sse.Reset(nil) // drop the body before pooling the reader
+			c.scratch.Put(sc)
+		}()
+		c.readStream(ctx, reqCtx, sc.sse, &sc.ev, rec)
+	} else {
+		c.readWhole(ctx, reqCtx, limited, rec)
+	}
+	if rec.Result == ResultSuccess {
+		// Let the connection be reused: read what is left after the end (usually just the
+		// chunked terminator), but do not hold the request slot if the server keeps the body
+		// open.
+		headersSeen.Store(true)
+		watchdog.Reset(drainTimeout)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	}
+}
+
+// readStream reads SSE events until the flavour's end, a failure or the end of the body.
+// ev is scratch space for decoding.
+func (c *httpClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, ev *StreamEvent, rec *Record) {
+	var sr StreamRecorder
+	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty})
+	for {
+		data, err := sse.Next()
+		now := time.Since(rec.Start)
+		if err != nil {
+			switch {
+			case err == io.EOF && c.eofEnds && ctx.Err() == nil:
+				sr.End(now)
+			case err == io.EOF:
+				sr.Interrupted(now, ResultStreamTruncated, errors.New("stream ended without a finish or end event"), ctx.Err() != nil)
+			default:
+				sr.Interrupted(now, classify(ctx, reqCtx, err, true), errCause(reqCtx, err), ctx.Err() != nil)
+			}
+			return
+		}
+		if err := c.flavour.decode(data, sse.IsError(), false, rec.CaptureText, ev); err != nil {
+			sr.Fail(now, ResultProtocol, fmt.Errorf("malformed event: %w", err))
+			return
+		}
+		if !sr.Event(now, ev) {
+			return
+		}
+	}
+}
+
+// readWhole reads a non-streaming response: one JSON body, decoded once at its end.
+func (c *httpClient) readWhole(ctx, reqCtx context.Context, body io.Reader, rec *Record) {
+	var (
+		sr StreamRecorder
+		ev StreamEvent
+	)
+	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty, Unstreamed: true})
+	data, err := io.ReadAll(body)
+	now := time.Since(rec.Start)
+	if err != nil {
+		sr.Fail(now, classify(ctx, reqCtx, err, true), errCause(reqCtx, err))
+		return
+	}
+	if err := c.flavour.decode(data, false, true, rec.CaptureText, &ev); err != nil {
+		sr.Fail(now, ResultProtocol, fmt.Errorf("malformed response: %w", err))
+		return
+	}
+	// A whole body is complete by itself: its end is the response's end.
+	ev.Done = true
+	sr.Event(now, &ev)
+}
+
+// eventStreamType accepts text/event-stream and, leniently, a missing type; anything else
+// (a JSON answer to a streaming request, a proxy's HTML page) is not a stream.
+func eventStreamType(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && ct == "text/event-stream"
+}
+
+// jsonType accepts application/json (and +json types) and, leniently, a missing type.
+func jsonType(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (ct == "application/json" || strings.HasSuffix(ct, "+json"))
+}
+
+// errCause prefers the timeout cause we set over the transport's generic "context canceled".
+func errCause(reqCtx context.Context, err error) error {
+	if cause := context.Cause(reqCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
