@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ func main() {
 	bodyFile := flag.String("body", "", "file holding the JSON request body (required)")
 	rate := flag.Int("rate", 500, "requests per second")
 	duration := flag.Duration("duration", 20*time.Second, "length of the attack")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the attack to this file")
 	flag.Parse()
 	if *bodyFile == "" {
 		fmt.Fprintln(os.Stderr, "--body is required")
@@ -45,6 +47,17 @@ func main() {
 	// timeout as the engine's load step has.
 	attacker := vegeta.NewAttacker(vegeta.Timeout(30*time.Second), vegeta.MaxBody(-1))
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var m vegeta.Metrics
 	var before, after syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
