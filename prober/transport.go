@@ -270,8 +270,8 @@ func (c *httpClient) readWhole(ctx, reqCtx context.Context, body io.Reader, rec 
 // eventStreamType accepts text/event-stream and, leniently, a missing type; anything else
 // (a JSON answer to a streaming request, a proxy's HTML page) is not a stream.
 func eventStreamType(contentType string) bool {
-	if contentType == "" {
-		return true
+	if contentType == "" || contentType == "text/event-stream" {
+		return true // the usual answer, without ParseMediaType's parameter map
 	}
 	ct, _, err := mime.ParseMediaType(contentType)
 	return err == nil && ct == "text/event-stream"
@@ -279,7 +279,7 @@ func eventStreamType(contentType string) bool {
 
 // jsonType accepts application/json (and +json types) and, leniently, a missing type.
 func jsonType(contentType string) bool {
-	if contentType == "" {
+	if contentType == "" || contentType == "application/json" {
 		return true
 	}
 	ct, _, err := mime.ParseMediaType(contentType)
