@@ -28,7 +28,7 @@ func (c *cancelRecorder) cancel(cause error) {
 	}
 }
 
-func (c *cancelRecorder) wait(t *testing.T) (error, time.Time) {
+func (c *cancelRecorder) wait(t *testing.T) (time.Time, error) {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -37,7 +37,7 @@ func (c *cancelRecorder) wait(t *testing.T) (error, time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cause, c.at
+	return c.at, c.cause
 }
 
 // TestWatchdogBounds: each bound cancels with its own cause, never before it passed: first
@@ -50,7 +50,7 @@ func TestWatchdogBounds(t *testing.T) {
 		start := time.Now()
 		w := startWatchdog(c.cancel, long, 30*time.Millisecond)
 		defer w.stop()
-		cause, at := c.wait(t)
+		at, cause := c.wait(t)
 		if !errors.Is(cause, errFirstByteTimeout) || at.Sub(start) < 30*time.Millisecond {
 			t.Errorf("cause %v after %v, want the first-byte timeout after ≥ 30ms", cause, at.Sub(start))
 		}
@@ -73,7 +73,7 @@ func TestWatchdogBounds(t *testing.T) {
 				}
 			}
 		})
-		cause, at := c.wait(t)
+		at, cause := c.wait(t)
 		close(stop)
 		feeder.Wait()
 		if !errors.Is(cause, errTotalTimeout) || at.Sub(start) < 80*time.Millisecond {
@@ -111,7 +111,7 @@ func TestWatchdogBounds(t *testing.T) {
 				mu.Unlock()
 			}
 		})
-		cause, at := c.wait(t)
+		at, cause := c.wait(t)
 		close(stop)
 		feeder.Wait()
 		var last time.Time // the start of the latest read that returned before the timeout
@@ -133,7 +133,7 @@ func TestWatchdogBounds(t *testing.T) {
 		w.read(long)
 		start := time.Now()
 		w.read(30 * time.Millisecond)
-		cause, at := c.wait(t)
+		at, cause := c.wait(t)
 		if !errors.Is(cause, errIdleTimeout) || at.Sub(start) < 30*time.Millisecond {
 			t.Errorf("cause %v after %v, want the idle timeout after ≥ 30ms", cause, at.Sub(start))
 		}
