@@ -176,6 +176,9 @@ type Request struct {
 	// vLLM and SGLang), so each chunk's token count is exact and ITL is per token even when a
 	// chunk carries several. Default true; set false for a server that rejects the option.
 	ContinuousUsageStats *bool `yaml:"continuous_usage_stats"`
+	// Stream, true unless set, asks for a streamed answer; false sends a non-streaming request,
+	// which measures end-to-end latency and tokens only (no TTFT, TPOT or ITL).
+	Stream *bool `yaml:"stream"`
 	// AllowEmpty makes a cleanly finished stream without any token chunk a success (for probes
 	// that expect no output); by default it is the result class empty.
 	AllowEmpty bool `yaml:"allow_empty"`
@@ -338,3 +341,6 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `
 
 // Value returns the secret itself, for the one place that must send it.
 func (s Secret) Value() string { return string(s) }
+
+// Streaming reports whether requests ask for a streamed answer (stream, true unless set).
+func (r Request) Streaming() bool { return r.Stream == nil || *r.Stream }

@@ -57,7 +57,7 @@ func TestRegistryErrorsNameFieldAndLine(t *testing.T) {
 		want []wantErr
 	}{
 		{"api unknown", base("    api: anthropic-chat"),
-			[]wantErr{{"targets[0].api", 5, `must be one of openai-chat, openai-completions, not "anthropic-chat"`}}},
+			[]wantErr{{"targets[0].api", 5, `must be one of openai-chat, openai-completions, openai-responses, anthropic-messages, tgi, triton-generate, not "anthropic-chat"`}}},
 		{"pacer unknown", base("    traffic:", "      pacer: bursty"),
 			[]wantErr{{"targets[0].traffic.pacer", 6, `must be one of constant, poisson, gamma, concurrent, stages, trace, not "bursty"`}}},
 		{"rate zero", base("    traffic:", "      rate: 0"),

@@ -23,6 +23,9 @@ func TestExamplesLoad(t *testing.T) {
 		"tgi-messages.yml": {{"http://127.0.0.1:8080/v1/chat/completions", false, "http://127.0.0.1:8080/metrics", "tgi"}},
 		"trtllm-serve.yml": {{"http://127.0.0.1:8000/v1/completions", true, "http://127.0.0.1:8000/prometheus/metrics", "trtllm-serve"}},
 		"ollama.yml":       {{"http://127.0.0.1:11434/v1/chat/completions", false, "", ""}},
+		"tgi.yml":          {{"http://127.0.0.1:8080/generate_stream", false, "http://127.0.0.1:8080/metrics", "tgi"}},
+		"triton.yml":       {{"http://127.0.0.1:8000/v2/models/{model}/generate_stream", false, "", ""}},
+		"litellm.yml":      {{"http://127.0.0.1:4000/v1/messages", false, "", ""}},
 		"multi-target.yml": {
 			{"http://127.0.0.1:8000/v1/chat/completions", true, "http://127.0.0.1:8000/metrics", "vllm"},
 			{"http://127.0.0.1:30000/v1/chat/completions", false, "http://127.0.0.1:30000/metrics", "sglang"},

@@ -3,9 +3,14 @@ package prober
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inferprobe/inferprobe/traffic"
 )
 
 // benchStream is one vLLM response of n one-token chunks, with or without per-chunk usage.
@@ -79,4 +84,62 @@ func BenchmarkRecordChunk(b *testing.B) {
 		rec.LastToken = time.Duration(i)
 		rec.Chunks++
 	}
+}
+
+// BenchmarkStream is one whole 16-token streamed request over loopback for each flavour: the
+// golden stream with its token event repeated 16 times, client and in-process server.
+func BenchmarkStream(b *testing.B) {
+	tokenEvent := map[string]int{APIOpenAIResponses: 4, APIAnthropicMessages: 3, APITGI: 0, APITritonGenerate: 0}
+	for _, api := range append([]string{APIOpenAIChat}, httpFlavours...) {
+		b.Run(api, func(b *testing.B) {
+			var events []string
+			if api == APIOpenAIChat {
+				events = []string{vllmChat[0]}
+				for range 16 {
+					events = append(events, vllmChat[1])
+				}
+				events = append(events, vllmChat[4], vllmChat[5], vllmChat[6])
+			} else {
+				g, i := golden(b, api), tokenEvent[api]
+				events = append(events, g[:i]...)
+				for range 16 {
+					events = append(events, g[i])
+				}
+				events = append(events, g[i+1:]...)
+				if api != APITritonGenerate && api != APITGI {
+					events = slicesDelete(events, i+16) // the golden's other token events
+				}
+			}
+			body := strings.Join(events, "")
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", sse)
+				_, _ = io.WriteString(w, body)
+			}))
+			defer srv.Close()
+			c, err := NewClient(flavourTarget(srv.URL, api))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := &Record{}
+			req := traffic.Request{Prompt: strings.Repeat("word ", 128)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				rec.Reset()
+				c.Do(context.Background(), req, rec)
+				if rec.Result != ResultSuccess || rec.Chunks < 16 {
+					b.Fatal(rec.Result, rec.Chunks, rec.Err)
+				}
+			}
+		})
+	}
+}
+
+// slicesDelete drops events[i] when it is a token event left over from the golden.
+func slicesDelete(events []string, i int) []string {
+	if i < len(events) && (strings.Contains(events[i], "_delta") || strings.Contains(events[i], "text_output")) {
+		return append(events[:i:i], events[i+1:]...)
+	}
+	return events
 }

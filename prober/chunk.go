@@ -172,11 +172,11 @@ func normaliseFinishBytes(raw []byte, escaped bool) string {
 	switch string(raw) {
 	case FinishStop, "eos_token", "stop_sequence", "end_turn":
 		return FinishStop
-	case FinishLength, "max_tokens":
+	case FinishLength, "max_tokens", "max_output_tokens":
 		return FinishLength
-	case FinishToolCalls, "function_call":
+	case FinishToolCalls, "function_call", "tool_use":
 		return FinishToolCalls
-	case FinishContentFilter:
+	case FinishContentFilter, "refusal":
 		return FinishContentFilter
 	case FinishAbort, "cancelled", "canceled":
 		return FinishAbort

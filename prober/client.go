@@ -30,7 +30,7 @@ func NewClient(t config.Target) (Client, error) {
 		return nil, fmt.Errorf("api: unknown flavour %q (registered: %s)", t.API, strings.Join(APINames(), ", "))
 	}
 	if t.Path == "" {
-		t.Path = api.Path
+		t.Path = api.DefaultPath(t.Request.Streaming())
 	}
 	return api.New(t)
 }

@@ -27,10 +27,31 @@ func FuzzOpenAIStream(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	fuzzStream(f, c.httpClient)
+}
+
+// fuzzStream runs body after body through one flavour's stream reader and checks the record.
+func fuzzStream(f *testing.F, c *httpClient) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ctx := context.Background()
 		rec := &Record{Start: time.Now()}
 		c.readStream(ctx, ctx, NewSSEReader(bytes.NewReader(body), maxEventBytes), &StreamEvent{}, rec)
+		if c.stream {
+			checkRecord(t, rec)
+		}
+		// The same bytes as a whole non-streaming body.
+		whole := &Record{Start: time.Now()}
+		c.readWhole(ctx, ctx, bytes.NewReader(body), whole)
+		checkRecord(t, whole)
+		if whole.Chunks != 0 || len(whole.Gaps) != 0 {
+			t.Fatalf("a whole body recorded %d chunks", whole.Chunks)
+		}
+	})
+}
+
+// checkRecord holds a fuzzed record to the invariants every record keeps.
+func checkRecord(t *testing.T, rec *Record) {
+	{
 		if !slices.Contains(Results, rec.Result) {
 			t.Fatalf("result %q is not a known class", rec.Result)
 		}
@@ -52,11 +73,50 @@ func FuzzOpenAIStream(f *testing.F) {
 		if rec.FirstChunkTokens < 1 && rec.Chunks > 0 {
 			t.Fatalf("k1 = %d", rec.FirstChunkTokens)
 		}
-		if rec.Result == ResultSuccess && rec.OutputSource == "" {
-			t.Fatal("success without an output token source")
+		if rec.Result == ResultSuccess && rec.OutputSource == "" && rec.Chunks > 0 {
+			t.Fatal("streamed success without an output token source")
 		}
 		if rec.Result != ResultSuccess && rec.Err == nil {
 			t.Fatal("failure without an error for the log")
 		}
-	})
+	}
+}
+
+// fuzzFlavour seeds a flavour's fuzz target with its golden stream and error events.
+func fuzzFlavour(f *testing.F, api string, seeds ...string) {
+	f.Add([]byte(strings.Join(golden(f, api), "")))
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	c, err := NewClient(flavourTarget("http://127.0.0.1:1", api))
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzStream(f, c.(interface{ shared() *httpClient }).shared())
+}
+
+// FuzzTGIStream fuzzes TGI's event decoder.
+func FuzzTGIStream(f *testing.F) {
+	fuzzFlavour(f, APITGI, `data:{"error":"x","error_type":"overloaded"}`+"\n\n",
+		`data:{"token":{"text":"a","special":false},"details":{"generated_tokens":-1,"input_length":-2}}`+"\n\n",
+		`{"generated_text":"abc","details":{"finish_reason":"length","generated_tokens":3}}`)
+}
+
+// FuzzTritonStream fuzzes Triton generate's event decoder.
+func FuzzTritonStream(f *testing.F) {
+	fuzzFlavour(f, APITritonGenerate, `data: {"error":"x"}`+"\n\n", `{"text_output":"whole"}`)
+}
+
+// FuzzAnthropicStream fuzzes the Messages API's event decoder.
+func FuzzAnthropicStream(f *testing.F) {
+	fuzzFlavour(f, APIAnthropicMessages, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n",
+		`data: {"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":-4,"input_tokens":-1}}`+"\n\n",
+		`{"type":"message","content":[{"type":"text","text":"x"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}`)
+}
+
+// FuzzResponsesStream fuzzes the Responses API's event decoder.
+func FuzzResponsesStream(f *testing.F) {
+	fuzzFlavour(f, APIOpenAIResponses, `data: {"type":"error","code":"rate_limit_exceeded","message":"x"}`+"\n\n",
+		`data: {"type":"response.failed","response":{"error":{"code":"server_error","message":"m"}}}`+"\n\n",
+		`{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{"input_tokens":1,"output_tokens":-1}}`)
 }

@@ -3,7 +3,6 @@ package prober
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -32,11 +31,14 @@ type openaiFlavour struct {
 // NewOpenAIClient builds a client for a validated target.
 func NewOpenAIClient(t config.Target) (*OpenAIClient, error) {
 	f := &openaiFlavour{chat: t.API == APIOpenAIChat, model: t.Model, maxTokens: t.Request.MaxTokens}
-	static := map[string]any{"stream": true}
-	// Unset means on: exact per-chunk token counts are what per-token ITL needs.
-	if t.Request.ContinuousUsageStats == nil || *t.Request.ContinuousUsageStats {
+	static := map[string]any{"stream": t.Request.Streaming()}
+	// Unset means on: exact per-chunk token counts are what per-token ITL needs. Servers
+	// refuse stream_options without streaming (vLLM answers 400).
+	switch {
+	case !t.Request.Streaming():
+	case t.Request.ContinuousUsageStats == nil || *t.Request.ContinuousUsageStats:
 		static["stream_options"] = map[string]bool{"include_usage": true, "continuous_usage_stats": true}
-	} else {
+	default:
 		static["stream_options"] = map[string]bool{"include_usage": true}
 	}
 	if t.Request.IgnoreEOS {
@@ -126,7 +128,7 @@ func (f *openaiFlavour) decode(data []byte, isError, whole, capture bool, ev *St
 		return nil
 	}
 	if whole {
-		return errors.New("non-streaming responses are not read yet")
+		return decodeWholeOpenAI(data, capture, ev)
 	}
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
 		ev.Done = true
@@ -227,4 +229,60 @@ func errorEvent(data []byte) (string, error) {
 		code = e.HTTPStatusCode
 	}
 	return classifyErrorCode(code), fmt.Errorf("error event in stream: %s", bytes.TrimSpace(data))
+}
+
+// openaiWhole is the part of a non-streaming chat.completion or text_completion we read.
+type openaiWhole struct {
+	Choices []struct {
+		Message struct {
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
+			Reasoning        string `json:"reasoning"`
+		} `json:"message"`
+		Text         string  `json:"text"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens            int `json:"prompt_tokens"`
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+		PromptTokensDetails *struct {
+			CachedTokens int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// decodeWholeOpenAI reads a non-streaming response (stream: false), once per request.
+func decodeWholeOpenAI(data []byte, capture bool, ev *StreamEvent) error {
+	var r openaiWhole
+	if err := json.Unmarshal(data, &r); err != nil {
+		return err
+	}
+	if len(r.Error) > 0 && string(r.Error) != "null" {
+		ev.Result, ev.Err = errorEvent(data)
+		return nil
+	}
+	for _, ch := range r.Choices {
+		ev.Content = ev.Content || ch.Message.Content != "" || ch.Text != ""
+		ev.Reasoning = ev.Reasoning || ch.Message.ReasoningContent != "" || ch.Message.Reasoning != ""
+		if ch.FinishReason != nil && ev.Finish == "" {
+			ev.Finish = NormaliseFinishReason(*ch.FinishReason)
+		}
+		if capture {
+			ev.Text = append(append(ev.Text, ch.Message.Content...), ch.Text...)
+		}
+	}
+	if u := r.Usage; u != nil {
+		ev.HasUsage, ev.PromptTokens, ev.OutputTokens = true, u.PromptTokens, u.CompletionTokens
+		if d := u.CompletionTokensDetails; d != nil && d.ReasoningTokens >= 0 {
+			ev.ReasoningTokens = d.ReasoningTokens
+		}
+		if d := u.PromptTokensDetails; d != nil && d.CachedTokens >= 0 {
+			ev.CachedTokens = d.CachedTokens
+		}
+	}
+	return nil
 }

@@ -52,19 +52,21 @@ var FinishReasons = []string{
 	FinishStop, FinishLength, FinishToolCalls, FinishContentFilter, FinishAbort, FinishError, FinishOther,
 }
 
-// NormaliseFinishReason maps a server's finish_reason onto FinishReasons. TGI's eos_token and
-// the legacy function_call are folded into their OpenAI names; an empty reason returns "".
+// NormaliseFinishReason maps a server's finish_reason onto FinishReasons. TGI's eos_token, the
+// legacy function_call and Anthropic's and the Responses API's stop and incomplete reasons
+// (end_turn, max_tokens, max_output_tokens, tool_use, refusal) are folded into their OpenAI
+// names; an empty reason returns "".
 func NormaliseFinishReason(s string) string {
 	switch s {
 	case "":
 		return ""
 	case FinishStop, "eos_token", "stop_sequence", "end_turn":
 		return FinishStop
-	case FinishLength, "max_tokens":
+	case FinishLength, "max_tokens", "max_output_tokens":
 		return FinishLength
-	case FinishToolCalls, "function_call":
+	case FinishToolCalls, "function_call", "tool_use":
 		return FinishToolCalls
-	case FinishContentFilter:
+	case FinishContentFilter, "refusal":
 		return FinishContentFilter
 	case FinishAbort, "cancelled", "canceled":
 		return FinishAbort

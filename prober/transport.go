@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,7 +80,7 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	stream := true // stream: false comes with its own commit
+	stream := t.Request.Streaming()
 	if stream {
 		h.Set("Accept", "text/event-stream")
 	} else {
@@ -95,7 +96,7 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 		flavour:    f,
 		http:       &http.Client{Transport: tr, CheckRedirect: noRedirects},
 		transport:  tr,
-		url:        strings.TrimRight(t.URL, "/") + t.Path,
+		url:        strings.TrimRight(t.URL, "/") + strings.ReplaceAll(t.Path, "{model}", url.PathEscape(t.Model)),
 		header:     h,
 		maxBytes:   t.MaxResponseBytes,
 		timeout:    t.Timeout,
@@ -293,3 +294,6 @@ func errCause(reqCtx context.Context, err error) error {
 	}
 	return err
 }
+
+// shared returns the client's shared transport (for tests and fuzzing of every flavour).
+func (c *httpClient) shared() *httpClient { return c }

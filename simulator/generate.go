@@ -178,6 +178,7 @@ func (j *job) generate() {
 	cfg := &s.cfg
 	m := s.metrics
 	created := time.Now().Unix()
+	j.wire.prepare(j, created)
 	if g.stream && p.reset {
 		// The process died, or a proxy dropped the connection, before answering: the
 		// client sees the connection close without a response.
@@ -187,7 +188,6 @@ func (j *job) generate() {
 	}
 	if g.stream {
 		j.rc = http.NewResponseController(j.w)
-		j.wire.prepare(j, created)
 		// Room for the largest write: the last token with finish, usage and [DONE].
 		j.buf = make([]byte, 0, 4*len(j.head)+512)
 		// Headers go out at once, before any queueing, as uvicorn sends them when vLLM's

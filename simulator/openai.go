@@ -21,7 +21,6 @@ const (
 	contentTypeJSON = "application/json"
 )
 
-
 // openaiWire writes OpenAI chat completions or completions, chunk for chunk as vLLM does.
 type openaiWire struct{}
 
@@ -185,4 +184,3 @@ func (j *job) appendChunkEnd(b []byte) []byte {
 	}
 	return append(b, chunkEnd...)
 }
-

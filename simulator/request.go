@@ -94,6 +94,8 @@ type genRequest struct {
 	// stream_options.continuous_usage_stats.
 	continuousUsage bool
 	ignoreEOS       bool
+	// details asks TGI for the details object (finish reason, token counts).
+	details bool
 }
 
 // parseRequest reads and validates a request body. Model acceptance is checked by the caller.

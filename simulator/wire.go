@@ -42,5 +42,11 @@ func routes() map[string]route {
 		"POST /v1/completions": {openaiWire{}, func(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRequest, *apiError) {
 			return parseRequest(w, r, false, cfg)
 		}},
+		"POST /v1/responses":                      {responsesWire{}, parseResponses},
+		"POST /v1/messages":                       {anthropicWire{}, parseAnthropic},
+		"POST /generate_stream":                   {tgiWire{}, parseTGI(true)},
+		"POST /generate":                          {tgiWire{}, parseTGI(false)},
+		"POST /v2/models/{model}/generate_stream": {tritonWire{}, parseTriton(true)},
+		"POST /v2/models/{model}/generate":        {tritonWire{}, parseTriton(false)},
 	}
 }

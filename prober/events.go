@@ -1,0 +1,110 @@
+package prober
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Helpers shared by the event decoders of the non-OpenAI flavours: they read one event with
+// the allocation-free walker of chunk.go (json.Valid first, so the walker only checks types).
+
+// eventObject checks that data is one valid JSON object and returns a walker at its start.
+func eventObject(data []byte) (walker, error) {
+	if !json.Valid(data) {
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return walker{}, err // the syntax error, with its offset
+		}
+		return walker{}, errors.New("invalid JSON")
+	}
+	w := walker{b: data}
+	if w.peek() != '{' {
+		return walker{}, fmt.Errorf("event is not a JSON object: %w", errChunkType)
+	}
+	return w, nil
+}
+
+// members calls member for each key of the object (or null) at w.i; anything else is a type
+// error naming field.
+func (w *walker) members(field string, member func(key []byte) error) error {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		return nil
+	case '{':
+		return w.object(member)
+	}
+	return fmt.Errorf("%s: %w", field, errChunkType)
+}
+
+// elements calls elem for each element of the array (or null) at w.i.
+func (w *walker) elements(field string, elem func() error) error {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		return nil
+	case '[':
+		return w.array(elem)
+	}
+	return fmt.Errorf("%s: %w", field, errChunkType)
+}
+
+// boolean reads a bool field (null leaves it).
+func (w *walker) boolean(v *bool, field string) error {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		return nil
+	case 't':
+		w.skip()
+		*v = true
+		return nil
+	case 'f':
+		w.skip()
+		*v = false
+		return nil
+	}
+	return fmt.Errorf("%s: %w", field, errChunkType)
+}
+
+// rawString reads a string field's raw content (escapes left in; nil for null).
+func (w *walker) rawString(field string) ([]byte, error) {
+	raw, _, err := w.stringOrNull(field)
+	return raw, err
+}
+
+// unquote returns the text of a raw string the walker returned (escapes resolved): only for
+// the rare paths (error messages), it allocates.
+func unquote(raw []byte) string {
+	var s string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+		return string(raw)
+	}
+	return s
+}
+
+// classifyErrorType classes an error a server named by type or code inside a stream
+// (Anthropic's error.type, OpenAI's Responses error.code, TGI's error_type); an unknown or
+// missing one is the server's own failure.
+func classifyErrorType(typ string) string {
+	switch typ {
+	case "rate_limit_error", "rate_limit_exceeded", "overloaded", "too_many_requests":
+		return ResultHTTP429
+	case "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+		"request_too_large", "invalid_prompt", "validation", "context_length_exceeded",
+		"invalid_request", "bad_request":
+		return ResultHTTP4xx
+	}
+	return ResultHTTP5xx
+}
+
+// apiKeyHeader returns the Authorization header of a bearer key, or none.
+func apiKeyHeader(key string) http.Header {
+	h := http.Header{}
+	if key != "" {
+		h.Set("Authorization", "Bearer "+key)
+	}
+	return h
+}
