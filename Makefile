@@ -59,7 +59,8 @@ soak-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Load benchmark against a separate simulator process (see docs/benchmarks.md).
+# Load benchmark against a separate simulator process, with vegeta as the plain-HTTP reference
+# for client CPU per request (see docs/benchmarks.md).
 bench-load: build
 	scripts/bench-load.sh
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Observers fans every event out to each observer in order, so one run feeds the Prometheus
@@ -23,6 +24,12 @@ func (os Observers) Observe(ev Event) {
 // DefaultQueueLimit is the most events a Queue holds before it drops new ones.
 const DefaultQueueLimit = 1 << 20
 
+// queueGather is how long a Queue lets events gather after the first one of a batch before it
+// delivers them: at hundreds of requests per second one wake-up of its goroutine per few
+// events, not two per request, costs the client less CPU, and no observer behind a queue
+// needs its events sooner.
+const queueGather = 5 * time.Millisecond
+
 // Queue hands events to an observer that may be slow, from a goroutine of its own, so the run
 // loop never waits on it: Observe copies the event (and its record) into a pending list under
 // a short lock and returns. Events keep their order. Past limit pending events, new events are
@@ -39,6 +46,7 @@ type Queue struct {
 	pending []Event
 	closed  bool
 	wake    chan struct{}
+	closing chan struct{} // closed by Close: stop gathering, deliver now
 	done    chan struct{}
 	dropped atomic.Uint64
 
@@ -50,7 +58,7 @@ func NewQueue(next Observer, limit int) *Queue {
 	if limit <= 0 {
 		limit = DefaultQueueLimit
 	}
-	q := &Queue{next: next, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	q := &Queue{next: next, limit: limit, wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	q.records.New = func() any { return &Record{} }
 	return q
 }
@@ -72,10 +80,15 @@ func (q *Queue) Observe(ev Event) {
 		return
 	}
 	q.pending = append(q.pending, ev)
+	first := len(q.pending) == 1
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	// Only the first event of a batch wakes Run: it takes every event pending when it wakes
+	// and looks again after delivering them.
+	if first {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -87,6 +100,9 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 func (q *Queue) Run(ctx context.Context) {
 	defer close(q.done)
 	var batch []Event
+	gather := time.NewTimer(queueGather)
+	gather.Stop()
+	defer gather.Stop()
 	for {
 		q.mu.Lock()
 		batch, q.pending = q.pending, batch[:0]
@@ -114,6 +130,14 @@ func (q *Queue) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		gather.Reset(queueGather)
+		select {
+		case <-gather.C:
+		case <-q.closing:
+			gather.Stop()
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -121,6 +145,9 @@ func (q *Queue) Run(ctx context.Context) {
 // returned (or until ctx ends). Call it after the runners that feed the queue have stopped.
 func (q *Queue) Close(ctx context.Context) {
 	q.mu.Lock()
+	if !q.closed {
+		close(q.closing)
+	}
 	q.closed = true
 	q.mu.Unlock()
 	select {

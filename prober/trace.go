@@ -68,57 +68,84 @@ func (t *phaseTrace) trace() *httptrace.ClientTrace {
 	if t.ct != nil {
 		return t.ct
 	}
-	lock := func(f func()) { t.mu.Lock(); f(); t.mu.Unlock() }
+	// Each hook takes the lock itself: a helper taking a func would allocate a closure on
+	// every call of every hook.
 	t.ct = &httptrace.ClientTrace{
-		DNSStart: func(httptrace.DNSStartInfo) { lock(func() { t.dnsAt = time.Now() }) },
+		DNSStart: func(httptrace.DNSStartInfo) {
+			t.mu.Lock()
+			t.dnsAt = time.Now()
+			t.mu.Unlock()
+		},
 		DNSDone: func(i httptrace.DNSDoneInfo) {
-			lock(func() {
-				if i.Err == nil {
-					t.mark(PhaseDNS, t.dnsAt)
-				}
-			})
+			t.mu.Lock()
+			if i.Err == nil {
+				t.mark(PhaseDNS, t.dnsAt)
+			}
+			t.mu.Unlock()
 		},
-		ConnectStart: func(string, string) { lock(func() { t.dialAt = time.Now() }) },
+		ConnectStart: func(string, string) {
+			t.mu.Lock()
+			t.dialAt = time.Now()
+			t.mu.Unlock()
+		},
 		ConnectDone: func(_, _ string, err error) {
-			lock(func() {
-				if err == nil {
-					t.mark(PhaseConnect, t.dialAt)
-				}
-			})
+			t.mu.Lock()
+			if err == nil {
+				t.mark(PhaseConnect, t.dialAt)
+			}
+			t.mu.Unlock()
 		},
-		TLSHandshakeStart: func() { lock(func() { t.tlsAt = time.Now() }) },
+		TLSHandshakeStart: func() {
+			t.mu.Lock()
+			t.tlsAt = time.Now()
+			t.mu.Unlock()
+		},
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-			lock(func() {
-				if err == nil {
-					t.mark(PhaseTLS, t.tlsAt)
-				}
-			})
+			t.mu.Lock()
+			if err == nil {
+				t.mark(PhaseTLS, t.tlsAt)
+			}
+			t.mu.Unlock()
 		},
-		GotConn: func(i httptrace.GotConnInfo) {
-			lock(func() {
-				t.connAt = time.Now()
-				t.conns++
-				t.conn, t.written0 = nil, 0
-				c := i.Conn
-				if tc, ok := c.(*tls.Conn); ok {
-					c = tc.NetConn()
-				}
-				if wc, ok := c.(writtenCounter); ok {
-					t.conn, t.written0 = wc, wc.BytesWritten()
-				}
-			})
-		},
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			lock(func() {
-				if i.Err == nil {
-					t.wroteAt = time.Now()
-					t.mark(PhaseRequestWrite, t.connAt)
-				}
-			})
-		},
-		GotFirstResponseByte: func() { lock(func() { t.mark(PhaseFirstByte, t.wroteAt) }) },
+		GotConn:              t.gotConn,
+		WroteRequest:         t.wroteRequest,
+		GotFirstResponseByte: t.gotFirstResponseByte,
 	}
 	return t.ct
+}
+
+func (t *phaseTrace) gotConn(i httptrace.GotConnInfo) {
+	now := time.Now()
+	c := i.Conn
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	wc, _ := c.(writtenCounter)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.connAt = now
+	t.conns++
+	t.conn, t.written0 = nil, 0
+	if wc != nil {
+		t.conn, t.written0 = wc, wc.BytesWritten()
+	}
+}
+
+func (t *phaseTrace) wroteRequest(i httptrace.WroteRequestInfo) {
+	if i.Err != nil {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.wroteAt = now
+	t.mark(PhaseRequestWrite, t.connAt)
+}
+
+func (t *phaseTrace) gotFirstResponseByte() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mark(PhaseFirstByte, t.wroteAt)
 }
 
 // end copies the phases into rec and stops further hooks from writing; a transport that

@@ -132,18 +132,10 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	totalTimer := time.AfterFunc(c.timeout, func() { cancel(errTotalTimeout) })
-	defer totalTimer.Stop()
-	// One timer serves the first-byte bound and then the idle bound between reads.
-	var headersSeen atomic.Bool
-	watchdog := time.AfterFunc(c.firstByte, func() {
-		if headersSeen.Load() {
-			cancel(errIdleTimeout)
-		} else {
-			cancel(errFirstByteTimeout)
-		}
-	})
-	defer watchdog.Stop()
+	// One timer serves the total bound, the first-byte bound and then the idle bound between
+	// reads.
+	wd := startWatchdog(cancel, c.timeout, c.firstByte)
+	defer wd.stop()
 
 	var resp *http.Response
 	bodyReader := bytes.NewReader(body)
@@ -180,8 +172,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
-	headersSeen.Store(true)
-	watchdog.Reset(c.idle)
+	wd.read(c.idle)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
@@ -202,7 +193,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 		return
 	}
 
-	limited := &limitedBody{r: resp.Body, left: c.maxBytes, onData: func() { watchdog.Reset(c.idle) }}
+	limited := &limitedBody{r: resp.Body, left: c.maxBytes, onData: wd.data}
 	if c.stream {
 		sc, _ := c.scratch.Get().(*streamScratch)
 		if sc == nil {
@@ -221,8 +212,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 		// Let the connection be reused: read what is left after the end (usually just the
 		// chunked terminator), but do not hold the request slot if the server keeps the body
 		// open.
-		headersSeen.Store(true)
-		watchdog.Reset(drainTimeout)
+		wd.read(drainTimeout)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	}
 }
@@ -281,8 +271,8 @@ func (c *httpClient) readWhole(ctx, reqCtx context.Context, body io.Reader, rec 
 // eventStreamType accepts text/event-stream and, leniently, a missing type; anything else
 // (a JSON answer to a streaming request, a proxy's HTML page) is not a stream.
 func eventStreamType(contentType string) bool {
-	if contentType == "" {
-		return true
+	if contentType == "" || contentType == "text/event-stream" {
+		return true // the usual answer, without ParseMediaType's parameter map
 	}
 	ct, _, err := mime.ParseMediaType(contentType)
 	return err == nil && ct == "text/event-stream"
@@ -290,7 +280,7 @@ func eventStreamType(contentType string) bool {
 
 // jsonType accepts application/json (and +json types) and, leniently, a missing type.
 func jsonType(contentType string) bool {
-	if contentType == "" {
+	if contentType == "" || contentType == "application/json" {
 		return true
 	}
 	ct, _, err := mime.ParseMediaType(contentType)

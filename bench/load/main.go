@@ -14,6 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +29,10 @@ import (
 	"github.com/inferprobe/inferprobe/traffic"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is main with its exit status returned, so the profiles' deferred writes happen.
+func run() int {
 	url := flag.String("url", "http://127.0.0.1:18000", "simulator root URL (loopback)")
 	rates := flag.String("rates", "100,500,1000,2000", "comma-separated request rates (req/s)")
 	concurrency := flag.String("concurrency", "", "comma-separated closed-loop concurrencies (instead of --rates)")
@@ -35,8 +40,34 @@ func main() {
 	maxTokens := flag.Int("max-tokens", 16, "output tokens per request (ignore_eos)")
 	inputTokens := flag.Int("input-tokens", 32, "prompt tokens per request")
 	maxInFlight := flag.Int("max-in-flight", 2000, "in-flight cap")
+	bodyOut := flag.String("body-out", "", "write the JSON body of the engine's first request to this file and exit (the plain-HTTP reference sends it)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the steps to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile (every allocation sampled) of the steps to this file")
 	flag.Parse()
+	if *bodyOut != "" {
+		if err := writeBody(*bodyOut, *url, *maxTokens, *inputTokens, *maxInFlight); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1
+		defer writeHeapProfile(*memProfile)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	steps, closed := *rates, false
 	if *concurrency != "" {
 		steps, closed = *concurrency, true
@@ -47,12 +78,12 @@ func main() {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bad step:", s)
-			os.Exit(2)
+			return 2
 		}
 		res, err := step(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
 		mode, ratio := "rate", res.achieved/v
 		if closed {
@@ -62,6 +93,7 @@ func main() {
 			mode, v, res.achieved, ratio, fmtDur(res.delayP50), fmtDur(res.delayP99),
 			res.dropped, res.errors, res.cpuPer1000, res.rssMiB, res.results)
 	}
+	return 0
 }
 
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }
@@ -111,16 +143,8 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 	if closed {
 		stage = config.Stage{Concurrency: int(v), Duration: d}
 	}
-	cfg := &config.Config{Targets: []config.Target{{
-		Name: "load", URL: url, Model: "inferprobe-sim",
-		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
-		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
-		Request: config.Request{InputTokens: config.FixedTokens(inputTokens), MaxTokens: maxTokens, IgnoreEOS: true},
-		Warmup:  config.Warmup{MaxDuration: time.Minute},
-	}}}
-	cfg.ApplyDefaults(engine.Extensions()...)
-	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once
-	if err := cfg.Validate(engine.Extensions()...); err != nil {
+	cfg, err := loadConfig(url, stage, maxTokens, inputTokens, maxInFlight)
+	if err != nil {
 		return result{}, err
 	}
 	st := &stats{results: map[string]int{}}
@@ -156,6 +180,64 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 		res.cpuPer1000 = cpu / float64(n) * 1000
 	}
 	return res, nil
+}
+
+// loadConfig is the validated one-target, one-stage configuration every step runs.
+func loadConfig(url string, stage config.Stage, maxTokens, inputTokens, maxInFlight int) (*config.Config, error) {
+	cfg := &config.Config{Targets: []config.Target{{
+		Name: "load", URL: url, Model: "inferprobe-sim",
+		Timeout: 30 * time.Second, IdleTimeout: 10 * time.Second,
+		Traffic: config.Traffic{Pacer: traffic.KindStages, Stages: []config.Stage{stage}, MaxInFlight: maxInFlight, Seed: 1},
+		Request: config.Request{InputTokens: config.FixedTokens(inputTokens), MaxTokens: maxTokens, IgnoreEOS: true},
+		Warmup:  config.Warmup{MaxDuration: time.Minute},
+	}}}
+	cfg.ApplyDefaults(engine.Extensions()...)
+	cfg.Targets[0].Warmup = config.Warmup{MaxDuration: time.Minute} // opens at once
+	if err := cfg.Validate(engine.Extensions()...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// writeBody writes the request body the engine's client builds for the first request of the
+// load steps' target: the plain-HTTP reference sends these bytes, so both clients ask the
+// server for the same work.
+func writeBody(path, url string, maxTokens, inputTokens, maxInFlight int) error {
+	cfg, err := loadConfig(url, config.Stage{Rate: 1, Duration: time.Second}, maxTokens, inputTokens, maxInFlight)
+	if err != nil {
+		return err
+	}
+	t := cfg.Targets[0]
+	plan, err := traffic.PlanFor(t.Traffic, 1)
+	if err != nil {
+		return err
+	}
+	src, err := traffic.NewSource(t, plan, 1)
+	if err != nil {
+		return err
+	}
+	c, err := prober.NewOpenAIClient(t)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	body, err := c.Body(src.Next(0))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
+}
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
