@@ -34,7 +34,7 @@ type tracedSim struct {
 	tp  map[string]bool
 }
 
-func startTracedSim(t *testing.T) *tracedSim {
+func startTracedSim(t testing.TB) *tracedSim {
 	t.Helper()
 	cfg := simulator.DefaultConfig()
 	cfg.Seed = 7
@@ -100,7 +100,7 @@ type harness struct {
 
 // startHarness probes at rate; with once, for one stage of that many seconds, then stops
 // (the series stay registered until stop).
-func startHarness(t *testing.T, simURL string, o *config.OTel, rate float64, once time.Duration) *harness {
+func startHarness(t testing.TB, simURL string, o *config.OTel, rate float64, once time.Duration) *harness {
 	t.Helper()
 	cfg := engine.DefaultConfig(simURL)
 	cfg.Targets[0].Traffic.Rate = rate
@@ -144,7 +144,7 @@ func (h *harness) stop() {
 
 // drain waits until no request is in flight: the run loop has returned, its last requests
 // may not have.
-func (h *harness) drain(t *testing.T) {
+func (h *harness) drain(t testing.TB) {
 	t.Helper()
 	// The sink observes after the exporter: once it counted every request the probe counted,
 	// the exporter has every record.
@@ -162,7 +162,7 @@ func (h *harness) drain(t *testing.T) {
 	})
 }
 
-func (h *harness) gather(t *testing.T) map[string]*dto.MetricFamily {
+func (h *harness) gather(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
 	fams, err := h.reg.Gather()
 	if err != nil {

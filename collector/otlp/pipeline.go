@@ -82,8 +82,9 @@ func newPipeline(s Settings, t *Telemetry) (*pipeline, error) {
 		p.recorder.tracer = p.tracer.Tracer(scopeName)
 		p.sampleAt = sampleBound(s.SamplingRatio)
 	}
-	p.queue = prober.NewQueue(p.recorder, t.queueLimit)
-	go func() { defer close(p.done); p.queue.Run(context.Background()) }() // owned: shutdown waits
+	q := prober.NewQueue(p.recorder, t.queueLimit)
+	p.queue = q
+	go func() { defer close(p.done); q.Run(context.Background()) }() // owned: shutdown waits
 	return p, nil
 }
 
