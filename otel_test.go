@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/inferprobe/inferprobe/collector/otlp"
+	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/simulator"
 )
@@ -107,5 +109,37 @@ targets:
 	}
 	if strings.Contains(logs, secret) {
 		t.Errorf("the OTLP header secret is in the log:\n%s", logs)
+	}
+}
+
+// --otel.* flags fill what the file's otel block leaves empty and so come before
+// OTEL_EXPORTER_OTLP_* (which Resolve reads only for what is still empty); the block wins.
+func TestOTelFlagsPrecedence(t *testing.T) {
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_METRIC_EXPORT_INTERVAL": "20000"}
+	getenv := func(k string) string { return env[k] }
+	flags := otelFlags{endpoint: "http://flag:4318", protocol: "http/protobuf", interval: 7 * time.Second, samplingRatio: 0.5}
+
+	s, ok, err := otlp.Resolve(withOTelFlags(&config.Config{}, flags).OTel, getenv)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if s.Endpoint != "http://flag:4318" || s.Protocol != "http/protobuf" || s.Interval != 7*time.Second || !s.Traces || s.SamplingRatio != 0.5 {
+		t.Errorf("flags over env: %+v", s)
+	}
+
+	ratio := 1.0
+	file := &config.Config{OTel: &config.OTel{Endpoint: "http://file:4317", Traces: &config.OTelTraces{SamplingRatio: &ratio}}}
+	s, _, _ = otlp.Resolve(withOTelFlags(file, flags).OTel, getenv)
+	if s.Endpoint != "http://file:4317" || s.Protocol != "http/protobuf" || s.Interval != 7*time.Second || s.SamplingRatio != 1 {
+		t.Errorf("file block over flags: %+v", s)
+	}
+	if file.OTel.Protocol != "" {
+		t.Error("withOTelFlags wrote into the loaded configuration")
+	}
+
+	s, _, _ = otlp.Resolve(withOTelFlags(&config.Config{}, otelFlags{samplingRatio: -1}).OTel, getenv)
+	if s.Endpoint != "http://env:4317" || s.Interval != 20*time.Second || s.Traces {
+		t.Errorf("no flags: env: %+v", s)
 	}
 }

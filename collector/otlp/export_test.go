@@ -32,3 +32,19 @@ func DivertQueue(t *Telemetry, next prober.Observer) (stop func()) {
 		p.queue = old
 	}
 }
+
+// ParseHeaders is parseHeaders, for the fuzz target.
+var ParseHeaders = parseHeaders
+
+// ResourceAttrs is the resource newResource builds for s, as a map.
+func ResourceAttrs(s Settings, version string) (map[string]string, error) {
+	r, err := newResource(s, version)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, kv := range r.Attributes() {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m, nil
+}

@@ -214,7 +214,15 @@ func newResource(s Settings, version string) (*resource.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return resource.Merge(merged, resource.NewSchemaless(attrs...))
+	if merged, err = resource.Merge(merged, resource.NewSchemaless(attrs...)); err != nil {
+		return nil, err
+	}
+	// An empty service.name (OTEL_RESOURCE_ATTRIBUTES=service.name=) names nothing: the
+	// default stands (found by FuzzResourceAttributes).
+	if v, ok := merged.Set().Value("service.name"); !ok || v.Emit() == "" {
+		return resource.Merge(merged, base)
+	}
+	return merged, nil
 }
 
 // unitProducer sets the unit of each bridged series from its name's Prometheus unit suffix
