@@ -274,7 +274,7 @@ func TestChartValues(t *testing.T) {
 	names, vals := envOf(full)
 	want := map[string]any{"OTEL_EXPORTER_OTLP_ENDPOINT": str(fullValues, "otel", "endpoint"), "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 		"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER_ARG": "0.1", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
-		"NODE_NAME": "spec.nodeName",
+		"NODE_NAME":                "spec.nodeName",
 		"OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME)"}
 	for k, v := range want {
 		if vals[k] != v {
