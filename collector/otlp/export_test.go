@@ -44,7 +44,7 @@ func ResourceAttrs(s Settings, version string) (map[string]string, error) {
 	}
 	m := map[string]string{}
 	for _, kv := range r.Attributes() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m, nil
 }

@@ -219,7 +219,7 @@ func newResource(s Settings, version string) (*resource.Resource, error) {
 	}
 	// An empty service.name (OTEL_RESOURCE_ATTRIBUTES=service.name=) names nothing: the
 	// default stands (found by FuzzResourceAttributes).
-	if v, ok := merged.Set().Value("service.name"); !ok || v.Emit() == "" {
+	if v, ok := merged.Set().Value("service.name"); !ok || v.AsString() == "" {
 		return resource.Merge(merged, base)
 	}
 	return merged, nil
