@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/inferprobe/inferprobe/collector/otlp"
+	"github.com/inferprobe/inferprobe/internal/metricdocs"
 	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
@@ -43,6 +44,20 @@ func TestHandleError(t *testing.T) {
 	for signal, want := range map[string]float64{otlp.SignalTraces: 4, otlp.SignalMetrics: 2} {
 		if v, _ := testkit.Value(fams, "inferprobe_otel_export_errors_total", map[string]string{"signal": signal}); v != want {
 			t.Errorf("export errors{signal=%s} = %v, want %v", signal, v, want)
+		}
+	}
+	// The export's own series are those docs/metrics.md lists (collector/probe_test.go leaves
+	// them to this package).
+	docs, err := metricdocs.ParseFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, problem := range metricdocs.Check(docs, mfs, "inferprobe_otel_") {
+		t.Error(problem)
+	}
+	for name := range docs {
+		if strings.HasPrefix(name, "inferprobe_otel_") && fams[name] == nil {
+			t.Errorf("%s is documented but not exposed", name)
 		}
 	}
 	out := logs.String()
