@@ -100,11 +100,12 @@ targets:
 	otel.Handle(fmt.Errorf("traces export: %w", errors.New("sdk-reported failure")))
 	otel.Handle(errors.New("an sdk error that is no export"))
 	after, _ := testkit.Value(d.scrape(t), "inferprobe_otel_export_errors_total", map[string]string{"signal": "traces"})
-	if after != before+1 {
+	// Real span exports to the dead endpoint may fail in between: at least one more.
+	if after < before+1 {
 		t.Errorf("export errors{signal=traces} went from %v to %v after one SDK-reported export error", before, after)
 	}
 	logs := d.logs.String()
-	if !strings.Contains(logs, "an sdk error that is no export") || !strings.Contains(logs, "component=otlp") {
+	if !strings.Contains(logs, "sdk-reported failure") || !strings.Contains(logs, "an sdk error that is no export") || !strings.Contains(logs, "component=otlp") {
 		t.Errorf("the SDK's error is not in the daemon's log:\n%s", logs)
 	}
 	if strings.Contains(logs, secret) {
