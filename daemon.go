@@ -12,11 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.opentelemetry.io/otel"
 
 	"github.com/inferprobe/inferprobe/collector/accelerator"
 	"github.com/inferprobe/inferprobe/collector/otlp"
@@ -45,6 +47,9 @@ type daemonOptions struct {
 	otel otelFlags
 	// getenv reads the OTEL_* environment (os.Getenv; tests pass their own).
 	getenv func(string) string
+	// targetsApplied, when set, is called each time the targets applied, before apply
+	// returns (tests widen the moment between the targets starting and the export's commit).
+	targetsApplied func()
 }
 
 // otelFlags are the --otel.* flags.
@@ -104,6 +109,11 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 		opts.getenv = os.Getenv
 	}
 	tel := otlp.New(otlp.Options{Gatherer: reg, Logger: logger.With("component", "otlp"), Version: version.Version, Getenv: opts.getenv})
+	// The OTel SDK reports through process-wide hooks that default to the standard library's
+	// log: route them to our logger, errors rate limited and export errors counted by tel.
+	// Process state, so it is set here in the daemon, not in a library.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(tel.HandleError))
+	otel.SetLogger(logr.FromSlogHandler(logger.With("component", "otel").Handler()))
 	// Runs after the targets stopped (deferred first), so their last records are exported.
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -303,19 +313,35 @@ func (d *daemon) reload() error {
 	return nil
 }
 
-// apply puts a configuration in force: the OTLP export is prepared first and committed only
-// once the targets applied, so a reload that fails anywhere leaves both as they were.
+// apply puts a configuration in force. While export is off (the first start, or a reload
+// turning it on) the new export is committed before the targets apply, so their very first
+// requests already carry a traceparent; a failed apply turns it off again. While export is
+// on it is prepared first and committed only once the targets applied, so a reload that
+// fails anywhere leaves both as they were.
 func (d *daemon) apply(cfg *config.Config) error {
 	pr, err := d.otel.Prepare(withOTelFlags(cfg, d.opts.otel))
 	if err != nil {
 		return fmt.Errorf("otel: %w", err)
 	}
-	if err := d.set.Apply(cfg); err != nil {
-		d.otel.Discard(pr)
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.otel.Commit(ctx, pr)
+	early := !d.otel.Enabled()
+	if early {
+		d.otel.Commit(ctx, pr)
+	}
+	if err := d.set.Apply(cfg); err != nil {
+		if early {
+			d.otel.Close(ctx)
+		} else {
+			d.otel.Discard(pr)
+		}
+		return err
+	}
+	if d.opts.targetsApplied != nil {
+		d.opts.targetsApplied()
+	}
+	if !early {
+		d.otel.Commit(ctx, pr)
+	}
 	return nil
 }

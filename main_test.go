@@ -129,6 +129,12 @@ func startDaemonWeb(t *testing.T, configFile, webConfig string) *testDaemon {
 // disableLifecycle is set.
 func startDaemonOpts(t *testing.T, configFile, webConfig string, disableLifecycle bool) *testDaemon {
 	t.Helper()
+	return startDaemonWith(t, configFile, webConfig, disableLifecycle, nil)
+}
+
+// startDaemonWith is startDaemonOpts with more options set by mutate (nil for none).
+func startDaemonWith(t *testing.T, configFile, webConfig string, disableLifecycle bool, mutate func(*daemonOptions)) *testDaemon {
+	t.Helper()
 	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan []net.Addr, 1)
@@ -144,6 +150,9 @@ func startDaemonOpts(t *testing.T, configFile, webConfig string, disableLifecycl
 		observer:      rec,
 		// The tests reload over HTTP; TestReloadNeedsLifecycleFlag covers the default.
 		enableLifecycle: !disableLifecycle,
+	}
+	if mutate != nil {
+		mutate(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &testDaemon{logs: logs, rec: rec, cancel: cancel, done: make(chan error, 1)}

@@ -253,6 +253,38 @@ func TestChartValues(t *testing.T) {
 	if !slices.Contains(args(def), any("--no-collector.accelerator")) || !slices.Contains(args(full), any("--collector.accelerator")) {
 		t.Errorf("accelerator flags: default %v, enabled %v", args(def), args(full))
 	}
+	// otel: no OTEL_* variables by default; with an endpoint, the exporter's variables and the
+	// downward-API resource attributes, each variable defined before one that refers to it.
+	envOf := func(unit []doc) (names []string, vals map[string]any) {
+		vals = map[string]any{}
+		for _, e := range list(ctr(unit), "env") {
+			m := e.(map[string]any)
+			names = append(names, str(m, "name"))
+			if v, ok := m["value"]; ok {
+				vals[str(m, "name")] = v
+			} else {
+				vals[str(m, "name")] = str(m, "valueFrom", "fieldRef", "fieldPath")
+			}
+		}
+		return names, vals
+	}
+	if names, _ := envOf(def); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "OTEL_") }) {
+		t.Errorf("default values set OTel variables %v", names)
+	}
+	names, vals := envOf(full)
+	want := map[string]any{"OTEL_EXPORTER_OTLP_ENDPOINT": str(fullValues, "otel", "endpoint"), "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER_ARG": "0.1", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
+		"NODE_NAME":                "spec.nodeName",
+		"OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME)"}
+	for k, v := range want {
+		if vals[k] != v {
+			t.Errorf("env %s = %v, want %v", k, vals[k], v)
+		}
+	}
+	if i := slices.Index(names, "OTEL_RESOURCE_ATTRIBUTES"); i < 0 || slices.Index(names, "POD_NAME") > i || slices.Index(names, "NODE_NAME") > i ||
+		!slices.Contains(names, "TGI_API_KEY") {
+		t.Errorf("env order %v: the downward-API variables must come before OTEL_RESOURCE_ATTRIBUTES, extraEnv kept", names)
+	}
 	// configText is the file as given, comments included.
 	cms := find(full, "ConfigMap", "llm-probe")
 	if len(cms) != 1 {

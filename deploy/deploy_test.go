@@ -190,15 +190,14 @@ func parseDocs(file string, data []byte) ([]doc, error) {
 // manifests holds every YAML document under deploy/, by file.
 type manifests map[string][]doc
 
-// loadManifests parses every .yaml and .yml file under deploy/, except tools/: the inputs
-// that build the test tools (the OpenTelemetry Collector builder's manifest) are not
-// Kubernetes objects.
+// loadManifests parses every .yaml and .yml file under deploy/ but deploy/tools (the
+// Collector builder's manifest there is no Kubernetes object).
 func loadManifests(t *testing.T) manifests {
 	t.Helper()
 	all := manifests{}
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && p == "tools" {
-			return fs.SkipDir
+		if err == nil && d.IsDir() && filepath.ToSlash(p) == "tools" {
+			return filepath.SkipDir
 		}
 		if err != nil || d.IsDir() {
 			return err

@@ -20,10 +20,10 @@ func TestTraceparentFormat(t *testing.T) {
 		t.Fatalf("traceparent %q, want %q", got, want)
 	}
 	shared := http.Header{"Content-Type": {"application/json"}}
-	if h := withTraceparent(shared, &Record{}); len(h) != 1 || h.Get("traceparent") != "" {
+	if h := WithTraceparent(shared, &Record{}); len(h) != 1 || h.Get("traceparent") != "" {
 		t.Fatalf("a record without a trace context sent %v", h)
 	}
-	h := withTraceparent(shared, &Record{Trace: tc})
+	h := WithTraceparent(shared, &Record{Trace: tc})
 	if h.Get("traceparent") != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" || h.Get("Content-Type") != "application/json" {
 		t.Fatalf("header %v", h)
 	}

@@ -149,7 +149,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 			rec.Result, rec.Err = ResultProtocol, err
 			return
 		}
-		hreq.Header = withTraceparent(c.header, rec)
+		hreq.Header = WithTraceparent(c.header, rec)
 
 		rec.Start = time.Now()
 		tr.begin(rec.Start)

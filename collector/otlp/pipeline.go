@@ -82,8 +82,9 @@ func newPipeline(s Settings, t *Telemetry) (*pipeline, error) {
 		p.recorder.tracer = p.tracer.Tracer(scopeName)
 		p.sampleAt = sampleBound(s.SamplingRatio)
 	}
-	p.queue = prober.NewQueue(p.recorder, t.queueLimit)
-	go func() { defer close(p.done); p.queue.Run(context.Background()) }() // owned: shutdown waits
+	q := prober.NewQueue(p.recorder, t.queueLimit)
+	p.queue = q
+	go func() { defer close(p.done); q.Run(context.Background()) }() // owned: shutdown waits
 	return p, nil
 }
 
@@ -213,7 +214,15 @@ func newResource(s Settings, version string) (*resource.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return resource.Merge(merged, resource.NewSchemaless(attrs...))
+	if merged, err = resource.Merge(merged, resource.NewSchemaless(attrs...)); err != nil {
+		return nil, err
+	}
+	// An empty service.name (OTEL_RESOURCE_ATTRIBUTES=service.name=) names nothing: the
+	// default stands (found by FuzzResourceAttributes).
+	if v, ok := merged.Set().Value("service.name"); !ok || v.AsString() == "" {
+		return resource.Merge(merged, base)
+	}
+	return merged, nil
 }
 
 // unitProducer sets the unit of each bridged series from its name's Prometheus unit suffix

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,6 +239,40 @@ func (t *Telemetry) exportFailed(signal string, err error, lost int) {
 	t.exportErrors.WithLabelValues(signal).Inc()
 	t.dropped.WithLabelValues(signal).Add(float64(lost))
 	t.logLimited(signal, "OTLP export failed", "signal", signal, "lost", lost, "err", err)
+}
+
+// HandleError is meant for the OTel SDK's global error handler (otel.SetErrorHandler, which
+// the daemon sets; a library does not touch process-wide state): what the SDK reports outside
+// our exporter wrappers is logged at the bounded rate of the export errors, and what is an
+// export error (an OTLP partial success, a failed upload) is counted in
+// inferprobe_otel_export_errors_total under its signal as well.
+func (t *Telemetry) HandleError(err error) {
+	if err == nil {
+		return
+	}
+	if signal := exportSignal(err); signal != "" {
+		t.exportErrors.WithLabelValues(signal).Inc()
+		t.logLimited("sdk-"+signal, "OTLP export failed", "signal", signal, "err", err)
+		return
+	}
+	t.logLimited("sdk", "OpenTelemetry SDK error", "err", err)
+}
+
+// exportSignal returns the signal of an SDK error that is an export error, "" for others.
+// The OTLP exporters' error types are internal, so their messages decide: a partial success
+// names what was rejected ("… spans rejected", "… metric data points rejected"), a failed
+// export is wrapped as "traces export: …" or "failed to upload [incomplete] metrics …".
+func exportSignal(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "traces export:"),
+		strings.Contains(msg, "OTLP partial success") && strings.Contains(msg, " spans rejected)"):
+		return SignalTraces
+	case strings.Contains(msg, "failed to upload metrics"), strings.Contains(msg, "failed to upload incomplete metrics"),
+		strings.Contains(msg, "OTLP partial success") && strings.Contains(msg, " metric data points rejected)"):
+		return SignalMetrics
+	}
+	return ""
 }
 
 // drop counts spans lost without an export attempt (the span buffer was full).
