@@ -130,9 +130,9 @@ func (f *anthropicFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent
 		return err
 	}
 	var (
-		typ, stop, errType, errMsg []byte
-		text, thinking             bool
-		usage                      = anthropicUsage{-1, -1, -1, -1, false}
+		typ, stop, errType, errMsg, model []byte
+		text, thinking                    bool
+		usage                             = anthropicUsage{-1, -1, -1, -1, false}
 	)
 	delta := func(key []byte) error {
 		switch {
@@ -163,6 +163,10 @@ func (f *anthropicFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent
 			return err
 		case keyIs(key, "content"):
 			return w.elements("content", block)
+		case keyIs(key, "model"):
+			var err error
+			model, err = w.rawString("message.model")
+			return err
 		}
 		w.skip()
 		return nil
@@ -196,6 +200,7 @@ func (f *anthropicFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent
 	if err != nil {
 		return err
 	}
+	ev.Model = modelName(model)
 	switch string(typ) {
 	case "error":
 		ev.Result = classifyErrorType(string(errType))

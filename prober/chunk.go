@@ -25,6 +25,23 @@ type chunkFacts struct {
 	// isError marks an error chunk ({"error": ...} not null, or "object": "error"); the rare
 	// error path decodes it again with encoding/json.
 	isError bool
+	// modelStart and modelEnd delimit the raw "model" string in the chunk's bytes (offsets,
+	// so the facts stay comparable and allocation-free); modelEscaped says it has escapes.
+	modelStart, modelEnd int
+	modelEscaped         bool
+}
+
+// model returns the chunk's "model" value (nil if none); it aliases data unless escaped.
+func (f *chunkFacts) model(data []byte) []byte {
+	raw := data[f.modelStart:f.modelEnd]
+	if !f.modelEscaped || len(raw) == 0 {
+		return raw
+	}
+	var s string // the rare escaped name: let encoding/json unescape it
+	if err := json.Unmarshal(data[f.modelStart-1:f.modelEnd+1], &s); err != nil {
+		return nil
+	}
+	return []byte(s)
 }
 
 // errChunkType is a value of the wrong JSON type for a field inferprobe reads, which
@@ -105,6 +122,18 @@ func (f *chunkFacts) top(w *walker, key []byte) error {
 	case keyIs(key, "message"):
 		_, _, err := w.stringOrNull("message")
 		return err
+	case keyIs(key, "model"):
+		raw, ok, err := w.stringOrNull("model")
+		if err != nil {
+			return err
+		}
+		if ok {
+			// w.i is past the closing quote.
+			f.modelEnd = w.i - 1
+			f.modelStart = f.modelEnd - len(raw)
+			f.modelEscaped = w.lastEscaped
+		}
+		return nil
 	}
 	w.skip() // "code" (any JSON) and every field inferprobe does not read
 	return nil

@@ -8,12 +8,13 @@ import (
 )
 
 // referenceFacts is what the reader made of a chunk with encoding/json before decodeChunk:
-// the oracle decodeChunk is held to.
-func referenceFacts(data []byte) (chunkFacts, error) {
+// the oracle decodeChunk is held to. The model, which decodeChunk keeps as offsets, is
+// returned apart.
+func referenceFacts(data []byte) (chunkFacts, string, error) {
 	var ch streamChunk
 	var f chunkFacts
 	if err := json.Unmarshal(data, &ch); err != nil {
-		return f, err
+		return f, "", err
 	}
 	for i := range ch.Choices {
 		c := &ch.Choices[i]
@@ -37,7 +38,14 @@ func referenceFacts(data []byte) (chunkFacts, error) {
 		}
 	}
 	f.isError = (len(ch.Error) > 0 && string(ch.Error) != "null") || ch.Object == "error"
-	return f, nil
+	return f, ch.Model, nil
+}
+
+// splitModel returns decodeChunk's facts without the model offsets, and the model they name.
+func splitModel(data []byte, f chunkFacts) (chunkFacts, string) {
+	model := string(f.model(data))
+	f.modelStart, f.modelEnd, f.modelEscaped = 0, 0, false
+	return f, model
 }
 
 // chunkCases are every event of the server transcripts plus the edges of the JSON mapping.
@@ -73,6 +81,7 @@ func chunkCases() []string {
 		`{"usage":{"prompt_tokens_details":5}}`, `{"usage":[]}`,
 		`{"error":null}`, `{"error":{"message":"x","code":429}}`, `{"error":"text"}`,
 		`{"object":"error","message":"m","code":400}`, `{"object":5}`, `{"message":5}`, `{"code":{"a":[1,"]"]}}`,
+		`{"model":"meta-llama/Llama-3.1-8B"}`, `{"model":"a\/b\"c"}`, `{"model":null}`, `{"model":5}`, `{"model":""}`, `{"MODEL":"x"}`,
 		`{"choices":[{"delta":{"content":"a\"b]}"}, "x":[{"y":"}"}]}]}`,
 		` { "choices" : [ { "delta" : { "content" : "a" } } ] } `,
 		`{"choices":[{"delta":{"content":"a"}}]`, `{"choices":[{"delta":{"content":"a}]}`, `{"a":01}`, ``,
@@ -81,15 +90,16 @@ func chunkCases() []string {
 
 func TestDecodeChunkAgreesWithEncodingJSON(t *testing.T) {
 	for _, c := range chunkCases() {
-		want, wantErr := referenceFacts([]byte(c))
-		var got chunkFacts
-		gotErr := decodeChunk([]byte(c), &got)
+		want, wantModel, wantErr := referenceFacts([]byte(c))
+		var raw chunkFacts
+		gotErr := decodeChunk([]byte(c), &raw)
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Errorf("%s: error %v, encoding/json %v", c, gotErr, wantErr)
 			continue
 		}
-		if wantErr == nil && got != want {
-			t.Errorf("%s:\n got %+v\nwant %+v", c, got, want)
+		got, gotModel := splitModel([]byte(c), raw)
+		if wantErr == nil && (got != want || gotModel != wantModel) {
+			t.Errorf("%s:\n got %+v model %q\nwant %+v model %q", c, got, gotModel, want, wantModel)
 		}
 	}
 }
@@ -103,17 +113,18 @@ func FuzzDecodeChunk(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var got chunkFacts
-		gotErr := decodeChunk(data, &got) // must not panic
+		var raw chunkFacts
+		gotErr := decodeChunk(data, &raw) // must not panic
 		if bytes.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) || bytes.Contains(data, []byte(`\u`)) || hasDuplicateKeys(data) {
 			return
 		}
-		want, wantErr := referenceFacts(data)
+		want, wantModel, wantErr := referenceFacts(data)
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Fatalf("%q: error %v, encoding/json %v", data, gotErr, wantErr)
 		}
-		if wantErr == nil && got != want {
-			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
+		got, gotModel := splitModel(data, raw)
+		if wantErr == nil && (got != want || gotModel != wantModel) {
+			t.Fatalf("%q:\n got %+v model %q\nwant %+v model %q", data, got, gotModel, want, wantModel)
 		}
 	})
 }

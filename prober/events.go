@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,15 @@ func (w *walker) boolean(v *bool, field string) error {
 func (w *walker) rawString(field string) ([]byte, error) {
 	raw, _, err := w.stringOrNull(field)
 	return raw, err
+}
+
+// modelName returns the model a response named, from a raw string the walker returned: the
+// raw bytes themselves (no allocation) unless they hold escapes.
+func modelName(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	return []byte(unquote(raw))
 }
 
 // unquote returns the text of a raw string the walker returned (escapes resolved): only for

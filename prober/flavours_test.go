@@ -95,13 +95,14 @@ func TestFlavourGoldenRecords(t *testing.T) {
 		finish            string
 		perChunk          bool
 		eventsBeforeFirst int
+		model             string // the response's model; TGI's events name none
 	}{
-		{APIOpenAIResponses, 3, 3, SourceUsage, 37, SourceUsage, FinishStop, false, 5},
-		{APIAnthropicMessages, 2, 15, SourceUsage, 25, SourceUsage, FinishStop, false, 4},
+		{APIOpenAIResponses, 3, 3, SourceUsage, 37, SourceUsage, FinishStop, false, 5, "gpt-4.1"},
+		{APIAnthropicMessages, 2, 15, SourceUsage, 25, SourceUsage, FinishStop, false, 4, "claude-sonnet-4-5"},
 		// One TGI event is one token; generated_tokens counts the special EOS token.
-		{APITGI, 3, 4, SourceUsage, 5, SourceUsage, FinishStop, true, 1},
+		{APITGI, 3, 4, SourceUsage, 5, SourceUsage, FinishStop, true, 1, ""},
 		// Triton sends no usage and no finish: N counts events, the end of the body ends it.
-		{APITritonGenerate, 3, 3, SourceChunks, 3, SourceEstimate, "", false, 1},
+		{APITritonGenerate, 3, 3, SourceChunks, 3, SourceEstimate, "", false, 1, "ensemble"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.api, func(t *testing.T) {
@@ -118,6 +119,9 @@ func TestFlavourGoldenRecords(t *testing.T) {
 			}
 			if rec.FinishReason != tc.finish {
 				t.Errorf("finish %q, want %q", rec.FinishReason, tc.finish)
+			}
+			if rec.ResponseModel != tc.model {
+				t.Errorf("response model %q, want %q", rec.ResponseModel, tc.model)
 			}
 			if rec.TokensPerChunk != tc.perChunk {
 				t.Errorf("TokensPerChunk %v, want %v", rec.TokensPerChunk, tc.perChunk)

@@ -435,6 +435,10 @@ func (c *KServeClient) readStream(ctx, reqCtx context.Context, stream grpc.BidiS
 		}
 		ev.Finish = NormaliseFinishReason(facts.finish)
 		ev.Content = len(facts.text) > 0
+		if rec.ResponseModel == "" && facts.model != "" {
+			// Once per request: the proto string becomes bytes only until the record has it.
+			ev.Model = append(ev.Model[:0], facts.model...)
+		}
 		if rec.CaptureText {
 			ev.Text = append(ev.Text, facts.text...)
 		}
@@ -520,8 +524,9 @@ type kserveFacts struct {
 	hasTokens bool
 	tokens    int64
 	finish    string
-	final     bool // triton_final_response is true
-	hasFinal  bool // the parameter was present
+	final     bool   // triton_final_response is true
+	hasFinal  bool   // the parameter was present
+	model     string // the response's model_name
 }
 
 // decodeKServeResponse reads one ModelStreamInferResponse: the text of the textOutput tensor
@@ -537,6 +542,7 @@ func decodeKServeResponse(resp *kservepb.ModelStreamInferResponse, textOutput st
 	if ir == nil {
 		return errors.New("response has neither error_message nor infer_response")
 	}
+	f.model = ir.GetModelName()
 	if p, ok := ir.GetParameters()[kserveFinalParam]; ok {
 		b, isBool := p.GetParameterChoice().(*kservepb.InferParameter_BoolParam)
 		if !isBool {

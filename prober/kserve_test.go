@@ -293,6 +293,9 @@ func TestKServeTritonShapes(t *testing.T) {
 	if tpot, ok := rec.TPOT(); !ok || tpot <= 0 {
 		t.Fatalf("TPOT %v %v", tpot, ok)
 	}
+	if rec.ResponseModel != "m" {
+		t.Errorf("response model %q, want the responses' model_name m", rec.ResponseModel)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if got := s.md.Get("x-tenant"); len(got) != 1 || got[0] != "a" {

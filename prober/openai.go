@@ -96,6 +96,7 @@ func (f *openaiFlavour) appendBody(dst []byte, req traffic.Request) ([]byte, err
 // what encoding/json makes of this type; encoding/json itself decodes only error chunks.
 type streamChunk struct {
 	Object  string `json:"object"`
+	Model   string `json:"model"`
 	Choices []struct {
 		Delta struct {
 			Content          string `json:"content"`
@@ -161,6 +162,7 @@ func (f *openaiFlavour) decode(data []byte, isError, whole, capture bool, ev *St
 		}
 	}
 	ev.Content, ev.Reasoning, ev.Finish = facts.content, facts.reasoning, facts.finish
+	ev.Model = facts.model(data)
 	if facts.hasUsage {
 		ev.HasUsage = true
 		ev.PromptTokens, ev.OutputTokens = facts.promptTokens, facts.completionTokens
@@ -233,6 +235,7 @@ func errorEvent(data []byte) (string, error) {
 
 // openaiWhole is the part of a non-streaming chat.completion or text_completion we read.
 type openaiWhole struct {
+	Model   string `json:"model"`
 	Choices []struct {
 		Message struct {
 			Content          string `json:"content"`
@@ -264,6 +267,9 @@ func decodeWholeOpenAI(data []byte, capture bool, ev *StreamEvent) error {
 	if len(r.Error) > 0 && string(r.Error) != "null" {
 		ev.Result, ev.Err = errorEvent(data)
 		return nil
+	}
+	if r.Model != "" {
+		ev.Model = []byte(r.Model)
 	}
 	for _, ch := range r.Choices {
 		ev.Content = ev.Content || ch.Message.Content != "" || ch.Text != ""

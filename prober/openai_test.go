@@ -180,8 +180,26 @@ func TestOpenAIServerFormats(t *testing.T) {
 			if rec.Status != 200 {
 				t.Errorf("status %d", rec.Status)
 			}
+			if want := transcriptModel(tc.events); rec.ResponseModel != want {
+				t.Errorf("response model %q, want the transcript's %q", rec.ResponseModel, want)
+			}
 		})
 	}
+}
+
+// transcriptModel is the first "model" a transcript's events name, decoded with encoding/json.
+func transcriptModel(events []string) string {
+	for _, ev := range events {
+		for _, line := range strings.Split(ev, "\n") {
+			var v struct {
+				Model string `json:"model"`
+			}
+			if data, ok := strings.CutPrefix(strings.TrimSpace(line), "data:"); ok && json.Unmarshal([]byte(data), &v) == nil && v.Model != "" {
+				return v.Model
+			}
+		}
+	}
+	return ""
 }
 
 func TestOpenAIRequestBody(t *testing.T) {

@@ -188,6 +188,9 @@ type Record struct {
 	Target *TargetInfo
 	// Adapter is the LoRA adapter addressed, "" for the base model (label `adapter`).
 	Adapter string
+	// ResponseModel is the model the server said it answered with (the first one a response
+	// event named), "" when the protocol's responses do not name it. Never a label.
+	ResponseModel string
 	// Seq is the request's sequence number in its schedule.
 	Seq uint64
 	// Stage is the index of the plan phase (the configured stage) that sent the request; 0

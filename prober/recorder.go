@@ -35,6 +35,10 @@ type StreamEvent struct {
 	// Text is the answer text the event carried, filled only when the decoder was asked to
 	// capture it (conversations); valid until the next event.
 	Text []byte
+	// Model is the model the event says answered (OpenAI's "model", Anthropic's
+	// message.model, Responses' response.model, KServe's model_name), nil if it names none;
+	// it may alias the event's bytes, valid until the next event.
+	Model []byte
 }
 
 // Reset clears the event for the next decode, keeping Text's backing array.
@@ -103,6 +107,9 @@ func (s *StreamRecorder) Event(at time.Duration, ev *StreamEvent) bool {
 	}
 	if rec.CaptureText && len(ev.Text) > 0 {
 		rec.Text = append(rec.Text, ev.Text...)
+	}
+	if len(ev.Model) > 0 && rec.ResponseModel == "" {
+		rec.ResponseModel = responseModel(ev.Model, rec)
 	}
 	if ev.Finish != "" && !s.finished {
 		s.finished, s.finishAt = true, at
@@ -255,4 +262,16 @@ func (s *StreamRecorder) counts() {
 	case s.reasoningN > 0:
 		rec.ReasoningTokens, rec.ReasoningSource = s.reasoningN, SourceChunks
 	}
+}
+
+// responseModel turns the model a response named into a string, reusing the request's model
+// or adapter name when it is the same (the usual case: no allocation per request).
+func responseModel(b []byte, rec *Record) string {
+	switch {
+	case rec.Adapter != "" && string(b) == rec.Adapter:
+		return rec.Adapter
+	case rec.Target != nil && string(b) == rec.Target.Model:
+		return rec.Target.Model
+	}
+	return string(b)
 }

@@ -71,6 +71,8 @@ func (f *responsesFlavour) appendBody(dst []byte, req traffic.Request) ([]byte, 
 
 // responsesFacts is what one event (or a whole response object) holds.
 type responsesFacts struct {
+	// model is the response's model (response.model, or a whole response's).
+	model                                 []byte
 	typ, delta, status, reason, code, msg []byte
 	hasOutputText, hasReasoning, failed   bool
 	usage                                 bool
@@ -80,6 +82,10 @@ type responsesFacts struct {
 // response reads a response object's fields.
 func (r *responsesFacts) response(w *walker, key []byte) error {
 	switch {
+	case keyIs(key, "model"):
+		var err error
+		r.model, err = w.rawString("response.model")
+		return err
 	case keyIs(key, "status"):
 		var err error
 		r.status, err = w.rawString("response.status")
@@ -204,6 +210,7 @@ func (f *responsesFlavour) decode(data []byte, isError, whole, _ bool, ev *Strea
 	if err != nil {
 		return err
 	}
+	ev.Model = modelName(r.model)
 	typ := string(r.typ)
 	switch {
 	case typ == "error" || isError:

@@ -84,6 +84,10 @@ func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error
 			return err
 		case keyIs(key, "num_output_tokens"):
 			return w.integer(&ev.Tokens, "num_output_tokens")
+		case keyIs(key, "model_name"):
+			raw, err := w.rawString("model_name")
+			ev.Model = modelName(raw)
+			return err
 		case keyIs(key, "error"):
 			if w.peek() != 'n' {
 				isErr = true

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -179,6 +180,24 @@ func labelString(l map[string]string) string {
 // TestStatsMatchClient checks the ground truth against the configured timing model and
 // against what a loopback client measures; the prober's end-to-end tests rely on both.
 func TestStatsMatchClient(t *testing.T) {
+	// A loaded host's late wake-ups are transient: a round whose medians disagree is tried
+	// again, up to three rounds; a simulator or client that is really off fails all three.
+	var problems []string
+	for round := range 3 {
+		problems = statsMatchClientRound(t)
+		if len(problems) == 0 {
+			return
+		}
+		t.Logf("round %d: %v", round+1, problems)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// statsMatchClientRound runs ten requests against a fresh simulator and returns how the
+// medians disagree with the model and with each other.
+func statsMatchClientRound(t *testing.T) []string {
 	cfg := DefaultConfig() // 20 ms + 50 µs/token TTFT, 10 ms ITL with 10% jitter
 	s, ts := startServer(t, cfg)
 	const promptWords, n, requests = 100, 6, 10
@@ -216,12 +235,13 @@ func TestStatsMatchClient(t *testing.T) {
 		{"client TTFT vs server", Median(clientTTFT), Median(serverTTFT), clientTol, clientTol},
 		{"client ITL vs server", Median(clientGaps), Median(serverGaps), clientTol, clientTol},
 	}
+	var problems []string
 	for _, c := range checks {
-		t.Logf("%s: median %s, want %s", c.name, c.got, c.want)
 		if c.got < c.want-c.below || c.got > c.want+c.above {
-			t.Errorf("%s: median %s, want %s (-%s/+%s)", c.name, c.got, c.want, c.below, c.above)
+			problems = append(problems, fmt.Sprintf("%s: median %s, want %s (-%s/+%s)", c.name, c.got, c.want, c.below, c.above))
 		}
 	}
+	return problems
 }
 
 func TestMedian(t *testing.T) {

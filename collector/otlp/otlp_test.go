@@ -281,7 +281,7 @@ func TestExportAgreesWithMetrics(t *testing.T) {
 				n += dp.GetCount()
 				a := attrs(dp.Attributes)
 				for k, want := range map[string]string{"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-					"gen_ai.request.model": "inferprobe-sim", "server.address": "127.0.0.1"} {
+					"gen_ai.request.model": "inferprobe-sim", "gen_ai.response.model": "inferprobe-sim", "server.address": "127.0.0.1"} {
 					if a[k].GetStringValue() != want {
 						t.Errorf("duration attribute %s = %v, want %s", k, a[k], want)
 					}

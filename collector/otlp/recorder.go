@@ -40,6 +40,9 @@ type recorder struct {
 type setKey struct {
 	target *prober.TargetInfo
 	result string
+	// adapter and responseModel are bounded: a target's adapters, and the models its server
+	// answers as (usually one).
+	adapter, responseModel string
 }
 
 // attrSets are the precomputed attribute options of one target and result class.
@@ -99,7 +102,7 @@ func (r *recorder) Observe(ev prober.Event) {
 
 // attrs returns the cached attribute sets of a record's target and result.
 func (r *recorder) attrs(rec *prober.Record) *attrSets {
-	k := setKey{rec.Target, rec.Result}
+	k := setKey{rec.Target, rec.Result, rec.Adapter, rec.ResponseModel}
 	if a, ok := r.sets[k]; ok {
 		return a
 	}
@@ -110,7 +113,10 @@ func (r *recorder) attrs(rec *prober.Record) *attrSets {
 	base := []attribute.KeyValue{
 		attribute.String("gen_ai.operation.name", ta.operation),
 		attribute.String("gen_ai.provider.name", ta.provider),
-		attribute.String("gen_ai.request.model", rec.Target.Model),
+		attribute.String("gen_ai.request.model", requestModel(rec)),
+	}
+	if rec.ResponseModel != "" {
+		base = append(base, attribute.String("gen_ai.response.model", rec.ResponseModel))
 	}
 	if ta.address != "" {
 		base = append(base, attribute.String("server.address", ta.address), attribute.Int("server.port", ta.port))
@@ -125,7 +131,7 @@ func (r *recorder) attrs(rec *prober.Record) *attrSets {
 		op:     with(),
 		input:  with(attribute.String("gen_ai.token.type", "input")),
 		output: with(attribute.String("gen_ai.token.type", "output")),
-		span:   append(append([]attribute.KeyValue(nil), base...), attribute.String("inferprobe.target", rec.Target.Name), attribute.Bool("gen_ai.request.stream", true)),
+		span:   append(append([]attribute.KeyValue(nil), base...), attribute.String("inferprobe.target", rec.Target.Name), attribute.Bool("gen_ai.request.stream", !rec.Target.Unstreamed)),
 	}
 	r.sets[k] = a
 	return a
@@ -141,7 +147,7 @@ const (
 // t0 to the end of the stream, with events at the first and last token chunks.
 func (r *recorder) span(rec *prober.Record, a *attrSets) {
 	ctx := context.WithValue(context.Background(), traceKey{}, rec.Trace)
-	name := a.span[0].Value.AsString() + " " + rec.Target.Model
+	name := a.span[0].Value.AsString() + " " + requestModel(rec)
 	_, sp := r.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.Start),
 		trace.WithAttributes(a.span...))
 	attrs := make([]attribute.KeyValue, 0, 10)
@@ -174,4 +180,13 @@ func (r *recorder) span(rec *prober.Record, a *attrSets) {
 		end = time.Now()
 	}
 	sp.End(trace.WithTimestamp(end))
+}
+
+// requestModel is the model the request named: the LoRA adapter when the traffic is split
+// over adapters (servers address an adapter by the request's model), else the target's model.
+func requestModel(rec *prober.Record) string {
+	if rec.Adapter != "" {
+		return rec.Adapter
+	}
+	return rec.Target.Model
 }

@@ -347,16 +347,32 @@ type targetAttrs struct {
 	port                         int
 }
 
-// targetsOf maps each target name to its GenAI attributes: the operation by API flavour,
-// the provider openai (every flavour speaks the OpenAI API), server address and port from
-// the URL.
+// genAIKind gives an API flavour's gen_ai.operation.name and gen_ai.provider.name: the
+// semantic conventions' well-known values where one applies (openai, anthropic; chat,
+// text_completion), else the name of the protocol's server (TGI, Triton), as the conventions
+// allow for providers they do not list. ok is false for a flavour it does not know.
+func genAIKind(api string) (a targetAttrs, ok bool) {
+	switch api {
+	case prober.APIOpenAIChat, prober.APIOpenAIResponses:
+		return targetAttrs{operation: "chat", provider: "openai"}, true
+	case prober.APIOpenAICompletions:
+		return targetAttrs{operation: "text_completion", provider: "openai"}, true
+	case prober.APIAnthropicMessages:
+		return targetAttrs{operation: "chat", provider: "anthropic"}, true
+	case prober.APITGI:
+		return targetAttrs{operation: "text_completion", provider: "tgi"}, true
+	case prober.APITritonGenerate, prober.APIKServeGRPC:
+		return targetAttrs{operation: "text_completion", provider: "triton"}, true
+	}
+	return targetAttrs{operation: "chat", provider: "openai"}, false
+}
+
+// targetsOf maps each target name to its GenAI attributes: the operation and provider by API
+// flavour (genAIKinds), server address and port from the URL.
 func targetsOf(ts []config.Target) map[string]targetAttrs {
 	m := make(map[string]targetAttrs, len(ts))
 	for _, t := range ts {
-		a := targetAttrs{operation: "chat", provider: "openai"}
-		if t.API == prober.APIOpenAICompletions {
-			a.operation = "text_completion"
-		}
+		a, _ := genAIKind(t.API)
 		if u, err := url.Parse(t.URL); err == nil {
 			a.address = u.Hostname()
 			if p := u.Port(); p != "" {
