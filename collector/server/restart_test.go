@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -186,5 +189,46 @@ func TestRecoveryOff(t *testing.T) {
 	scrapeOK(t, s)
 	if got := value(t, s, MetricRestarts, nil); got != 0 {
 		t.Errorf("restarts_total = %v with recovery off, want 0", got)
+	}
+}
+
+// TestScrapeNowDuringAScrape: a ScrapeNow that comes while a scrape is in flight is not used
+// up by that scrape (its answer predates the restart) but by the next one, which finds the
+// restart and leaves the gate alone.
+func TestScrapeNowDuringAScrape(t *testing.T) {
+	vllm := string(readFixture(t, "vllm.txt"))
+	restarted := strings.Replace(vllm, "process_start_time_seconds 1.75e+09", "process_start_time_seconds 1.7500042e+09", 1)
+	var body atomic.Pointer[string]
+	body.Store(&vllm)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		b := *body.Load()
+		if requests.Add(1) == 2 {
+			entered <- struct{}{}
+			<-release // the old answer, held until ScrapeNow has come
+		}
+		w.Header().Set("Content-Type", ctText)
+		_, _ = io.WriteString(w, b)
+	}))
+	t.Cleanup(srv.Close)
+	gate := &fakeGate{}
+	s := newTestScraper(t, srv.URL, func(o *Options) { o.Rearmer = gate })
+	scrapeOK(t, s) // the baseline
+	inFlight := make(chan error, 1)
+	go func() { inFlight <- s.Scrape(t.Context()) }()
+	<-entered
+	s.ScrapeNow() // the probe path saw the server come back and re-armed the gate itself
+	close(release)
+	if err := <-inFlight; err != nil {
+		t.Fatal(err)
+	}
+	body.Store(&restarted)
+	scrapeOK(t, s) // started after ScrapeNow: it finds the restart
+	if got := value(t, s, MetricRestarts, nil); got != 1 {
+		t.Errorf("restarts %v, want 1", got)
+	}
+	if got := gate.calls(); len(got) != 0 {
+		t.Errorf("Rearm calls %q: the scrape in flight used up ScrapeNow", got)
 	}
 }

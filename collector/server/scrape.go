@@ -135,10 +135,13 @@ type Scraper struct {
 
 	snap atomic.Pointer[snapshot]
 
-	// now asks Run for a scrape at once; rearmed says the gate was re-armed for the restart
-	// the next successful scrape may detect (see ScrapeNow).
+	// now asks Run for a scrape at once. rearmed says the gate was re-armed for the restart
+	// the next successful scrape started after it may detect (see ScrapeNow): it holds the
+	// ScrapeNow call's number (from calls), 0 when none is pending, so that a scrape already in
+	// flight when ScrapeNow came, whose answer predates the restart, does not use it up.
 	now     chan struct{}
-	rearmed atomic.Bool
+	rearmed atomic.Uint64
+	calls   atomic.Uint64
 
 	// mu serialises scrapes and guards everything below; Collect never takes it.
 	mu       sync.Mutex
@@ -300,7 +303,7 @@ func (s *Scraper) Run(ctx context.Context) {
 // (or the next successful one) detects is counted, but does not re-arm the gate a second time,
 // which would throw away the cold start just measured. It never blocks.
 func (s *Scraper) ScrapeNow() {
-	s.rearmed.Store(true)
+	s.rearmed.Store(s.calls.Add(1))
 	select {
 	case s.now <- struct{}{}:
 	default: // one is pending already
@@ -311,11 +314,12 @@ func (s *Scraper) ScrapeNow() {
 // Rearmer. It returns the scrape's error (a *ScrapeError), or ctx's error when ctx ended first, in
 // which case nothing is counted or published.
 func (s *Scraper) Scrape(ctx context.Context) error {
+	startedAfter := s.calls.Load() // the ScrapeNow calls this scrape started after
 	restart, err := s.scrape(ctx)
 	if err != nil {
 		return err
 	}
-	if s.rearmed.Swap(false) && restart != "" {
+	if r := s.rearmed.Load(); r != 0 && r <= startedAfter && s.rearmed.CompareAndSwap(r, 0) && restart != "" {
 		s.logger.Info("model-server restart already acted on by the probe path", "reason", restart)
 		return nil
 	}
