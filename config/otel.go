@@ -44,8 +44,8 @@ type OTel struct {
 	// Resource holds resource attributes; service.name defaults to inferprobe. They are
 	// merged over OTEL_RESOURCE_ATTRIBUTES (and OTEL_SERVICE_NAME).
 	Resource map[string]string `yaml:"resource"`
-	// Temporality is cumulative (default) or delta for the GenAI instruments' counters and
-	// histograms; bridged Prometheus series are cumulative, as Prometheus keeps them.
+	// Temporality is cumulative (default) or delta for the counters and histograms: the GenAI
+	// instruments' and the bridged Prometheus series' (turned into deltas by the exporter).
 	Temporality string `yaml:"temporality"`
 	// Traces, when set, records one span per probe request (off when absent).
 	Traces *OTelTraces `yaml:"traces"`

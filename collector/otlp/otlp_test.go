@@ -515,3 +515,89 @@ func TestUnreachableOrStalledCollector(t *testing.T) {
 		})
 	}
 }
+
+// TestDeltaTemporalitySumsToMetrics: with temporality delta the bridged counters and
+// histograms arrive as deltas, and the deltas of every export add up to what /metrics holds
+// at the end, series by series.
+func TestDeltaTemporalitySumsToMetrics(t *testing.T) {
+	rcv := startReceiver(t, config.OTelGRPC, false)
+	sim := startTracedSim(t)
+	h := startHarness(t, sim.URL, &config.OTel{Endpoint: rcv.URL, Protocol: config.OTelGRPC, Interval: 100 * time.Millisecond,
+		Timeout: 500 * time.Millisecond, Temporality: config.OTelDelta}, 20, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.set.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.drain(t)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
+	h.tel.Close(closeCtx)
+	fams := h.gather(t)
+
+	counters := map[string]float64{}  // series → sum of the exported deltas
+	histograms := map[string]uint64{} // series → sum of the exported counts
+	exports := 0
+	rcv.mu.Lock()
+	for _, req := range rcv.metrics {
+		exports++
+		for _, rm := range req.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					switch {
+					case m.Name == "inferprobe_requests_total":
+						s := m.GetSum()
+						if s.GetAggregationTemporality() != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+							t.Errorf("%s temporality %v", m.Name, s.GetAggregationTemporality())
+						}
+						for _, dp := range s.DataPoints {
+							counters[attrKey(dp.Attributes)] += dp.GetAsDouble()
+						}
+					case m.Name == "inferprobe_request_duration_seconds" && m.GetExponentialHistogram() != nil:
+						e := m.GetExponentialHistogram()
+						if e.GetAggregationTemporality() != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+							t.Errorf("%s temporality %v", m.Name, e.GetAggregationTemporality())
+						}
+						for _, dp := range e.DataPoints {
+							histograms[attrKey(dp.Attributes)] += dp.GetCount()
+						}
+					case m.Name == "inferprobe_request_duration_seconds" && m.GetHistogram() != nil:
+						e := m.GetHistogram()
+						if e.GetAggregationTemporality() != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+							t.Errorf("%s temporality %v", m.Name, e.GetAggregationTemporality())
+						}
+						for _, dp := range e.DataPoints {
+							histograms[attrKey(dp.Attributes)] += dp.GetCount()
+						}
+					}
+				}
+			}
+		}
+	}
+	rcv.mu.Unlock()
+	if exports < 3 {
+		t.Fatalf("only %d exports", exports)
+	}
+	checked := 0
+	for _, m := range fams["inferprobe_requests_total"].GetMetric() {
+		want := m.GetCounter().GetValue()
+		if got := counters[labelKey(m.GetLabel())]; got != want {
+			t.Errorf("inferprobe_requests_total{%s}: deltas add up to %v, /metrics says %v", labelKey(m.GetLabel()), got, want)
+		}
+		if want > 0 {
+			checked++
+		}
+	}
+	for _, m := range fams["inferprobe_request_duration_seconds"].GetMetric() {
+		want := m.GetHistogram().GetSampleCount()
+		if got := histograms[labelKey(m.GetLabel())]; got != want {
+			t.Errorf("inferprobe_request_duration_seconds{%s}: delta counts add up to %d, /metrics says %d", labelKey(m.GetLabel()), got, want)
+		}
+		if want > 0 {
+			checked++
+		}
+	}
+	if checked < 2 {
+		t.Fatalf("only %d series with requests compared", checked)
+	}
+}

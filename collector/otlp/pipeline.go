@@ -60,9 +60,13 @@ func newPipeline(s Settings, t *Telemetry) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bridged sdkmetric.Producer = unitProducer{promb.NewMetricProducer(promb.WithGatherer(t.gatherer))}
+	if s.Delta {
+		bridged = t.delta
+	}
 	reader := sdkmetric.NewPeriodicReader(&countingMetricExporter{Exporter: mexp, t: t},
 		sdkmetric.WithInterval(s.Interval), sdkmetric.WithTimeout(s.Timeout),
-		sdkmetric.WithProducer(unitProducer{promb.NewMetricProducer(promb.WithGatherer(t.gatherer))}))
+		sdkmetric.WithProducer(bridged))
 	p := &pipeline{settings: s, done: make(chan struct{})}
 	p.meters = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader))
 	if p.recorder, err = newRecorder(p.meters.Meter(scopeName), t); err != nil {

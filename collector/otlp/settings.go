@@ -48,7 +48,8 @@ type Settings struct {
 	// Resource is the resource attributes the configuration sets (merged over the
 	// environment's when the resource is built).
 	Resource map[string]string
-	// Delta selects delta temporality for the GenAI instruments.
+	// Delta selects delta temporality: for the GenAI instruments, and for the bridged series'
+	// counters and histograms (deltaProducer).
 	Delta bool
 	// Traces turns per-request spans on, at SamplingRatio.
 	Traces        bool

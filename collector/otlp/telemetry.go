@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promb "go.opentelemetry.io/contrib/bridges/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -60,6 +61,10 @@ type Telemetry struct {
 
 	cur     atomic.Pointer[pipeline]
 	targets atomic.Pointer[map[string]targetAttrs]
+	// delta turns the bridged series into deltas for pipelines with delta temporality. It
+	// outlives pipelines, so an export replaced by a reload does not send again what the
+	// one before it sent.
+	delta *deltaProducer
 
 	exportErrors *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
@@ -97,6 +102,7 @@ func New(o Options) *Telemetry {
 	}
 	empty := map[string]targetAttrs{}
 	t.targets.Store(&empty)
+	t.delta = newDeltaProducer(unitProducer{promb.NewMetricProducer(promb.WithGatherer(t.gatherer))})
 	return t
 }
 
