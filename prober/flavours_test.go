@@ -522,3 +522,34 @@ func TestFlavourRequestChecks(t *testing.T) {
 		t.Errorf("body %s (%v): want store false and stream true", body, err)
 	}
 }
+
+// TestFlavourFaultClassesAgainstSimulator: the simulator's 429 and 500 faults, answered in
+// each protocol's own way (a status, or TGI's error event on a 200 stream), reach every
+// flavour's record as the same result class.
+func TestFlavourFaultClassesAgainstSimulator(t *testing.T) {
+	for _, fault := range []struct {
+		name   string
+		set    func(*simulator.Config)
+		result string
+	}{
+		{"429", func(c *simulator.Config) { c.Error429Rate = 1 }, ResultHTTP429},
+		{"500", func(c *simulator.Config) { c.Error500Rate = 1 }, ResultHTTP5xx},
+	} {
+		_, url := simtest.Start(t, 3, fault.set)
+		for _, api := range append([]string{APIOpenAIChat, APIOpenAICompletions}, httpFlavours...) {
+			tgt := flavourTarget(url, api)
+			tgt.Model = "inferprobe-sim"
+			tgt.Request.MaxTokens = 4
+			c, err := NewClient(tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Record{}
+			c.Do(context.Background(), traffic.Request{Prompt: "one two three", PromptTokens: 3}, rec)
+			c.(interface{ Close() }).Close()
+			if rec.Result != fault.result || rec.Err == nil {
+				t.Errorf("%s, fault %s: result %s (%v), want %s", api, fault.name, rec.Result, rec.Err, fault.result)
+			}
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -436,6 +438,60 @@ func TestOtherEndpoints(t *testing.T) {
 			}
 			if tt.check != nil {
 				tt.check(t, body)
+			}
+		})
+	}
+}
+
+// TestTGIStreamErrors: TGI's /generate_stream answers every error as one event of a 200
+// stream ({"error", "error_type"}), as its router does; /generate answers with the status.
+func TestTGIStreamErrors(t *testing.T) {
+	cfg := fastConfig()
+	_, ts := startServer(t, cfg)
+	cfg429 := fastConfig()
+	cfg429.Error429Rate = 1
+	_, ts429 := startServer(t, cfg429)
+	tests := []struct {
+		name    string
+		ts      *httptest.Server
+		path    string
+		status  int
+		errType string
+	}{
+		{"stream validation", ts, "/generate_stream", 200, "validation"},
+		{"stream overloaded", ts429, "/generate_stream", 200, "overloaded"},
+		{"whole validation", ts, "/generate", 422, "validation"},
+		{"whole overloaded", ts429, "/generate", 429, "overloaded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := map[string]any{"inputs": "", "parameters": map[string]any{"max_new_tokens": 2}}
+			if tt.errType == "overloaded" {
+				body["inputs"] = "hello there"
+			}
+			resp := post(t, context.Background(), tt.ts, tt.path, body)
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, b)
+			}
+			data := b
+			if tt.status == 200 {
+				if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+					t.Errorf("content type %q", ct)
+				}
+				rest, ok := bytes.CutPrefix(b, []byte("data:"))
+				if !ok || !bytes.HasSuffix(rest, []byte("\n\n")) || bytes.Count(b, []byte("data:")) != 1 {
+					t.Fatalf("want one data event, got %q", b)
+				}
+				data = bytes.TrimSpace(rest)
+			}
+			var e struct {
+				Error     string `json:"error"`
+				ErrorType string `json:"error_type"`
+			}
+			if err := json.Unmarshal(data, &e); err != nil || e.Error == "" || e.ErrorType != tt.errType {
+				t.Errorf("error %+v (%v), want error_type %s: %s", e, err, tt.errType, b)
 			}
 		})
 	}

@@ -142,9 +142,16 @@ func (s *Server) encodeModels() []byte {
 	}{"list", list})
 }
 
-// writeError answers with the wire's error body.
-func writeError(w http.ResponseWriter, wr wire, e *apiError) {
-	b := wr.errorBody(e)
+// writeError answers with the wire's error body: with e.status, or as the one event of a
+// 200 event stream for a route that reports errors in its stream.
+func (rt route) writeError(w http.ResponseWriter, e *apiError) {
+	b := rt.wire.errorBody(e)
+	if rt.errorsInStream {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(append(append([]byte("data:"), b...), "\n\n"...))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
 	_, _ = w.Write(b)
@@ -183,7 +190,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, rt route)
 		// Closed: refuse new work as a server going down does, rather than open a stream
 		// only to abort it.
 		j.st.Outcome = OutcomeUnavailable
-		writeError(w, rt.wire, &apiError{status: http.StatusServiceUnavailable, typ: "ServiceUnavailableError",
+		rt.writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: "ServiceUnavailableError",
 			message: "the simulator is shutting down"})
 		j.finish()
 		return
@@ -198,7 +205,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, rt route)
 		if aerr.status == http.StatusNotFound {
 			j.st.Outcome = OutcomeNotFound
 		}
-		writeError(w, rt.wire, aerr)
+		rt.writeError(w, aerr)
 		j.finish()
 		return
 	}
@@ -211,14 +218,14 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, rt route)
 	switch {
 	case j.p.fault500:
 		j.st.Outcome = OutcomeError500
-		writeError(w, rt.wire, &apiError{status: http.StatusInternalServerError, typ: "InternalServerError",
+		rt.writeError(w, &apiError{status: http.StatusInternalServerError, typ: "InternalServerError",
 			message: "simulated internal server error"})
 		j.finish()
 		return
 	case j.p.fault429:
 		j.st.Outcome = OutcomeError429
 		w.Header().Set("Retry-After", "1")
-		writeError(w, rt.wire, &apiError{status: http.StatusTooManyRequests, typ: "RateLimitError",
+		rt.writeError(w, &apiError{status: http.StatusTooManyRequests, typ: "RateLimitError",
 			message: "simulated rate limit: too many requests"})
 		j.finish()
 		return

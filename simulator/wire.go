@@ -31,6 +31,10 @@ type wire interface {
 type route struct {
 	wire  wire
 	parse func(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRequest, *apiError)
+	// errorsInStream answers every error as one event of a 200 event stream, as TGI's
+	// /generate_stream does (its router sends validation, overload and generation errors
+	// alike as a `data:` event with error and error_type).
+	errorsInStream bool
 }
 
 // routes maps each generation endpoint (a ServeMux pattern) to its protocol.
@@ -38,15 +42,15 @@ func routes() map[string]route {
 	return map[string]route{
 		"POST /v1/chat/completions": {openaiWire{}, func(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRequest, *apiError) {
 			return parseRequest(w, r, true, cfg)
-		}},
+		}, false},
 		"POST /v1/completions": {openaiWire{}, func(w http.ResponseWriter, r *http.Request, cfg *Config) (*genRequest, *apiError) {
 			return parseRequest(w, r, false, cfg)
-		}},
-		"POST /v1/responses":                      {responsesWire{}, parseResponses},
-		"POST /v1/messages":                       {anthropicWire{}, parseAnthropic},
-		"POST /generate_stream":                   {tgiWire{}, parseTGI(true)},
-		"POST /generate":                          {tgiWire{}, parseTGI(false)},
-		"POST /v2/models/{model}/generate_stream": {tritonWire{}, parseTriton(true)},
-		"POST /v2/models/{model}/generate":        {tritonWire{}, parseTriton(false)},
+		}, false},
+		"POST /v1/responses":                      {responsesWire{}, parseResponses, false},
+		"POST /v1/messages":                       {anthropicWire{}, parseAnthropic, false},
+		"POST /generate_stream":                   {tgiWire{}, parseTGI(true), true},
+		"POST /generate":                          {tgiWire{}, parseTGI(false), false},
+		"POST /v2/models/{model}/generate_stream": {tritonWire{}, parseTriton(true), false},
+		"POST /v2/models/{model}/generate":        {tritonWire{}, parseTriton(false), false},
 	}
 }
