@@ -126,29 +126,37 @@ func loadSecrets(c *Config, getenv func(string) string, m *meta) Errors {
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		tl := v.item(targets, i)
-		t.APIKey = ""
-		switch {
-		case t.APIKeyFile != "":
-			key, problem := readKeyFile(t.APIKeyFile)
-			if problem != "" {
-				v.errorf(v.at(tl, "api_key_file"), "%s", problem)
-				continue
-			}
-			t.APIKey = Secret(key)
-		case t.APIKeyEnv != "":
-			key := strings.TrimSpace(getenv(t.APIKeyEnv))
-			switch {
-			case key == "":
-				v.errorf(v.at(tl, "api_key_env"), "environment variable %s is unset or empty", t.APIKeyEnv)
-			case hasControl(key):
-				v.errorf(v.at(tl, "api_key_env"), "environment variable %s holds a line break or control character; it must hold only the key", t.APIKeyEnv)
-			default:
-				t.APIKey = Secret(key)
-			}
-		}
+		t.APIKey = v.secret(tl, "api_key", t.APIKeyFile, t.APIKeyEnv, getenv, "; it must hold only the key")
 	}
 	loadOTelSecrets(c.OTel, getenv, v)
 	return v.errs
+}
+
+// secret reads the secret that the fields <field>_file (file) or <field>_env (env) at l
+// name, "" when neither is set. A file that cannot be read or is empty, and a variable that
+// is unset, empty or holds a control character (hint says what it should hold), are errors
+// naming the field; they never contain the value.
+func (v *validator) secret(l loc, field, file, env string, getenv func(string) string, hint string) Secret {
+	switch {
+	case file != "":
+		val, problem := readKeyFile(file)
+		if problem != "" {
+			v.errorf(v.at(l, field+"_file"), "%s", problem)
+			return ""
+		}
+		return Secret(val)
+	case env != "":
+		val := strings.TrimSpace(getenv(env))
+		switch {
+		case val == "":
+			v.errorf(v.at(l, field+"_env"), "environment variable %s is unset or empty", env)
+		case hasControl(val):
+			v.errorf(v.at(l, field+"_env"), "environment variable %s holds a line break or control character%s", env, hint)
+		default:
+			return Secret(val)
+		}
+	}
+	return ""
 }
 
 // readKeyFile returns the trimmed key in path, or why it cannot. The reason never quotes the

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -165,27 +164,7 @@ func loadOTelSecrets(o *OTel, getenv func(string) string, v *validator) {
 	hl := v.at(v.at(v.locate(loc{}, ""), "otel"), "headers")
 	for _, name := range sortedKeys(o.Headers) {
 		h := o.Headers[name]
-		at := v.at(hl, name)
-		h.Value = ""
-		switch {
-		case h.ValueFile != "":
-			val, problem := readKeyFile(h.ValueFile)
-			if problem != "" {
-				v.errorf(v.at(at, "value_file"), "%s", problem)
-				break
-			}
-			h.Value = Secret(val)
-		case h.ValueEnv != "":
-			val := strings.TrimSpace(getenv(h.ValueEnv))
-			switch {
-			case val == "":
-				v.errorf(v.at(at, "value_env"), "environment variable %s is unset or empty", h.ValueEnv)
-			case hasControl(val):
-				v.errorf(v.at(at, "value_env"), "environment variable %s holds a line break or control character", h.ValueEnv)
-			default:
-				h.Value = Secret(val)
-			}
-		}
+		h.Value = v.secret(v.at(hl, name), "value", h.ValueFile, h.ValueEnv, getenv, "")
 		o.Headers[name] = h
 	}
 }

@@ -90,6 +90,18 @@ func (f *openaiFlavour) appendBody(dst []byte, req traffic.Request) ([]byte, err
 	return t.close(dst), nil
 }
 
+// openaiUsage is an OpenAI usage object, streamed or whole.
+type openaiUsage struct {
+	PromptTokens            int `json:"prompt_tokens"`
+	CompletionTokens        int `json:"completion_tokens"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
 // streamChunk is the part of a chat.completion.chunk or text_completion chunk we read, plus
 // the two error shapes servers put in a stream (OpenAI's {"error":{...}} and vLLM's
 // {"object":"error",...}). The per-chunk path reads chunks with decodeChunk, which holds to
@@ -106,16 +118,7 @@ type streamChunk struct {
 		Text         string  `json:"text"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens            int `json:"prompt_tokens"`
-		CompletionTokens        int `json:"completion_tokens"`
-		CompletionTokensDetails *struct {
-			ReasoningTokens int `json:"reasoning_tokens"`
-		} `json:"completion_tokens_details"`
-		PromptTokensDetails *struct {
-			CachedTokens int `json:"cached_tokens"`
-		} `json:"prompt_tokens_details"`
-	} `json:"usage"`
+	Usage   *openaiUsage    `json:"usage"`
 	Error   json.RawMessage `json:"error"`
 	Message string          `json:"message"`
 	Code    json.RawMessage `json:"code"`
@@ -245,16 +248,7 @@ type openaiWhole struct {
 		Text         string  `json:"text"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens            int `json:"prompt_tokens"`
-		CompletionTokens        int `json:"completion_tokens"`
-		CompletionTokensDetails *struct {
-			ReasoningTokens int `json:"reasoning_tokens"`
-		} `json:"completion_tokens_details"`
-		PromptTokensDetails *struct {
-			CachedTokens int `json:"cached_tokens"`
-		} `json:"prompt_tokens_details"`
-	} `json:"usage"`
+	Usage *openaiUsage    `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
 

@@ -261,12 +261,8 @@ func (j *job) generate() {
 			sent := j.st.OutputTokens + pendingN
 			if pendingN < chunkTokens && i < p.length-1 && (p.truncateAfter < 0 || sent < p.truncateAfter) {
 				// Not a flush yet: the token waits for the rest of its chunk.
-				if now := time.Now(); now.Sub(deadline) > cfg.ITL {
-					deadline = now
-				}
+				deadline = j.tokenHeld(deadline)
 				held++
-				s.sched.held.Add(1)
-				m.generationTokens.Inc()
 				continue
 			}
 			b := j.buf[:0]
@@ -303,24 +299,8 @@ func (j *job) generate() {
 		}
 
 		now := time.Now()
-		if first.IsZero() {
-			first = now
-			j.st.TTFT = now.Sub(j.received)
-			m.ttft.Observe(j.st.TTFT.Seconds())
-		} else {
-			gap := now.Sub(last)
-			if keepGaps {
-				j.st.Gaps = append(j.st.Gaps, gap)
-			}
-			// The server's ITL is per token: a chunk of k tokens stands for k gaps of g/k.
-			for range pendingN {
-				m.itl.Observe(gap.Seconds() / float64(pendingN))
-			}
-		}
-		last = now
+		j.tokensOut(&first, &last, now, pendingN, keepGaps, true)
 		held++
-		s.sched.held.Add(1)
-		m.generationTokens.Inc()
 		pendingN = 0
 
 		if g.stream && p.resetMid {
@@ -397,4 +377,42 @@ func (j *job) writeBody(body []byte) bool {
 		return false
 	}
 	return true
+}
+
+// tokenHeld accounts for a generated token that waits for the rest of its chunk: it holds a
+// KV slot and counts as generated. It returns the schedule's next deadline, restarted from
+// now when generation fell more than a gap behind. The caller counts the token in the
+// request's held slots.
+func (j *job) tokenHeld(deadline time.Time) time.Time {
+	j.s.sched.held.Add(1)
+	j.s.metrics.generationTokens.Inc()
+	if now := time.Now(); now.Sub(deadline) > j.s.cfg.ITL {
+		return now
+	}
+	return deadline
+}
+
+// tokensOut accounts for the n tokens that left (were flushed, or generated for a whole
+// answer) at now, every protocol alike: the first sets TTFT; later ones record their gap
+// (with gaps, those of a whole answer too) and the per-token ITL, a chunk of n tokens
+// standing for n gaps of gap/n. The last token holds a KV slot and counts as generated; the
+// caller counts it in the request's held slots.
+func (j *job) tokensOut(first, last *time.Time, now time.Time, n int, keepGaps, gaps bool) {
+	m := j.s.metrics
+	if first.IsZero() {
+		*first = now
+		j.st.TTFT = now.Sub(j.received)
+		m.ttft.Observe(j.st.TTFT.Seconds())
+	} else if gaps {
+		gap := now.Sub(*last)
+		if keepGaps {
+			j.st.Gaps = append(j.st.Gaps, gap)
+		}
+		for range n {
+			m.itl.Observe(gap.Seconds() / float64(n))
+		}
+	}
+	*last = now
+	j.s.sched.held.Add(1)
+	m.generationTokens.Inc()
 }

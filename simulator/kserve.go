@@ -171,12 +171,8 @@ func (k *kserveService) generate(stream grpc.BidiStreamingServer[kservepb.ModelI
 		if g.stream {
 			sent := j.st.OutputTokens + pendingN
 			if pendingN < chunkTokens && !isLast && (p.truncateAfter < 0 || sent < p.truncateAfter) {
-				if now := time.Now(); now.Sub(deadline) > cfg.ITL {
-					deadline = now
-				}
+				deadline = j.tokenHeld(deadline)
 				held++
-				s.sched.held.Add(1)
-				m.generationTokens.Inc()
 				continue
 			}
 			malformed := p.malformedAt >= j.st.OutputTokens && p.malformedAt < sent
@@ -201,23 +197,8 @@ func (k *kserveService) generate(stream grpc.BidiStreamingServer[kservepb.ModelI
 			j.pending = j.pending[:0]
 		}
 		now := time.Now()
-		if first.IsZero() {
-			first = now
-			j.st.TTFT = now.Sub(j.received)
-			m.ttft.Observe(j.st.TTFT.Seconds())
-		} else if g.stream {
-			gap := now.Sub(last)
-			if keepGaps {
-				j.st.Gaps = append(j.st.Gaps, gap)
-			}
-			for range pendingN {
-				m.itl.Observe(gap.Seconds() / float64(pendingN))
-			}
-		}
-		last = now
+		j.tokensOut(&first, &last, now, pendingN, keepGaps, g.stream)
 		held++
-		s.sched.held.Add(1)
-		m.generationTokens.Inc()
 		pendingN = 0
 		if g.stream && p.resetMid {
 			j.abort(OutcomeReset)

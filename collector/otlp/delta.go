@@ -98,25 +98,22 @@ func (d *deltaProducer) Produce(ctx context.Context) ([]metricdata.ScopeMetrics,
 	return sms, err
 }
 
-// state returns the previous state of a series (nil the first time) and the one to fill.
-func (d *deltaProducer) state(name string, attrs attribute.Set, start time.Time) (prev cumulative, ok bool, next *cumulative) {
+// swap stores next as the series' state and returns the one before it; ok is false for a
+// series seen for the first time or whose start moved (a reset: Prometheus' created
+// timestamp), which then sends its cumulative state as it is.
+func (d *deltaProducer) swap(name string, attrs attribute.Set, next cumulative) (prev cumulative, ok bool) {
 	k := seriesKey{name, attrs.Equivalent()}
-	c := d.last[k]
-	if c == nil {
-		c = &cumulative{}
-		d.last[k] = c
-	} else {
-		prev, ok = *c, true
-		// A series whose start moved was reset (Prometheus' created timestamp): start over.
-		ok = ok && prev.start.Equal(start)
+	old := d.last[k]
+	next.seen = true
+	d.last[k] = &next
+	if old == nil || !old.start.Equal(next.start) {
+		return cumulative{}, false
 	}
-	c.seen = true
-	return prev, ok, c
+	return *old, true
 }
 
 func (d *deltaProducer) sum(name string, dp *metricdata.DataPoint[float64]) {
-	prev, ok, c := d.state(name, dp.Attributes, dp.StartTime)
-	*c = cumulative{at: dp.Time, start: dp.StartTime, value: dp.Value, seen: true}
+	prev, ok := d.swap(name, dp.Attributes, cumulative{at: dp.Time, start: dp.StartTime, value: dp.Value})
 	if ok && dp.Value >= prev.value {
 		dp.Value -= prev.value
 		dp.StartTime = prev.at
@@ -124,9 +121,8 @@ func (d *deltaProducer) sum(name string, dp *metricdata.DataPoint[float64]) {
 }
 
 func (d *deltaProducer) histogram(name string, dp *metricdata.HistogramDataPoint[float64]) {
-	prev, ok, c := d.state(name, dp.Attributes, dp.StartTime)
-	*c = cumulative{at: dp.Time, start: dp.StartTime, count: dp.Count, sum: dp.Sum,
-		buckets: slices.Clone(dp.BucketCounts), seen: true}
+	prev, ok := d.swap(name, dp.Attributes, cumulative{at: dp.Time, start: dp.StartTime, count: dp.Count, sum: dp.Sum,
+		buckets: slices.Clone(dp.BucketCounts)})
 	if !ok || dp.Count < prev.count || len(prev.buckets) != len(dp.BucketCounts) {
 		return
 	}
@@ -146,9 +142,8 @@ func (d *deltaProducer) histogram(name string, dp *metricdata.HistogramDataPoint
 }
 
 func (d *deltaProducer) exponential(name string, dp *metricdata.ExponentialHistogramDataPoint[float64]) {
-	prev, ok, c := d.state(name, dp.Attributes, dp.StartTime)
-	*c = cumulative{at: dp.Time, start: dp.StartTime, count: dp.Count, sum: dp.Sum, scale: dp.Scale,
-		zero: dp.ZeroCount, pos: bucketMap(dp.PositiveBucket), neg: bucketMap(dp.NegativeBucket), seen: true}
+	prev, ok := d.swap(name, dp.Attributes, cumulative{at: dp.Time, start: dp.StartTime, count: dp.Count, sum: dp.Sum,
+		scale: dp.Scale, zero: dp.ZeroCount, pos: bucketMap(dp.PositiveBucket), neg: bucketMap(dp.NegativeBucket)})
 	// Prometheus only ever lowers a native histogram's resolution (when it has too many
 	// buckets); a higher scale than before means it was reset.
 	if !ok || dp.Count < prev.count || dp.ZeroCount < prev.zero || dp.Scale > prev.scale {
