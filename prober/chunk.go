@@ -218,6 +218,9 @@ func keyIs(key []byte, name string) bool {
 	if len(key) != len(name) {
 		return false
 	}
+	if string(key) == name {
+		return true // the usual case, one comparison
+	}
 	for i := range len(key) {
 		c := key[i]
 		if 'A' <= c && c <= 'Z' {

@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 )
@@ -60,6 +61,9 @@ func (w *walker) finish(err error) error {
 }
 
 func (w *walker) ws() {
+	if w.i < len(w.b) && w.b[w.i] > ' ' {
+		return // servers send compact JSON: usually no whitespace at all
+	}
 	for w.i < len(w.b) {
 		switch w.b[w.i] {
 		case ' ', '\t', '\n', '\r':
@@ -103,28 +107,55 @@ func (w *walker) str() []byte {
 	w.i++
 	start := w.i
 	w.lastEscaped = false
-	for w.i < len(w.b) {
-		c := w.b[w.i]
-		switch {
-		case c == '"':
-			raw := w.b[start:w.i]
+	for {
+		i := w.i
+		// Eight bytes at a time while none of them is special, then byte by byte.
+		for i+8 <= len(w.b) && !hasStringSpecial(binary.LittleEndian.Uint64(w.b[i:])) {
+			i += 8
+		}
+		for i < len(w.b) && plainStringByte[w.b[i]] {
+			i++
+		}
+		w.i = i
+		if i >= len(w.b) {
+			w.fail()
+			return nil
+		}
+		switch w.b[i] {
+		case '"':
 			w.i++
-			return raw
-		case c == '\\':
+			return w.b[start:i]
+		case '\\':
 			w.lastEscaped = true
 			if !w.escape() {
 				return nil
 			}
-		case c < 0x20:
+		default: // a control character
 			w.fail()
 			return nil
-		default:
-			w.i++
 		}
 	}
-	w.fail()
-	return nil
 }
+
+// hasStringSpecial reports whether any of the eight bytes in x is a quote, a backslash or a
+// control character (the classic SWAR tests: a byte below n sets its high bit in
+// (x - n*ones) &^ x; a zero byte of x^c is a byte equal to c). The test is exact for "any".
+func hasStringSpecial(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	quote := x ^ '"'*ones
+	backslash := x ^ '\\'*ones
+	return (below|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
+}
+
+// plainStringByte marks the bytes a JSON string holds as they are: all but the quote, the
+// backslash and control characters. A table, so the string loop takes one branch per byte.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // escape consumes the escape sequence at w.i (its backslash included).
 func (w *walker) escape() bool {

@@ -77,3 +77,22 @@ func FuzzWalkerSyntax(f *testing.F) {
 		}
 	})
 }
+
+// TestHasStringSpecial checks the eight-byte test against the byte table for every byte
+// value at every position, with plain bytes around it.
+func TestHasStringSpecial(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(b[i])
+			}
+			want := !plainStringByte[c]
+			if got := hasStringSpecial(x); got != want {
+				t.Errorf("byte %#x at %d: special %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}
