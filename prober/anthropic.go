@@ -171,7 +171,7 @@ func (f *anthropicFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent
 		w.skip()
 		return nil
 	}
-	err = w.object(func(key []byte) error {
+	err = w.finish(w.object(func(key []byte) error {
 		switch {
 		case keyIs(key, "type"):
 			var err error
@@ -196,7 +196,7 @@ func (f *anthropicFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent
 			})
 		}
 		return message(key) // usage, stop_reason, content: a whole message's fields
-	})
+	}))
 	if err != nil {
 		return err
 	}

@@ -55,21 +55,18 @@ var errChunkType = errors.New("a field has the wrong JSON type")
 // it decoded before and this decoder takes the union; no server sends duplicate keys.
 func decodeChunk(data []byte, f *chunkFacts) error {
 	*f = chunkFacts{}
-	if !json.Valid(data) {
-		var v streamChunk
-		if err := json.Unmarshal(data, &v); err != nil {
-			return err // the syntax error, with its offset
-		}
-		return errors.New("invalid JSON")
-	}
 	w := walker{b: data}
+	var err error
 	switch w.peek() {
 	case 'n':
-		return nil
+		w.skip()
 	case '{':
-		return w.object(func(key []byte) error { return f.top(&w, key) })
+		err = w.object(func(key []byte) error { return f.top(&w, key) })
+	default:
+		w.skip() // a syntax error in it is reported before the type
+		err = fmt.Errorf("chunk is not a JSON object: %w", errChunkType)
 	}
-	return fmt.Errorf("chunk is not a JSON object: %w", errChunkType)
+	return w.finish(err)
 }
 
 func (f *chunkFacts) top(w *walker, key []byte) error {
@@ -221,6 +218,9 @@ func keyIs(key []byte, name string) bool {
 	if len(key) != len(name) {
 		return false
 	}
+	if string(key) == name {
+		return true // the usual case, one comparison
+	}
 	for i := range len(key) {
 		c := key[i]
 		if 'A' <= c && c <= 'Z' {
@@ -231,137 +231,6 @@ func keyIs(key []byte, name string) bool {
 		}
 	}
 	return true
-}
-
-// walker reads JSON that json.Valid accepted, so it checks types but never syntax.
-type walker struct {
-	b []byte
-	i int
-	// lastEscaped says the string str returned last had escapes.
-	lastEscaped bool
-	// key holds an unescaped key (rare), reused.
-	key []byte
-}
-
-func (w *walker) ws() {
-	for w.i < len(w.b) {
-		switch w.b[w.i] {
-		case ' ', '\t', '\n', '\r':
-			w.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek returns the first byte of the next value (valid JSON guarantees there is one).
-func (w *walker) peek() byte {
-	w.ws()
-	return w.b[w.i]
-}
-
-// str reads the string at w.i and returns its raw content (escapes left as they are).
-func (w *walker) str() []byte {
-	w.i++ // the opening quote
-	start := w.i
-	w.lastEscaped = false
-	for {
-		switch w.b[w.i] {
-		case '\\':
-			w.lastEscaped = true
-			w.i += 2
-		case '"':
-			raw := w.b[start:w.i]
-			w.i++
-			return raw
-		default:
-			w.i++
-		}
-	}
-}
-
-// skip moves past one value.
-func (w *walker) skip() {
-	switch w.peek() {
-	case '"':
-		w.str()
-	case '{', '[':
-		depth := 0
-		for {
-			switch w.b[w.i] {
-			case '"':
-				w.str()
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					w.i++
-					return
-				}
-			}
-			w.i++
-		}
-	default: // a number or a literal
-		for w.i < len(w.b) {
-			switch w.b[w.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return
-			}
-			w.i++
-		}
-	}
-}
-
-// object calls member for each key of the object at w.i; member consumes the value.
-func (w *walker) object(member func(key []byte) error) error {
-	w.i++ // {
-	if w.peek() == '}' {
-		w.i++
-		return nil
-	}
-	for {
-		w.ws()
-		key := w.str()
-		if w.lastEscaped {
-			var s string
-			_ = json.Unmarshal(w.b[w.i-len(key)-2:w.i], &s)
-			w.key = append(w.key[:0], s...)
-			key = w.key
-		}
-		w.ws()
-		w.i++ // :
-		if err := member(key); err != nil {
-			return err
-		}
-		if w.peek() == ',' {
-			w.i++
-			continue
-		}
-		w.i++ // }
-		return nil
-	}
-}
-
-// array calls elem for each element of the array at w.i; elem consumes it.
-func (w *walker) array(elem func() error) error {
-	w.i++ // [
-	if w.peek() == ']' {
-		w.i++
-		return nil
-	}
-	for {
-		if err := elem(); err != nil {
-			return err
-		}
-		if w.peek() == ',' {
-			w.i++
-			continue
-		}
-		w.i++ // ]
-		return nil
-	}
 }
 
 // stringOrNull reads a string field: its raw content, or ok=false for null.

@@ -3,27 +3,22 @@ package prober
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 )
 
 // Helpers shared by the event decoders of the non-OpenAI flavours: they read one event with
-// the allocation-free walker of chunk.go (json.Valid first, so the walker only checks types).
+// the single-pass walker of walker.go.
 
-// eventObject checks that data is one valid JSON object and returns a walker at its start.
+// eventObject returns a walker at the start of the JSON object in data, or the error that it
+// is not one; the decoder walks the object and ends with finish, which reports a syntax error
+// anywhere in data first.
 func eventObject(data []byte) (walker, error) {
-	if !json.Valid(data) {
-		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
-			return walker{}, err // the syntax error, with its offset
-		}
-		return walker{}, errors.New("invalid JSON")
-	}
 	w := walker{b: data}
 	if w.peek() != '{' {
-		return walker{}, fmt.Errorf("event is not a JSON object: %w", errChunkType)
+		w.skip()
+		return walker{}, w.finish(fmt.Errorf("event is not a JSON object: %w", errChunkType))
 	}
 	return w, nil
 }

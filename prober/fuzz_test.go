@@ -3,6 +3,7 @@ package prober
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -50,6 +51,15 @@ func fuzzStream(f *testing.F, c *httpClient) {
 		checkRecord(t, whole)
 		if whole.Chunks != 0 || len(whole.Gaps) != 0 {
 			t.Fatalf("a whole body recorded %d chunks", whole.Chunks)
+		}
+		// The same bytes as one event: what is not valid JSON must be refused (the walker
+		// checks syntax in its one pass; json.Valid is the reference).
+		if !json.Valid(body) && string(bytes.TrimSpace(body)) != "[DONE]" {
+			for _, whole := range []bool{false, true} {
+				if err := c.flavour.decode(body, false, whole, false, &StreamEvent{}); err == nil {
+					t.Fatalf("%q (whole %v): invalid JSON decoded without an error", body, whole)
+				}
+			}
 		}
 	})
 }

@@ -179,7 +179,7 @@ func (f *responsesFlavour) decode(data []byte, isError, whole, _ bool, ev *Strea
 		return err
 	}
 	r := responsesFacts{input: -1, output: -1, cached: -1, reasoningN: -1}
-	err = w.object(func(key []byte) error {
+	err = w.finish(w.object(func(key []byte) error {
 		switch {
 		case keyIs(key, "type"):
 			var err error
@@ -206,7 +206,7 @@ func (f *responsesFlavour) decode(data []byte, isError, whole, _ bool, ev *Strea
 			return r.errorObject(&w) // {"type":"error","error":{...}}
 		}
 		return r.response(&w, key) // a whole response's fields
-	})
+	}))
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (f *tgiFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent) erro
 		errMsg, errType                 []byte
 		isErr                           bool
 	)
-	err = w.object(func(key []byte) error {
+	err = w.finish(w.object(func(key []byte) error {
 		switch {
 		case keyIs(key, "token"):
 			return w.members("token", func(key []byte) error {
@@ -144,7 +144,7 @@ func (f *tgiFlavour) decode(data []byte, _, whole, _ bool, ev *StreamEvent) erro
 		}
 		w.skip()
 		return nil
-	})
+	}))
 	if err != nil {
 		return err
 	}

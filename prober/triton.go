@@ -72,7 +72,7 @@ func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error
 	}
 	var errMsg []byte
 	isErr := false
-	err = w.object(func(key []byte) error {
+	err = w.finish(w.object(func(key []byte) error {
 		switch {
 		case keyIs(key, "text_output"):
 			return w.text(&ev.Content, "text_output")
@@ -101,7 +101,7 @@ func (f *tritonFlavour) decode(data []byte, _, _, _ bool, ev *StreamEvent) error
 		}
 		w.skip()
 		return nil
-	})
+	}))
 	if err != nil {
 		return err
 	}

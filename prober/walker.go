@@ -1,0 +1,352 @@
+package prober
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+)
+
+// walker reads one JSON text in a single pass, checking its syntax as it goes: json.Valid's
+// separate pass over every chunk was half of the decoding time (docs/benchmarks.md). A syntax
+// error is sticky: it is recorded and the walker jumps to the end, so the readers built on it
+// see a value of no type (peek returns 0) and stop; finish then reports the syntax error
+// before any type error. It accepts exactly what json.Valid accepts, nesting limit
+// included (FuzzWalkerSyntax holds the two together).
+type walker struct {
+	b []byte
+	i int
+	// lastEscaped says the string str returned last had escapes.
+	lastEscaped bool
+	// key holds an unescaped key (rare), reused.
+	key []byte
+	// syntax is set at the first syntax error.
+	syntax bool
+	// depth counts the objects and arrays open at w.i.
+	depth int
+}
+
+// maxJSONDepth is encoding/json's nesting limit: deeper input is not valid JSON there.
+const maxJSONDepth = 10000
+
+// errJSONSyntax is reported when encoding/json, asked again for the error's text, finds none
+// (it never should: the walker and json.Valid agree).
+var errJSONSyntax = errors.New("invalid JSON")
+
+// fail records a syntax error and moves to the end of the input.
+func (w *walker) fail() {
+	w.syntax = true
+	w.i = len(w.b)
+}
+
+// finish ends a walk that returned err: a syntax error anywhere in the input if there is one
+// (encoding/json's text, with its offset), else err, else a syntax error if anything but
+// whitespace follows the value. A walk that stopped at a type error has not read the rest, so
+// the rare error path asks json.Valid.
+func (w *walker) finish(err error) error {
+	if !w.syntax {
+		if err != nil {
+			w.syntax = !json.Valid(w.b)
+		} else if w.ws(); w.i < len(w.b) {
+			w.fail()
+		}
+	}
+	if w.syntax {
+		var v any
+		if jerr := json.Unmarshal(w.b, &v); jerr != nil {
+			return jerr
+		}
+		return errJSONSyntax
+	}
+	return err
+}
+
+func (w *walker) ws() {
+	if w.i < len(w.b) && w.b[w.i] > ' ' {
+		return // servers send compact JSON: usually no whitespace at all
+	}
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the first byte of the next value, or 0 at the end (a syntax error: a value
+// was due).
+func (w *walker) peek() byte {
+	w.ws()
+	if w.i >= len(w.b) {
+		w.fail()
+		return 0
+	}
+	return w.b[w.i]
+}
+
+// expect consumes c after optional whitespace, or fails.
+func (w *walker) expect(c byte) bool {
+	w.ws()
+	if w.i < len(w.b) && w.b[w.i] == c {
+		w.i++
+		return true
+	}
+	w.fail()
+	return false
+}
+
+// str reads the string at w.i and returns its raw content (escapes left as they are). A
+// string must start at w.i; control characters and unknown escapes are syntax errors, and
+// invalid UTF-8 is not (encoding/json replaces it when decoding).
+func (w *walker) str() []byte {
+	if w.i >= len(w.b) || w.b[w.i] != '"' {
+		w.fail()
+		return nil
+	}
+	w.i++
+	start := w.i
+	w.lastEscaped = false
+	for {
+		i := w.i
+		// Eight bytes at a time while none of them is special, then byte by byte.
+		for i+8 <= len(w.b) && !hasStringSpecial(binary.LittleEndian.Uint64(w.b[i:])) {
+			i += 8
+		}
+		for i < len(w.b) && plainStringByte[w.b[i]] {
+			i++
+		}
+		w.i = i
+		if i >= len(w.b) {
+			w.fail()
+			return nil
+		}
+		switch w.b[i] {
+		case '"':
+			w.i++
+			return w.b[start:i]
+		case '\\':
+			w.lastEscaped = true
+			if !w.escape() {
+				return nil
+			}
+		default: // a control character
+			w.fail()
+			return nil
+		}
+	}
+}
+
+// hasStringSpecial reports whether any of the eight bytes in x is a quote, a backslash or a
+// control character (the classic SWAR tests: a byte below n sets its high bit in
+// (x - n*ones) &^ x; a zero byte of x^c is a byte equal to c). The test is exact for "any".
+func hasStringSpecial(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	quote := x ^ '"'*ones
+	backslash := x ^ '\\'*ones
+	return (below|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
+}
+
+// plainStringByte marks the bytes a JSON string holds as they are: all but the quote, the
+// backslash and control characters. A table, so the string loop takes one branch per byte.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// escape consumes the escape sequence at w.i (its backslash included).
+func (w *walker) escape() bool {
+	if w.i+1 >= len(w.b) {
+		w.fail()
+		return false
+	}
+	switch w.b[w.i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		w.i += 2
+		return true
+	case 'u':
+		if w.i+6 > len(w.b) {
+			w.fail()
+			return false
+		}
+		for _, h := range w.b[w.i+2 : w.i+6] {
+			if !isHex(h) {
+				w.fail()
+				return false
+			}
+		}
+		w.i += 6
+		return true
+	}
+	w.fail()
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// number consumes a JSON number at w.i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (w *walker) number() {
+	b, i := w.b, w.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	default:
+		w.fail()
+		return
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			w.fail()
+			return
+		}
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			w.fail()
+			return
+		}
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	}
+	w.i = i
+}
+
+// literal consumes true, false or null at w.i.
+func (w *walker) literal(word string) {
+	if len(w.b)-w.i >= len(word) && string(w.b[w.i:w.i+len(word)]) == word {
+		w.i += len(word)
+		return
+	}
+	w.fail()
+}
+
+// skip moves past one value, checking it.
+func (w *walker) skip() {
+	switch c := w.peek(); {
+	case c == '"':
+		w.str()
+	case c == '{':
+		_ = w.object(func([]byte) error { w.skip(); return nil })
+	case c == '[':
+		_ = w.array(func() error { w.skip(); return nil })
+	case c == 't':
+		w.literal("true")
+	case c == 'f':
+		w.literal("false")
+	case c == 'n':
+		w.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		w.number()
+	default:
+		w.fail()
+	}
+}
+
+// open enters an object or array at w.i, or fails past the nesting limit.
+func (w *walker) open() bool {
+	w.i++
+	w.depth++
+	if w.depth > maxJSONDepth {
+		w.fail()
+		return false
+	}
+	return true
+}
+
+// object calls member for each key of the object at w.i; member consumes the value. It stops
+// at member's first error; a syntax error stops it too (w.syntax, for finish to report).
+func (w *walker) object(member func(key []byte) error) error {
+	if !w.open() {
+		return nil
+	}
+	defer func() { w.depth-- }()
+	w.ws()
+	if w.i < len(w.b) && w.b[w.i] == '}' {
+		w.i++
+		return nil
+	}
+	for !w.syntax {
+		w.ws()
+		key := w.str()
+		if w.syntax {
+			return nil
+		}
+		if w.lastEscaped {
+			var s string
+			_ = json.Unmarshal(w.b[w.i-len(key)-2:w.i], &s)
+			w.key = append(w.key[:0], s...)
+			key = w.key
+		}
+		if !w.expect(':') {
+			return nil
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+		w.ws()
+		if w.i < len(w.b) {
+			switch w.b[w.i] {
+			case ',':
+				w.i++
+				continue
+			case '}':
+				w.i++
+				return nil
+			}
+		}
+		w.fail()
+	}
+	return nil
+}
+
+// array calls elem for each element of the array at w.i; elem consumes it.
+func (w *walker) array(elem func() error) error {
+	if !w.open() {
+		return nil
+	}
+	defer func() { w.depth-- }()
+	w.ws()
+	if w.i < len(w.b) && w.b[w.i] == ']' {
+		w.i++
+		return nil
+	}
+	for !w.syntax {
+		if err := elem(); err != nil {
+			return err
+		}
+		w.ws()
+		if w.i < len(w.b) {
+			switch w.b[w.i] {
+			case ',':
+				w.i++
+				continue
+			case ']':
+				w.i++
+				return nil
+			}
+		}
+		w.fail()
+	}
+	return nil
+}
