@@ -28,7 +28,9 @@ for _ in $(seq 50); do curl -sf http://$SIM_ADDR/health >/dev/null && break; sle
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $RATE req/s per target, /metrics every ${SCRAPE}s, ${WARM}s warm, ${MEASURE}s measured"
-printf '%-8s %-10s %-14s %-12s %-12s %-10s %s\n' targets req/s "cpu_%_of_core" rss_MiB peak_MiB series load
+# RSS is anonymous memory (heap, stacks) plus file-backed pages (the binary's text, which the
+# kernel can drop and read again): both count against a container's memory limit.
+printf '%-8s %-10s %-14s %-10s %-10s %-10s %-10s %-10s %s\n' targets req/s "cpu_%_of_core" rss_MiB peak_MiB anon_MiB file_MiB series load
 ticks=$(getconf CLK_TCK)
 IFS=, read -ra counts <<<"$COUNTS"
 for n in "${counts[@]}"; do
@@ -64,9 +66,11 @@ YAML
   series=$(grep -cv '^#' "$work/metrics.txt")
   hwm=$(awk '/VmHWM/{print $2}' /proc/$dpid/status)
   rss=$(awk '/VmRSS/{print $2}' /proc/$dpid/status)
+  anon=$(awk '/RssAnon/{print $2}' /proc/$dpid/status)
+  file=$(awk '/RssFile/{print $2}' /proc/$dpid/status)
   awk -v n="$n" -v r="$RATE" -v c0="$cpu0" -v c1="$cpu1" -v t="$ticks" -v s0="$t0" -v s1="$t1" \
-    -v h="$hwm" -v m="$rss" -v k="$series" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
-    printf "%-8d %-10.1f %-14.2f %-12.1f %-12.1f %-10d %s\n", n, n*r, (c1-c0)/t/(s1-s0)*100, m/1024, h/1024, k, l }'
+    -v h="$hwm" -v m="$rss" -v a="$anon" -v f="$file" -v k="$series" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+    printf "%-8d %-10.1f %-14.2f %-10.1f %-10.1f %-10.1f %-10.1f %-10d %s\n", n, n*r, (c1-c0)/t/(s1-s0)*100, m/1024, h/1024, a/1024, f/1024, k, l }'
   kill "$dpid"
   wait "$dpid" 2>/dev/null || true
 done
