@@ -10,7 +10,7 @@ LDFLAGS      := -X github.com/prometheus/common/version.Version=$(VERSION) \
                 -X github.com/prometheus/common/version.Revision=$(REVISION) \
                 -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run test vet staticcheck unit fuzz soak soak-short bench bench-load bench-rules generate tools clean
+.PHONY: all build run test vet staticcheck unit fuzz soak soak-short bench bench-load bench-rules bench-targets generate release tools clean
 
 all: build
 
@@ -70,10 +70,23 @@ bench-rules: build
 	scripts/bench-rules.sh
 	scripts/bench-rules-history.sh
 
+# The daemon's CPU and RSS with 1, 10 and 100 targets (see docs/benchmarks.md).
+bench-targets: build
+	scripts/bench-targets.sh
+
 # The PrometheusRule and dashboards ConfigMap of the Helm chart and the kustomizations, from
 # alerts/ and dashboards/; deploy/generate's test fails when they are out of date.
 generate:
 	$(GO) run ./deploy/generate
+
+# Sets a release's version in the chart (version, appVersion), every kustomization's image tag
+# and the examples' image references: make release VERSION=1.2.3; then commit and tag v1.2.3
+# (deploy/chart_test.go holds the tag to the chart). VERSION must be given: its default is
+# git describe's, for builds.
+release:
+	@if [ "$(origin VERSION)" != "command line" ] && [ "$(origin VERSION)" != "environment" ]; then \
+	  echo "usage: make release VERSION=x.y.z" >&2; exit 2; fi
+	scripts/release.sh "$(VERSION)"
 
 # helm, kustomize, kubectl-validate, the Kubernetes schemas and the Prometheus Operator CRDs the
 # deploy tests use (deploy/tools/versions); .ci/run runs this before `make test`.

@@ -2,7 +2,11 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -12,6 +16,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/inferprobe/inferprobe/internal/testkit"
 )
 
 // chartDir is the Helm chart, relative to deploy/.
@@ -28,13 +34,9 @@ func helmTemplate(t *testing.T, ts toolset, args ...string) []byte {
 // readYAML decodes one YAML file into a generic value.
 func readYAML(t *testing.T, file string) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	v, err := decodeYAMLFile(file)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var v map[string]any
-	if err := yaml.Unmarshal(data, &v); err != nil {
-		t.Fatalf("%s: %v", file, err)
 	}
 	return v
 }
@@ -339,6 +341,32 @@ func TestChartShipsTheSources(t *testing.T) {
 	if !reflect.DeepEqual(rule.obj["spec"], any(want)) {
 		t.Errorf("the PrometheusRule's spec is not alerts/inferprobe.rules.yml")
 	}
+	// The Operator's admission webhook parses the rules before it accepts the object; promtool
+	// runs the same parser (and Prometheus's checks of names and labels) on the spec as
+	// rendered, and on the kustomize Component's copy.
+	promtool := testkit.Tool(t, "promtool", "apt-get install prometheus")
+	if err := checkRules(t, promtool, rule.obj); err != nil {
+		t.Errorf("helm template: PrometheusRule: %v", err)
+	}
+	kust, err := os.ReadFile(filepath.Join(repoRoot, "deploy/kubernetes/prometheus-operator/prometheusrule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdocs, err := parseDocs("prometheus-operator/prometheusrule.yaml", kust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range kdocs {
+		if err := checkRules(t, promtool, d.obj); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	// The check fails on a rule Prometheus would not load.
+	broken := map[string]any{"spec": map[string]any{"groups": []any{map[string]any{"name": "g",
+		"rules": []any{map[string]any{"record": "job:x:rate5m", "expr": "sum(rate(x[5m])"}}}}}}
+	if err := checkRules(t, promtool, broken); err == nil {
+		t.Error("promtool accepted an unbalanced expression")
+	}
 	if get(rule.obj, "metadata", "labels", "release") != "kube-prometheus-stack" {
 		t.Errorf("PrometheusRule labels %v lack prometheusRule.labels", mapping(rule.obj, "metadata", "labels"))
 	}
@@ -371,6 +399,28 @@ func TestChartShipsTheSources(t *testing.T) {
 	if len(data) != len(files) {
 		t.Errorf("dashboards ConfigMap has %d keys, dashboards/ %d files", len(data), len(files))
 	}
+}
+
+// checkRules writes a PrometheusRule's spec as a Prometheus rules file and runs `promtool
+// check rules` (the path of promtool is bin) on it.
+func checkRules(t *testing.T, bin string, obj map[string]any) error {
+	t.Helper()
+	spec := mapping(obj, "spec")
+	if len(list(spec, "groups")) == 0 {
+		return errors.New("no rule groups in the spec")
+	}
+	data, err := yaml.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command(bin, "check", "rules", file).CombinedOutput(); err != nil {
+		return fmt.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // leafPaths returns the dotted paths of a values tree's leaves: scalars, lists and empty maps.
@@ -458,33 +508,109 @@ func TestChartValuesDocumented(t *testing.T) {
 }
 
 // TestChartVersion ties the chart to releases: its version is the appVersion, the image tag
-// it deploys by default, and the tag every kustomization under deploy/kubernetes sets.
+// it deploys by default, the tag every kustomization under deploy/kubernetes sets and the one
+// every example image reference names (versionProblems); and when HEAD carries a release tag
+// vX.Y.Z, X.Y.Z is that version. scripts/release.sh (`make release`) sets them all.
 func TestChartVersion(t *testing.T) {
-	chart := readYAML(t, filepath.Join(chartDir, "Chart.yaml"))
+	version, problems, err := versionProblems(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	// No tag at HEAD (or no git) is a commit between releases: nothing to compare with.
+	if tag, err := exec.Command("git", "-C", repoRoot, "describe", "--exact-match", "--tags", "--match", "v[0-9]*", "HEAD").Output(); err == nil {
+		if p := tagProblem(strings.TrimSpace(string(tag)), version); p != "" {
+			t.Error(p)
+		}
+	}
+}
+
+// exampleImage is how docs and examples name a released image.
+var exampleImage = regexp.MustCompile(`registry\.example\.com/platform/inferprobe:([0-9A-Za-z.+-]+)`)
+
+// versionProblems reads the release version of the repository at root (Chart.yaml's
+// version) and returns every place that disagrees with it.
+func versionProblems(root string) (version string, problems []string, err error) {
+	chart, err := decodeYAMLFile(filepath.Join(root, "charts/inferprobe/Chart.yaml"))
+	if err != nil {
+		return "", nil, err
+	}
 	version, app := str(chart, "version"), str(chart, "appVersion")
 	if !regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`).MatchString(version) {
-		t.Errorf("Chart.yaml version %q is not a semantic version", version)
+		problems = append(problems, fmt.Sprintf("Chart.yaml version %q is not a semantic version", version))
 	}
 	if version != app {
-		t.Errorf("Chart.yaml version %q and appVersion %q differ: a chart release is an inferprobe release", version, app)
+		problems = append(problems, fmt.Sprintf("Chart.yaml version %q and appVersion %q differ: a chart release is an inferprobe release", version, app))
 	}
-	all := loadManifests(t)
-	n := 0
-	for _, dir := range all.dirs() {
-		for _, f := range []string{"kustomization.yaml", "kustomization.yml"} {
-			for _, d := range all[path.Join(dir, f)] {
-				for _, img := range list(d.obj, "images") {
-					if str(img, "name") == "inferprobe" {
-						n++
-						if tag := str(img, "newTag"); tag != app {
-							t.Errorf("%s: image tag %q, the chart's appVersion is %q", d, tag, app)
-						}
+	tags := 0
+	var files []string
+	for _, dir := range []string{"deploy/kubernetes", "charts/inferprobe/examples"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				files = append(files, p)
+			}
+			return err
+		})
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	files = append(files, filepath.Join(root, "docs/deploy.md"))
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		rel = filepath.ToSlash(rel)
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, m := range exampleImage.FindAllSubmatch(data, -1) {
+			if string(m[1]) != app {
+				problems = append(problems, fmt.Sprintf("%s names %s, the chart's appVersion is %q", rel, m[0], app))
+			}
+		}
+		if base := path.Base(rel); base != "kustomization.yaml" && base != "kustomization.yml" {
+			continue
+		}
+		docs, err := parseDocs(rel, data)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, d := range docs {
+			for _, img := range list(d.obj, "images") {
+				if str(img, "name") == "inferprobe" {
+					tags++
+					if tag := str(img, "newTag"); tag != app {
+						problems = append(problems, fmt.Sprintf("%s: image tag %q, the chart's appVersion is %q", rel, tag, app))
 					}
 				}
 			}
 		}
 	}
-	if n == 0 {
-		t.Error("no kustomization sets the inferprobe image")
+	if tags == 0 {
+		problems = append(problems, "no kustomization under deploy/kubernetes sets the inferprobe image")
 	}
+	return version, problems, nil
+}
+
+// tagProblem compares a release tag (vX.Y.Z) with the chart's version.
+func tagProblem(tag, version string) string {
+	if tag != "v"+version {
+		return fmt.Sprintf("HEAD is tagged %s, but the chart's version is %q: run `make release VERSION=%s` before tagging", tag, version, strings.TrimPrefix(tag, "v"))
+	}
+	return ""
+}
+
+// decodeYAMLFile decodes one YAML file into a generic value.
+func decodeYAMLFile(file string) (map[string]any, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var v map[string]any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return v, nil
 }

@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -19,6 +20,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Where the copies go, relative to the repository root.
@@ -149,7 +152,47 @@ data:
 		cm.WriteString("  " + path.Base(f) + ": " + literal(data, "    "))
 	}
 	out[kustomizeBoards] = cm.Bytes()
+	if err := fitsClientSideApply(kustomizeBoards, out[kustomizeBoards]); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// annotationLimit is the API server's limit on the total size of an object's annotations
+// (apimachinery's TotalAnnotationSizeLimitB).
+const annotationLimit = 256 << 10
+
+// lastApplied is the annotation in which client-side `kubectl apply` keeps the object it applied.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// fitsClientSideApply checks that an object can be applied with client-side `kubectl apply`
+// (the default of `kubectl apply -k`), which stores the whole object as JSON in an
+// annotation: a dashboards ConfigMap that outgrows it is refused by the API server only when
+// someone applies it.
+func fitsClientSideApply(name string, doc []byte) error {
+	n, err := lastAppliedSize(doc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if n > annotationLimit {
+		return fmt.Errorf("%s: its %s annotation would be %d bytes, over the API server's %d for all annotations: "+
+			"split dashboards/ into more ConfigMaps or document `kubectl apply --server-side`", name, lastApplied, n, annotationLimit)
+	}
+	return nil
+}
+
+// lastAppliedSize returns the bytes the last-applied annotation of the YAML object doc takes:
+// its key and the object as JSON.
+func lastAppliedSize(doc []byte) (int, error) {
+	var obj any
+	if err := yaml.Unmarshal(doc, &obj); err != nil {
+		return 0, err
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return 0, err
+	}
+	return len(lastApplied) + len(data), nil
 }
 
 // sources returns the files in dir with the extension, sorted.

@@ -119,6 +119,43 @@ func TestRenderedObjectsCarryTheSources(t *testing.T) {
 	}
 }
 
+// TestDashboardsFitClientSideApply checks that the kustomize base's dashboards ConfigMap can be
+// applied with client-side `kubectl apply -k` (render refuses one that cannot), and that the
+// check measures what it should: one more dashboard of the size of the rest must not fit.
+func TestDashboardsFitClientSideApply(t *testing.T) {
+	out, err := render(os.DirFS(repoRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := lastAppliedSize(out[kustomizeBoards])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The JSON of the dashboards, escaped once more as strings, is larger than the YAML file.
+	if yamlSize := len(out[kustomizeBoards]); n < yamlSize/2 || n > annotationLimit {
+		t.Errorf("%s: last-applied annotation %d bytes (YAML %d), want at most %d", kustomizeBoards, n, yamlSize, annotationLimit)
+	}
+	t.Logf("%s: last-applied annotation %d of %d bytes", kustomizeBoards, n, annotationLimit)
+
+	// Sources with a dashboard as large as the limit: render must refuse them.
+	fsys := fstest.MapFS{"alerts/a.yml": {Data: []byte("groups: []\n")}}
+	boards, err := filepath.Glob(filepath.Join(repoRoot, "dashboards", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range boards {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys["dashboards/"+filepath.Base(b)] = &fstest.MapFile{Data: data}
+	}
+	fsys["dashboards/zz-large.json"] = &fstest.MapFile{Data: []byte(`{"title": "` + strings.Repeat("x", annotationLimit) + `"}` + "\n")}
+	if _, err := render(fsys); err == nil || !strings.Contains(err.Error(), lastApplied) {
+		t.Errorf("render of a dashboards ConfigMap over the annotation limit: %v", err)
+	}
+}
+
 // TestLiteral covers the block scalar's edge cases: no final newline, blank lines, lines that
 // would mean something else at the top level.
 func TestLiteral(t *testing.T) {
