@@ -491,7 +491,7 @@ targets:
     traffic: {rate: 1, seed: 3}
     request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
     warmup: {requests: 0, min_duration: 0s}
-    slo: {e2e: 400ms}
+    slo: {e2e: 400ms, target_ratio: 0.95}
 `, url))
 	rep, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: SweepLinear, Stages: 3,
 		StageDuration: 2 * time.Second, ProbeDuration: 3 * time.Second, ProbeConcurrency: 16})
@@ -508,14 +508,22 @@ targets:
 	if len(st) != 3 || math.Abs(st[2].Rate-sw.ProbeRate) > 1e-9 || math.Abs(st[0].Rate-sw.ProbeRate/3) > 1e-9 {
 		t.Fatalf("stages %v, want thirds of %v", sw.Rates, sw.ProbeRate)
 	}
+	if sw.GoodputTarget != 0.95 {
+		t.Errorf("goodput target %g, want the target's slo.target_ratio 0.95", sw.GoodputTarget)
+	}
+	// The knee is where the goodput ratio stays at or above the target: every stage up to
+	// it kept the target, and the one after it did not.
 	for k, s := range st {
-		below := s.GoodputRatio >= sw.GoodputTarget
-		if k == sw.KneeStage && !below {
-			t.Errorf("knee stage %d has goodput %.3f below the target", k, s.GoodputRatio)
+		kept := s.GoodputRatio >= sw.GoodputTarget
+		if k <= sw.KneeStage && !kept {
+			t.Errorf("stage %d, at or below the knee %d, has goodput %.3f below the target", k, sw.KneeStage, s.GoodputRatio)
 		}
-		if k > sw.KneeStage && below {
-			t.Errorf("stage %d kept the goodput target (%.3f) above the knee %d", k, s.GoodputRatio, sw.KneeStage)
+		if k == sw.KneeStage+1 && kept {
+			t.Errorf("stage %d kept the goodput target (%.3f) right above the knee %d", k, s.GoodputRatio, sw.KneeStage)
 		}
+	}
+	if sw.KneeStage >= 0 && sw.KneeRate != sw.Rates[sw.KneeStage] {
+		t.Errorf("knee rate %v is not stage %d's rate %v", sw.KneeRate, sw.KneeStage, sw.Rates[sw.KneeStage])
 	}
 	if sw.KneeStage < 0 {
 		t.Errorf("no stage kept the goodput target: %+v", st[0].Requests)
@@ -526,6 +534,31 @@ targets:
 	}
 	if _, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: "log"}); err == nil {
 		t.Error("a sweep of an unknown type ran")
+	}
+}
+
+// TestKneeStaysAtTarget feeds goodput ratios to the knee rule: the knee is the last stage up
+// to which every stage's ratio is at or above the target, so a stage that passes after a dip
+// is not the knee, and a target met exactly counts as met.
+func TestKneeStaysAtTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ratios []float64
+		target float64
+		want   int
+	}{
+		{"all kept", []float64{1, 1, 0.995}, 0.99, 2},
+		{"falls off at the third", []float64{1, 0.999, 0.98, 0.7}, 0.99, 1},
+		{"a dip and a recovery above it", []float64{1, 0.97, 0.995, 0.999}, 0.99, 0},
+		{"first below", []float64{0.98, 1, 1}, 0.99, -1},
+		{"exactly at the target", []float64{0.95, 0.95, 0.949}, 0.95, 1},
+		{"not a number is not kept", []float64{1, math.NaN(), 1}, 0.9, 0},
+		{"a target of one", []float64{1, 1, 0.9999}, 1, 1},
+		{"no stages", nil, 0.99, -1},
+	} {
+		if got := Knee(tc.ratios, tc.target); got != tc.want {
+			t.Errorf("%s: Knee(%v, %g) = %d, want %d", tc.name, tc.ratios, tc.target, got, tc.want)
+		}
 	}
 }
 
