@@ -152,6 +152,108 @@ targets:
 	validate(t, rep)
 }
 
+// TestEveryDistributionMatchesTheRecords: every percentile of every distribution of a run
+// (TTFT, TTFOT, ITL, inter-chunk gaps, TPOT, normalised TPOT, e2e and the schedule delay) is
+// within the sketch's stated bound of the exact one computed from requests.jsonl, against a
+// simulator that sends 3 tokens per chunk with jittered gaps, so ITL's per-token weighting
+// (a k-token chunk after a gap g is k values g/k) is what is checked, not a copy of the gaps.
+func TestEveryDistributionMatchesTheRecords(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter, c.ChunkTokens = 20*time.Millisecond, 0, 3*time.Millisecond, 0.6, 3
+	})
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic:
+      pacer: stages
+      seed: 5
+      stages: [{rate: 30, duration: 1s}, {concurrency: 3, duration: 1s}]
+    request: {input_tokens: 8, max_tokens: 13, ignore_eos: true}
+    warmup: {requests: 1, min_duration: 0s}
+`, url))
+	var lines bytes.Buffer
+	rep, err := Run(context.Background(), cfg, Options{Requests: &lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		stage int
+		name  string
+	}
+	exact := map[key][]float64{}
+	sc := bufio.NewScanner(&lines)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l RequestLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		exact[key{l.Stage, "schedule_delay"}] = append(exact[key{l.Stage, "schedule_delay"}], l.Delay)
+		if l.Warmup || l.Result != prober.ResultSuccess {
+			continue
+		}
+		add := func(name string, v ...float64) { exact[key{l.Stage, name}] = append(exact[key{l.Stage, name}], v...) }
+		add("ttft", l.TTFT)
+		add("ttfot", l.TTFOT)
+		add("e2e", l.E2E)
+		add("tpot", l.TPOT)
+		add("normalized_tpot", l.NormTPOT)
+		add("inter_chunk", l.Gaps...)
+		if len(l.GapTokens) != len(l.Gaps) {
+			t.Fatalf("request %d: %d gaps, %d gap token counts", l.Seq, len(l.Gaps), len(l.GapTokens))
+		}
+		var tokens int
+		for i, g := range l.Gaps {
+			k := l.GapTokens[i]
+			tokens += k
+			for range k {
+				add("itl", g/float64(k))
+			}
+		}
+		// 13 tokens in chunks of 3: the first chunk holds 3, the rest follow in 4 gaps.
+		if len(l.Gaps) != 4 || tokens != 10 || l.OutputTokens != 13 {
+			t.Errorf("request %d: %d gaps carrying %d tokens of %d, want 4 gaps and 10 of 13", l.Seq, len(l.Gaps), tokens, l.OutputTokens)
+		}
+	}
+	st := rep.Runs[0].Targets[0].Stages
+	if len(st) != 2 {
+		t.Fatalf("%d stages", len(st))
+	}
+	for si, s := range st {
+		dists := map[string]*Dist{"ttft": s.TTFT, "ttfot": s.TTFOT, "itl": s.ITL, "inter_chunk": s.InterChunk,
+			"tpot": s.TPOT, "normalized_tpot": s.NormTPOT, "e2e": s.E2E, "schedule_delay": s.Load.ScheduleDelay}
+		for name, d := range dists {
+			values := slices.Clone(exact[key{si, name}])
+			slices.Sort(values)
+			if int64(len(values)) != d.Count() || len(values) < 20 {
+				t.Errorf("stage %d %s: %d values in the sketch, %d in the records", si, name, d.Count(), len(values))
+				continue
+			}
+			sum := d.Summary()
+			for i, q := range quantiles {
+				want := exactQuantile(values, q)
+				if got := sum.Percentiles[percentileNames[i]]; math.Abs(got-want) > RelativeAccuracy*want*1.0001+1e-9 {
+					t.Errorf("stage %d %s %s = %.7f, exact %.7f: off by more than %.1f%%", si, name, percentileNames[i], got, want, RelativeAccuracy*100)
+				}
+			}
+			var mean float64
+			for _, v := range values {
+				mean += v / float64(len(values))
+			}
+			if math.Abs(sum.Min-values[0]) > 1e-9 || math.Abs(sum.Max-values[len(values)-1]) > 1e-9 || math.Abs(sum.Mean-mean) > 1e-9*max(1, mean) {
+				t.Errorf("stage %d %s min/mean/max %v/%v/%v, exact %v/%v/%v", si, name, sum.Min, sum.Mean, sum.Max, values[0], mean, values[len(values)-1])
+			}
+		}
+		// ITL is per token: 3 tokens come about 3 ms apart each, so a gap is about 9 ms and
+		// ITL about 3 ms (a loaded machine only adds).
+		if itl, gap := s.ITL.Summary().Mean, s.InterChunk.Summary().Mean; itl < 0.0027 || math.Abs(gap/itl-10.0/4) > 0.01 {
+			t.Errorf("stage %d: ITL mean %.5f, gap mean %.5f; want ITL about 3 ms and gaps 10/4 of it (10 tokens in 4 gaps)", si, itl, gap)
+		}
+	}
+}
+
 // validate checks a report against report.schema.json.
 func validate(t *testing.T, rep *Report) {
 	t.Helper()
