@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -250,6 +251,40 @@ targets:
 		// ITL about 3 ms (a loaded machine only adds).
 		if itl, gap := s.ITL.Summary().Mean, s.InterChunk.Summary().Mean; itl < 0.0027 || math.Abs(gap/itl-10.0/4) > 0.01 {
 			t.Errorf("stage %d: ITL mean %.5f, gap mean %.5f; want ITL about 3 ms and gaps 10/4 of it (10 tokens in 4 gaps)", si, itl, gap)
+		}
+	}
+}
+
+// TestRepeatUntilCV: with a CV threshold every pair of passes meets, the runs stop after two of
+// at most four and say so; with one no real figure meets, all four run.
+func TestRepeatUntilCV(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 5*time.Millisecond, time.Millisecond })
+	y := fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 6, stages: [{rate: 30, duration: 300ms}]}
+    request: {input_tokens: 4, max_tokens: 3, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url)
+	for _, tc := range []struct {
+		cv       float64
+		wantRuns int
+		stops    bool
+	}{
+		{1e6, 2, true},    // any two passes' CV is below a million
+		{1e-12, 4, false}, // two passes' throughputs never agree to 12 digits
+	} {
+		progress := &testkit.LockedBuffer{}
+		rep, err := Run(context.Background(), parse(t, y), Options{RepeatRuns: 4, RepeatUntilCV: tc.cv,
+			CVFigure: FigureRequestsPerS, Progress: progress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := strings.Contains(progress.String(), "the coefficient of variation of requests_per_second is below")
+		if len(rep.Runs) != tc.wantRuns || stopped != tc.stops || rep.Repeats[0].Figures[FigureRequestsPerS].N != tc.wantRuns {
+			t.Errorf("repeat-until-cv %g: %d runs (stop line %v), want %d (%v); progress:\n%s", tc.cv, len(rep.Runs), stopped, tc.wantRuns, tc.stops, progress)
 		}
 	}
 }
@@ -542,6 +577,19 @@ targets:
 	// The open-loop stage's schedule is the same arrivals split over the shards.
 	if ms[0].Load.Sent != ss[0].Load.Sent || ms[0].Rate != 60 || ms[1].Concurrency != 3 {
 		t.Errorf("merged stage 0 sent %d at %v/s, single run %d; stage 1 concurrency %d", ms[0].Load.Sent, ms[0].Rate, ss[0].Load.Sent, ms[1].Concurrency)
+	}
+	// The simulator has no faults and the lengths are fixed, so the merged open-loop stage's
+	// counts are the single run's exactly, not only its arrivals.
+	m0, s0 := ms[0], ss[0]
+	if !maps.Equal(m0.Requests, s0.Requests) || m0.OutputTokens != s0.OutputTokens || m0.PromptTokens != s0.PromptTokens ||
+		m0.Goodput != s0.Goodput || m0.GoodputRatio != s0.GoodputRatio || m0.E2E.Count() != s0.E2E.Count() ||
+		m0.TTFT.Count() != s0.TTFT.Count() || m0.ITL.Count() != s0.ITL.Count() || m0.Load.ScheduleDelay.Count() != s0.Load.ScheduleDelay.Count() {
+		t.Errorf("merged stage 0: requests %v, tokens %d/%d, goodput %d (%v), counts e2e %d ttft %d itl %d delay %d; single run: %v, %d/%d, %d (%v), %d %d %d %d",
+			m0.Requests, m0.PromptTokens, m0.OutputTokens, m0.Goodput, m0.GoodputRatio, m0.E2E.Count(), m0.TTFT.Count(), m0.ITL.Count(), m0.Load.ScheduleDelay.Count(),
+			s0.Requests, s0.PromptTokens, s0.OutputTokens, s0.Goodput, s0.GoodputRatio, s0.E2E.Count(), s0.TTFT.Count(), s0.ITL.Count(), s0.Load.ScheduleDelay.Count())
+	}
+	if m0.Requests[prober.ResultSuccess] == 0 {
+		t.Errorf("merged stage 0 has no successful request: %v", m0.Requests)
 	}
 	var e2e []float64
 	sc := bufio.NewScanner(&lines)
