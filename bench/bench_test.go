@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/inferprobe/inferprobe/config"
@@ -287,6 +288,80 @@ targets:
 			t.Errorf("repeat-until-cv %g: %d runs (stop line %v), want %d (%v); progress:\n%s", tc.cv, len(rep.Runs), stopped, tc.wantRuns, tc.stops, progress)
 		}
 	}
+}
+
+// fakeAccelerator serves accelerator series as the NVML collector names them, for two GPUs:
+// each draws 150 W (its energy counter grows with the time since start) and has 10 GiB in use
+// during stage 0 and 20 GiB after the switch time.
+type fakeAccelerator struct {
+	start, switchAt time.Time
+}
+
+var (
+	fakeAccelUp     = prometheus.NewDesc("inferprobe_accelerator_up", "up", nil, nil)
+	fakeAccelEnergy = prometheus.NewDesc("inferprobe_accelerator_energy_joules_total", "energy", []string{"gpu"}, nil)
+	fakeAccelMemory = prometheus.NewDesc("inferprobe_accelerator_memory_used_bytes", "memory", []string{"gpu"}, nil)
+)
+
+func (f *fakeAccelerator) Describe(ch chan<- *prometheus.Desc) {
+	ch <- fakeAccelUp
+	ch <- fakeAccelEnergy
+	ch <- fakeAccelMemory
+}
+
+func (f *fakeAccelerator) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	mem := 10.0 * (1 << 30)
+	if now.After(f.switchAt) {
+		mem = 20.0 * (1 << 30)
+	}
+	ch <- prometheus.MustNewConstMetric(fakeAccelUp, prometheus.GaugeValue, 1)
+	for _, gpu := range []string{"0", "1"} {
+		ch <- prometheus.MustNewConstMetric(fakeAccelEnergy, prometheus.CounterValue, 1000+150*now.Sub(f.start).Seconds(), gpu)
+		ch <- prometheus.MustNewConstMetric(fakeAccelMemory, prometheus.GaugeValue, mem, gpu)
+	}
+}
+
+// TestAcceleratorSummaryPerStage: with an accelerator collector that is up, each stage's
+// summary has the GPUs' power (the energy counter's rate, summed) and their memory in use at
+// the stage's end.
+func TestAcceleratorSummaryPerStage(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 2*time.Millisecond, time.Millisecond })
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 8, stages: [{rate: 10, duration: 600ms}, {rate: 10, duration: 600ms}]}
+    request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url))
+	now := time.Now()
+	// Stage 0 ends 600 ms into the pass: the memory switches well after its start, and stage
+	// 0's end is read when stage 1 starts, after it (a late timer only delays both).
+	acc := &fakeAccelerator{start: now, switchAt: now.Add(300 * time.Millisecond)}
+	rep, err := Run(context.Background(), cfg, Options{Accelerator: acc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range rep.Runs[0].Targets[0].Stages {
+		a := st.Accelerator
+		if a == nil || !a.Up {
+			t.Fatalf("stage %d accelerator summary %+v, want one that is up", st.Index, a)
+		}
+		// The counter is read in Collect and the window timed after Gather: on a loaded
+		// machine the two clocks may be some milliseconds apart, hence 10%.
+		if w := a.Rates["inferprobe_accelerator_energy_joules_total"]; math.Abs(w-300) > 30 {
+			t.Errorf("stage %d power %.2f W, want 2 × 150 W (not one GPU's, not joules)", st.Index, w)
+		}
+		if m := a.Gauges["inferprobe_accelerator_memory_used_bytes"]; m != 40*(1<<30) {
+			t.Errorf("stage %d memory in use %v at its end, want 2 × 20 GiB", st.Index, m)
+		}
+		if _, ok := a.Gauges["inferprobe_accelerator_up"]; ok {
+			t.Errorf("stage %d: up counted as a gauge", st.Index)
+		}
+	}
+	validate(t, rep)
 }
 
 // validate checks a report against report.schema.json.
