@@ -364,6 +364,72 @@ targets:
 	validate(t, rep)
 }
 
+// TestAdapterFigures: with a LoRA split, each stage's per-adapter figures add up to the stage's
+// (requests by result, tokens, distribution counts), every adapter got requests, and merging
+// two shards adds each adapter's figures.
+func TestAdapterFigures(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.ITL, c.Adapters = 2*time.Millisecond, time.Millisecond, []string{"sql-lora", "chat-lora"}
+	})
+	y := fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 12, stages: [{rate: 60, duration: 1s}]}
+    request:
+      input_tokens: 4
+      max_tokens: 3
+      ignore_eos: true
+      lora_traffic_split: [{name: inferprobe-sim, split: 0.5}, {name: sql-lora, split: 0.3}, {name: chat-lora, split: 0.2}]
+    warmup: {requests: 0, min_duration: 0s}
+`, url)
+	sumAdapters := func(t *testing.T, what string, st Stage) {
+		t.Helper()
+		if len(st.Adapters) != 3 {
+			t.Fatalf("%s: adapters %v, want the three of the split", what, slices.Collect(maps.Keys(st.Adapters)))
+		}
+		requests := map[string]int64{}
+		var out, prompt, e2e, itl int64
+		for name, f := range st.Adapters {
+			if f.Requests[prober.ResultSuccess] == 0 {
+				t.Errorf("%s: adapter %q got no successful request", what, name)
+			}
+			for k, v := range f.Requests {
+				requests[k] += v
+			}
+			out, prompt, e2e, itl = out+f.OutputTokens, prompt+f.PromptTokens, e2e+f.E2E.Count(), itl+f.ITL.Count()
+		}
+		if !maps.Equal(requests, st.Requests) || out != st.OutputTokens || prompt != st.PromptTokens || e2e != st.E2E.Count() || itl != st.ITL.Count() {
+			t.Errorf("%s: adapters add up to %v, tokens %d/%d, counts e2e %d itl %d; the stage has %v, %d/%d, %d, %d",
+				what, requests, prompt, out, e2e, itl, st.Requests, st.PromptTokens, st.OutputTokens, st.E2E.Count(), st.ITL.Count())
+		}
+	}
+	var shards []*Report
+	for i := range 2 {
+		rep, err := Run(context.Background(), parse(t, y), Options{Shard: &Shard{Index: i, Count: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sumAdapters(t, fmt.Sprint("shard ", i), rep.Runs[0].Targets[0].Stages[0])
+		shards = append(shards, rep)
+	}
+	merged, err := Merge(shards...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := merged.Runs[0].Targets[0].Stages[0]
+	sumAdapters(t, "merged", ms)
+	for name, f := range ms.Adapters {
+		a, b := shards[0].Runs[0].Targets[0].Stages[0].Adapters[name], shards[1].Runs[0].Targets[0].Stages[0].Adapters[name]
+		if f.E2E.Count() != a.E2E.Count()+b.E2E.Count() || f.OutputTokens != a.OutputTokens+b.OutputTokens {
+			t.Errorf("merged adapter %q: e2e count %d, output tokens %d; shards %d+%d, %d+%d", name, f.E2E.Count(), f.OutputTokens,
+				a.E2E.Count(), b.E2E.Count(), a.OutputTokens, b.OutputTokens)
+		}
+	}
+	validate(t, merged)
+}
+
 // validate checks a report against report.schema.json.
 func validate(t *testing.T, rep *Report) {
 	t.Helper()
