@@ -671,6 +671,48 @@ func BenchmarkBuilder(b *testing.B) {
 	}
 }
 
+// BenchmarkReportFinish times what follows BenchmarkBuilder's loop at the end of a run: Pass
+// (the derived figures of every stage) and the JSON encoding of the report, sketches included,
+// for a stage that took 1,000,000 records (fed once, untimed). Its cost follows the sketches'
+// bins, not the number of records.
+func BenchmarkReportFinish(b *testing.B) {
+	cfg := &config.Config{Targets: []config.Target{{Name: "t", Model: "m",
+		Traffic: config.Traffic{Pacer: "stages", Stages: []config.Stage{{Rate: 100, Duration: time.Hour}}}}}}
+	bl, err := NewBuilder(cfg, 0, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := &prober.TargetInfo{Name: "t", Model: "m"}
+	now := time.Now()
+	rec := &prober.Record{Target: info, Result: prober.ResultSuccess, Chunks: 17, OutputTokens: 17, PromptTokens: 100}
+	for i := range 16 {
+		rec.Gaps = append(rec.Gaps, time.Duration(8+i%5)*time.Millisecond)
+	}
+	const n = 1_000_000
+	for i := range n {
+		rec.Intended = now.Add(time.Duration(i) * time.Millisecond)
+		rec.Start = rec.Intended.Add(time.Duration(i%7) * time.Microsecond)
+		rec.FirstToken = time.Duration(40+i%50) * time.Millisecond
+		rec.LastToken = rec.FirstToken + 160*time.Millisecond
+		rec.End = rec.LastToken + time.Millisecond
+		bl.Observe(prober.Event{Kind: prober.EventRequestFinished, Target: info, Record: rec})
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		rep := &Report{SchemaVersion: SchemaVersion, SketchRelativeAccuracy: RelativeAccuracy, Runs: []Pass{bl.Pass(nil)}}
+		data, err := json.Marshal(rep)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+		if got := rep.Runs[0].Targets[0].Stages[0].Requests["success"]; got != n {
+			b.Fatalf("built %d of %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(size), "report-bytes")
+}
+
 // TestShardsMergeExactly: two shards of a run, written as JSON and merged, count exactly what
 // one unsharded run sends, and the merged percentiles are within the sketch's bound of the
 // exact percentiles of both shards' requests.
