@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -43,6 +44,42 @@ type runOptions struct {
 	progressInterval time.Duration
 	shard            string
 	sweep            bench.Sweep
+	sweepSet         sweepFlagsSet
+}
+
+// sweepFlagsSet records which --sweep.* flags the command line gave: those override the
+// config's sweep block, the others leave it be.
+type sweepFlagsSet struct {
+	typ, stages, stageDuration, probeDuration, probeConcurrency, goodputTarget bool
+}
+
+// sweepFor returns the sweep to run, if any: the config's sweep block with every --sweep.*
+// flag given on the command line over it, or the flags alone (with their defaults, which are
+// the block's) when --sweep.type is given without a block.
+func (o *runOptions) sweepFor(cfg *config.Config) (bench.Sweep, bool) {
+	if cfg.Sweep == nil {
+		return o.sweep, o.sweep.Type != ""
+	}
+	sw, f, set := bench.SweepFromConfig(cfg.Sweep), o.sweep, o.sweepSet
+	if set.typ {
+		sw.Type = f.Type
+	}
+	if set.stages {
+		sw.Stages = f.Stages
+	}
+	if set.stageDuration {
+		sw.StageDuration = f.StageDuration
+	}
+	if set.probeDuration {
+		sw.ProbeDuration = f.ProbeDuration
+	}
+	if set.probeConcurrency {
+		sw.ProbeConcurrency = f.ProbeConcurrency
+	}
+	if set.goodputTarget {
+		sw.GoodputTarget = f.GoodputTarget
+	}
+	return sw, true
 }
 
 func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
@@ -62,13 +99,18 @@ func addRunFlags(cmd *kingpin.CmdClause) *runOptions {
 	cmd.Flag("concurrency", "Quick run: every target in closed loop at this concurrency for --duration.").Default("0").IntVar(&o.concurrency)
 	cmd.Flag("duration", "Quick run: one stage of this length per target, at its own traffic unless --rate or --concurrency is given.").Default("0s").DurationVar(&o.duration)
 	cmd.Flag("progress.interval", "Time between progress lines on stderr.").Default("10s").DurationVar(&o.progressInterval)
-	cmd.Flag("sweep.type", "Sweep to saturation instead of running the configured stages: linear or geometric stages up to the rate a closed-loop probe sustains.").
-		EnumVar(&o.sweep.Type, bench.SweepLinear, bench.SweepGeometric)
-	cmd.Flag("sweep.stages", "Number of sweep stages.").Default("5").IntVar(&o.sweep.Stages)
-	cmd.Flag("sweep.stage-duration", "Length of each sweep stage.").Default("30s").DurationVar(&o.sweep.StageDuration)
-	cmd.Flag("sweep.probe-duration", "Length of the saturation probe.").Default("30s").DurationVar(&o.sweep.ProbeDuration)
-	cmd.Flag("sweep.probe-concurrency", "Requests in flight during the saturation probe.").Default("64").IntVar(&o.sweep.ProbeConcurrency)
-	cmd.Flag("sweep.goodput-target", "Goodput ratio a stage must keep to be at or below the knee.").Default("0.99").Float64Var(&o.sweep.GoodputTarget)
+	cmd.Flag("sweep.type", "Sweep to saturation instead of running the configured stages: linear or geometric stages up to the rate a closed-loop probe sustains. Each --sweep.* flag given overrides the config's sweep block.").
+		IsSetByUser(&o.sweepSet.typ).EnumVar(&o.sweep.Type, bench.SweepLinear, bench.SweepGeometric)
+	cmd.Flag("sweep.stages", "Number of sweep stages.").Default(strconv.Itoa(config.DefaultSweepStages)).
+		IsSetByUser(&o.sweepSet.stages).IntVar(&o.sweep.Stages)
+	cmd.Flag("sweep.stage-duration", "Length of each sweep stage.").Default(config.DefaultSweepStageDuration.String()).
+		IsSetByUser(&o.sweepSet.stageDuration).DurationVar(&o.sweep.StageDuration)
+	cmd.Flag("sweep.probe-duration", "Length of the saturation probe.").Default(config.DefaultSweepProbeDuration.String()).
+		IsSetByUser(&o.sweepSet.probeDuration).DurationVar(&o.sweep.ProbeDuration)
+	cmd.Flag("sweep.probe-concurrency", "Requests in flight during the saturation probe.").Default(strconv.Itoa(config.DefaultSweepProbeConcurrency)).
+		IsSetByUser(&o.sweepSet.probeConcurrency).IntVar(&o.sweep.ProbeConcurrency)
+	cmd.Flag("sweep.goodput-target", "Goodput ratio a stage must keep to be at or below the knee; 0: each target's slo.target_ratio.").Default("0").
+		IsSetByUser(&o.sweepSet.goodputTarget).Float64Var(&o.sweep.GoodputTarget)
 	cmd.Flag("shard", "Run shard I of N (e.g. 0/4): 1/N of each stage's arrivals and concurrency, disjoint from the other shards; merge the reports with `inferprobe report merge`.").
 		PlaceHolder("I/N").StringVar(&o.shard)
 	return o
@@ -176,12 +218,15 @@ func runBench(ctx context.Context, o *runOptions, accel *accelerator.Options, st
 			return fail(2, "quick run: %v", err)
 		}
 	}
-	if o.sweep.Type == "" {
+	sweep, sweeping := o.sweepFor(cfg)
+	if !sweeping {
 		if err := bench.Check(cfg); err != nil {
 			return fail(2, "%v", err)
 		}
+	} else if err := sweep.Check(); err != nil {
+		return fail(2, "%v", err)
 	} else if shard != nil {
-		return fail(2, "--sweep.type and --shard cannot be used together: each shard would probe its own saturation")
+		return fail(2, "a sweep (--sweep.type or the config's sweep block) and --shard cannot be used together: each shard would probe its own saturation")
 	}
 
 	// Everything that can fail goes before any traffic: the output directory first.
@@ -245,8 +290,8 @@ func runBench(ctx context.Context, o *runOptions, accel *accelerator.Options, st
 	}
 	var rep *bench.Report
 	var err error
-	if o.sweep.Type != "" {
-		rep, err = bench.RunSweep(ctx, cfg, opts, o.sweep)
+	if sweeping {
+		rep, err = bench.RunSweep(ctx, cfg, opts, sweep)
 	} else {
 		rep, err = bench.Run(ctx, cfg, opts)
 	}

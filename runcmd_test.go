@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/inferprobe/inferprobe/bench"
 	"github.com/inferprobe/inferprobe/internal/testkit"
+	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
 )
 
@@ -93,6 +97,60 @@ func TestRunCommand(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)
 		}
 	}
+	// Without a terminal, the progress is a plain line every --progress.interval.
+	if !regexp.MustCompile(`(?m)^inferprobe run: run [12]/2: \d+s, \d+ sent, \d+ finished, \d+ failed$`).MatchString(stderr) {
+		t.Errorf("no periodic progress line in:\n%s", stderr)
+	}
+}
+
+// TestRunCommandServesMetrics: with --web.listen-address, /metrics serves the probe's series
+// while the run goes on.
+func TestRunCommandServesMetrics(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 5*time.Millisecond, time.Millisecond })
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 3, stages: [{rate: 20, duration: 4s}]}
+    request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // free for the run to listen on
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := runCLI(t, "run", "--config.file="+cfg, "--web.listen-address="+addr)
+		done <- result{code, stdout, stderr}
+	}()
+	var body string
+	testkit.WaitFor(t, 30*time.Second, 50*time.Millisecond, "/metrics with request series during the run", func() bool {
+		select {
+		case r := <-done:
+			t.Fatalf("the run ended (exit %d) before /metrics showed requests:\n%s", r.code, r.stderr)
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, `inferprobe_requests_total{`) && strings.Contains(body, `target="sim"`)
+	})
+	if r := <-done; r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 // TestRunCommandRejectsBeforeTraffic: an unwritable --output, a plan that never ends and bad
@@ -114,11 +172,22 @@ func TestRunCommandRejectsBeforeTraffic(t *testing.T) {
 	if err := os.WriteFile(endless, fmt.Appendf(nil, "targets: [{name: a, url: %s, model: m, traffic: {pacer: poisson, rate: 5}}]\n", srv.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	sweepCfg := filepath.Join(dir, "sweep.yml")
+	if err := os.WriteFile(sweepCfg, fmt.Appendf(nil, "targets: [{name: a, url: %s, model: m}]\nsweep: {type: geometric, stages: 3}\n", srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badSweep := filepath.Join(dir, "badsweep.yml")
+	if err := os.WriteFile(badSweep, fmt.Appendf(nil, "targets: [{name: a, url: %s, model: m}]\nsweep:\n  type: log\n", srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--config.file=" + cfg, "--output=" + filepath.Join(blocker, "sub")}, "--output"},
+		{[]string{"--config.file=" + sweepCfg, "--sweep.stages=1"}, "sweep stages 1: want ≥ 1 (≥ 2 for geometric)"},
+		{[]string{"--config.file=" + sweepCfg, "--shard=0/2"}, "sweep (--sweep.type or the config's sweep block) and --shard cannot be used together"},
+		{[]string{"--config.file=" + badSweep}, `sweep.type (line 3): must be linear or geometric, not "log"`},
 		{[]string{"--config.file=" + endless}, `target "a": traffic.pacer poisson never ends`},
 		{[]string{"--config.file=" + cfg, "--rate=5"}, "need --duration"},
 		{[]string{"--config.file=" + cfg, "--rate=5", "--concurrency=2", "--duration=1s"}, "cannot be used together"},
@@ -188,5 +257,100 @@ func TestRunShardsAndMerge(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "report", "merge", files[0]); code != 1 || !strings.Contains(stderr, "shard 0 of 2") {
 		t.Errorf("merging one of two shards: exit %d %s", code, stderr)
+	}
+}
+
+// TestRunCommandSweepFromConfig: the config's sweep block starts a sweep (over a target whose
+// own pacer never ends), a --sweep.* flag given overrides its one key and leaves the others,
+// and the knee's goodput target defaults to the target's slo.target_ratio; a flag given for the
+// goodput target wins over that.
+func TestRunCommandSweepFromConfig(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL, c.MaxNumSeqs = 5*time.Millisecond, time.Millisecond, 4 })
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: poisson, rate: 2, seed: 4}
+    request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+    slo: {e2e: 2s, target_ratio: 0.9}
+sweep:
+  type: geometric
+  stages: 4
+  stage_duration: 400ms
+  probe_duration: 800ms
+  probe_concurrency: 4
+`, url))
+	for _, tc := range []struct {
+		flags      []string
+		wantTarget float64
+	}{
+		{[]string{"--sweep.stages=2"}, 0.9},
+		{[]string{"--sweep.stages=2", "--sweep.goodput-target=0.5"}, 0.5},
+	} {
+		out := filepath.Join(dir, fmt.Sprint("out", tc.wantTarget))
+		code, stdout, stderr := runCLI(t, append([]string{"run", "--config.file=" + cfg, "--output=" + out, "--no-output.plots"}, tc.flags...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", tc.flags, code, stdout, stderr)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Sweeps) != 1 {
+			t.Fatalf("%v: %d sweeps in the report, want 1", tc.flags, len(rep.Sweeps))
+		}
+		sw, st := rep.Sweeps[0], rep.Runs[0].Targets[0].Stages
+		if sw.Type != bench.SweepGeometric || sw.ProbeConcurrency != 4 || len(sw.Rates) != 2 || sw.GoodputTarget != tc.wantTarget {
+			t.Errorf("%v: sweep %+v, want geometric, probe concurrency 4 and 2 stages from the block and the flag, goodput target %g",
+				tc.flags, sw, tc.wantTarget)
+		}
+		if len(st) != 2 || st[0].Duration != 0.4 || st[1].Duration != 0.4 || math.Abs(st[0].Rate*10-st[1].Rate) > 1e-9 {
+			t.Errorf("%v: stages %+v, want two of 400ms a factor 10 apart", tc.flags, st)
+		}
+	}
+}
+
+// TestRunCommandQuick: --rate and --duration turn a config's stages into one constant-rate
+// stage, and without --config.file the embedded simulator is benchmarked the same way (its
+// built-in warmup gate holds the first 2 s, so that run is 3 s).
+func TestRunCommandQuick(t *testing.T) {
+	_, url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 2*time.Millisecond, time.Millisecond })
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(benchConfig, url))
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		duration float64
+	}{
+		{"config", []string{"--config.file=" + cfg, "--duration=1s"}, 1},
+		{"embedded simulator", []string{"--duration=3s"}, 3},
+	} {
+		out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+		args := append([]string{"run", "--rate=40", "--output=" + out, "--no-output.plots"}, tc.args...)
+		code, stdout, stderr := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", tc.name, code, stdout, stderr)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		st := rep.Runs[0].Targets[0].Stages
+		// A constant pacer sends exactly rate × duration; a Poisson one would not.
+		if want := int64(40 * tc.duration); len(st) != 1 || st[0].Rate != 40 || st[0].Duration != tc.duration || st[0].Load.Sent != want ||
+			st[0].Requests[prober.ResultSuccess] == 0 {
+			t.Errorf("%s: stages %+v, want one of 40 req/s for %v s that sent %d, some measured", tc.name, st, tc.duration, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/inferprobe/inferprobe/config"
@@ -150,6 +152,282 @@ targets:
 		t.Errorf("repeats %+v, want two stages over two runs", rep.Repeats)
 	}
 	validate(t, rep)
+}
+
+// TestEveryDistributionMatchesTheRecords: every percentile of every distribution of a run
+// (TTFT, TTFOT, ITL, inter-chunk gaps, TPOT, normalised TPOT, e2e and the schedule delay) is
+// within the sketch's stated bound of the exact one computed from requests.jsonl, against a
+// simulator that sends 3 tokens per chunk with jittered gaps, so ITL's per-token weighting
+// (a k-token chunk after a gap g is k values g/k) is what is checked, not a copy of the gaps.
+func TestEveryDistributionMatchesTheRecords(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.TTFTPerPromptToken, c.ITL, c.ITLJitter, c.ChunkTokens = 20*time.Millisecond, 0, 3*time.Millisecond, 0.6, 3
+	})
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic:
+      pacer: stages
+      seed: 5
+      stages: [{rate: 30, duration: 1s}, {concurrency: 3, duration: 1s}]
+    request: {input_tokens: 8, max_tokens: 13, ignore_eos: true}
+    warmup: {requests: 1, min_duration: 0s}
+`, url))
+	var lines bytes.Buffer
+	rep, err := Run(context.Background(), cfg, Options{Requests: &lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		stage int
+		name  string
+	}
+	exact := map[key][]float64{}
+	sc := bufio.NewScanner(&lines)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l RequestLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		exact[key{l.Stage, "schedule_delay"}] = append(exact[key{l.Stage, "schedule_delay"}], l.Delay)
+		if l.Warmup || l.Result != prober.ResultSuccess {
+			continue
+		}
+		add := func(name string, v ...float64) { exact[key{l.Stage, name}] = append(exact[key{l.Stage, name}], v...) }
+		add("ttft", l.TTFT)
+		add("ttfot", l.TTFOT)
+		add("e2e", l.E2E)
+		add("tpot", l.TPOT)
+		add("normalized_tpot", l.NormTPOT)
+		add("inter_chunk", l.Gaps...)
+		if len(l.GapTokens) != len(l.Gaps) {
+			t.Fatalf("request %d: %d gaps, %d gap token counts", l.Seq, len(l.Gaps), len(l.GapTokens))
+		}
+		var tokens int
+		for i, g := range l.Gaps {
+			k := l.GapTokens[i]
+			tokens += k
+			for range k {
+				add("itl", g/float64(k))
+			}
+		}
+		// 13 tokens in chunks of 3: the first chunk holds 3, the rest follow in 4 gaps.
+		if len(l.Gaps) != 4 || tokens != 10 || l.OutputTokens != 13 {
+			t.Errorf("request %d: %d gaps carrying %d tokens of %d, want 4 gaps and 10 of 13", l.Seq, len(l.Gaps), tokens, l.OutputTokens)
+		}
+	}
+	st := rep.Runs[0].Targets[0].Stages
+	if len(st) != 2 {
+		t.Fatalf("%d stages", len(st))
+	}
+	for si, s := range st {
+		dists := map[string]*Dist{"ttft": s.TTFT, "ttfot": s.TTFOT, "itl": s.ITL, "inter_chunk": s.InterChunk,
+			"tpot": s.TPOT, "normalized_tpot": s.NormTPOT, "e2e": s.E2E, "schedule_delay": s.Load.ScheduleDelay}
+		for name, d := range dists {
+			values := slices.Clone(exact[key{si, name}])
+			slices.Sort(values)
+			if int64(len(values)) != d.Count() || len(values) < 20 {
+				t.Errorf("stage %d %s: %d values in the sketch, %d in the records", si, name, d.Count(), len(values))
+				continue
+			}
+			sum := d.Summary()
+			for i, q := range quantiles {
+				want := exactQuantile(values, q)
+				if got := sum.Percentiles[percentileNames[i]]; math.Abs(got-want) > RelativeAccuracy*want*1.0001+1e-9 {
+					t.Errorf("stage %d %s %s = %.7f, exact %.7f: off by more than %.1f%%", si, name, percentileNames[i], got, want, RelativeAccuracy*100)
+				}
+			}
+			var mean float64
+			for _, v := range values {
+				mean += v / float64(len(values))
+			}
+			if math.Abs(sum.Min-values[0]) > 1e-9 || math.Abs(sum.Max-values[len(values)-1]) > 1e-9 || math.Abs(sum.Mean-mean) > 1e-9*max(1, mean) {
+				t.Errorf("stage %d %s min/mean/max %v/%v/%v, exact %v/%v/%v", si, name, sum.Min, sum.Mean, sum.Max, values[0], mean, values[len(values)-1])
+			}
+		}
+		// ITL is per token: 3 tokens come about 3 ms apart each, so a gap is about 9 ms and
+		// ITL about 3 ms (a loaded machine only adds).
+		if itl, gap := s.ITL.Summary().Mean, s.InterChunk.Summary().Mean; itl < 0.0027 || math.Abs(gap/itl-10.0/4) > 0.01 {
+			t.Errorf("stage %d: ITL mean %.5f, gap mean %.5f; want ITL about 3 ms and gaps 10/4 of it (10 tokens in 4 gaps)", si, itl, gap)
+		}
+	}
+}
+
+// TestRepeatUntilCV: with a CV threshold every pair of passes meets, the runs stop after two of
+// at most four and say so; with one no real figure meets, all four run.
+func TestRepeatUntilCV(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 5*time.Millisecond, time.Millisecond })
+	y := fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 6, stages: [{rate: 30, duration: 300ms}]}
+    request: {input_tokens: 4, max_tokens: 3, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url)
+	for _, tc := range []struct {
+		cv       float64
+		wantRuns int
+		stops    bool
+	}{
+		{1e6, 2, true},    // any two passes' CV is below a million
+		{1e-12, 4, false}, // two passes' throughputs never agree to 12 digits
+	} {
+		progress := &testkit.LockedBuffer{}
+		rep, err := Run(context.Background(), parse(t, y), Options{RepeatRuns: 4, RepeatUntilCV: tc.cv,
+			CVFigure: FigureRequestsPerS, Progress: progress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := strings.Contains(progress.String(), "the coefficient of variation of requests_per_second is below")
+		if len(rep.Runs) != tc.wantRuns || stopped != tc.stops || rep.Repeats[0].Figures[FigureRequestsPerS].N != tc.wantRuns {
+			t.Errorf("repeat-until-cv %g: %d runs (stop line %v), want %d (%v); progress:\n%s", tc.cv, len(rep.Runs), stopped, tc.wantRuns, tc.stops, progress)
+		}
+	}
+}
+
+// fakeAccelerator serves accelerator series as the NVML collector names them, for two GPUs:
+// each draws 150 W (its energy counter grows with the time since start) and has 10 GiB in use
+// during stage 0 and 20 GiB after the switch time.
+type fakeAccelerator struct {
+	start, switchAt time.Time
+}
+
+var (
+	fakeAccelUp     = prometheus.NewDesc("inferprobe_accelerator_up", "up", nil, nil)
+	fakeAccelEnergy = prometheus.NewDesc("inferprobe_accelerator_energy_joules_total", "energy", []string{"gpu"}, nil)
+	fakeAccelMemory = prometheus.NewDesc("inferprobe_accelerator_memory_used_bytes", "memory", []string{"gpu"}, nil)
+)
+
+func (f *fakeAccelerator) Describe(ch chan<- *prometheus.Desc) {
+	ch <- fakeAccelUp
+	ch <- fakeAccelEnergy
+	ch <- fakeAccelMemory
+}
+
+func (f *fakeAccelerator) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	mem := 10.0 * (1 << 30)
+	if now.After(f.switchAt) {
+		mem = 20.0 * (1 << 30)
+	}
+	ch <- prometheus.MustNewConstMetric(fakeAccelUp, prometheus.GaugeValue, 1)
+	for _, gpu := range []string{"0", "1"} {
+		ch <- prometheus.MustNewConstMetric(fakeAccelEnergy, prometheus.CounterValue, 1000+150*now.Sub(f.start).Seconds(), gpu)
+		ch <- prometheus.MustNewConstMetric(fakeAccelMemory, prometheus.GaugeValue, mem, gpu)
+	}
+}
+
+// TestAcceleratorSummaryPerStage: with an accelerator collector that is up, each stage's
+// summary has the GPUs' power (the energy counter's rate, summed) and their memory in use at
+// the stage's end.
+func TestAcceleratorSummaryPerStage(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL = 2*time.Millisecond, time.Millisecond })
+	cfg := parse(t, fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 8, stages: [{rate: 10, duration: 600ms}, {rate: 10, duration: 600ms}]}
+    request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
+    warmup: {requests: 0, min_duration: 0s}
+`, url))
+	now := time.Now()
+	// Stage 0 ends 600 ms into the pass: the memory switches well after its start, and stage
+	// 0's end is read when stage 1 starts, after it (a late timer only delays both).
+	acc := &fakeAccelerator{start: now, switchAt: now.Add(300 * time.Millisecond)}
+	rep, err := Run(context.Background(), cfg, Options{Accelerator: acc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range rep.Runs[0].Targets[0].Stages {
+		a := st.Accelerator
+		if a == nil || !a.Up {
+			t.Fatalf("stage %d accelerator summary %+v, want one that is up", st.Index, a)
+		}
+		// The counter is read in Collect and the window timed after Gather: on a loaded
+		// machine the two clocks may be some milliseconds apart, hence 10%.
+		if w := a.Rates["inferprobe_accelerator_energy_joules_total"]; math.Abs(w-300) > 30 {
+			t.Errorf("stage %d power %.2f W, want 2 × 150 W (not one GPU's, not joules)", st.Index, w)
+		}
+		if m := a.Gauges["inferprobe_accelerator_memory_used_bytes"]; m != 40*(1<<30) {
+			t.Errorf("stage %d memory in use %v at its end, want 2 × 20 GiB", st.Index, m)
+		}
+		if _, ok := a.Gauges["inferprobe_accelerator_up"]; ok {
+			t.Errorf("stage %d: up counted as a gauge", st.Index)
+		}
+	}
+	validate(t, rep)
+}
+
+// TestAdapterFigures: with a LoRA split, each stage's per-adapter figures add up to the stage's
+// (requests by result, tokens, distribution counts), every adapter got requests, and merging
+// two shards adds each adapter's figures.
+func TestAdapterFigures(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) {
+		c.TTFTBase, c.ITL, c.Adapters = 2*time.Millisecond, time.Millisecond, []string{"sql-lora", "chat-lora"}
+	})
+	y := fmt.Sprintf(`
+targets:
+  - name: sim
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: stages, seed: 12, stages: [{rate: 60, duration: 1s}]}
+    request:
+      input_tokens: 4
+      max_tokens: 3
+      ignore_eos: true
+      lora_traffic_split: [{name: inferprobe-sim, split: 0.5}, {name: sql-lora, split: 0.3}, {name: chat-lora, split: 0.2}]
+    warmup: {requests: 0, min_duration: 0s}
+`, url)
+	sumAdapters := func(t *testing.T, what string, st Stage) {
+		t.Helper()
+		if len(st.Adapters) != 3 {
+			t.Fatalf("%s: adapters %v, want the three of the split", what, slices.Collect(maps.Keys(st.Adapters)))
+		}
+		requests := map[string]int64{}
+		var out, prompt, e2e, itl int64
+		for name, f := range st.Adapters {
+			if f.Requests[prober.ResultSuccess] == 0 {
+				t.Errorf("%s: adapter %q got no successful request", what, name)
+			}
+			for k, v := range f.Requests {
+				requests[k] += v
+			}
+			out, prompt, e2e, itl = out+f.OutputTokens, prompt+f.PromptTokens, e2e+f.E2E.Count(), itl+f.ITL.Count()
+		}
+		if !maps.Equal(requests, st.Requests) || out != st.OutputTokens || prompt != st.PromptTokens || e2e != st.E2E.Count() || itl != st.ITL.Count() {
+			t.Errorf("%s: adapters add up to %v, tokens %d/%d, counts e2e %d itl %d; the stage has %v, %d/%d, %d, %d",
+				what, requests, prompt, out, e2e, itl, st.Requests, st.PromptTokens, st.OutputTokens, st.E2E.Count(), st.ITL.Count())
+		}
+	}
+	var shards []*Report
+	for i := range 2 {
+		rep, err := Run(context.Background(), parse(t, y), Options{Shard: &Shard{Index: i, Count: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sumAdapters(t, fmt.Sprint("shard ", i), rep.Runs[0].Targets[0].Stages[0])
+		shards = append(shards, rep)
+	}
+	merged, err := Merge(shards...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := merged.Runs[0].Targets[0].Stages[0]
+	sumAdapters(t, "merged", ms)
+	for name, f := range ms.Adapters {
+		a, b := shards[0].Runs[0].Targets[0].Stages[0].Adapters[name], shards[1].Runs[0].Targets[0].Stages[0].Adapters[name]
+		if f.E2E.Count() != a.E2E.Count()+b.E2E.Count() || f.OutputTokens != a.OutputTokens+b.OutputTokens {
+			t.Errorf("merged adapter %q: e2e count %d, output tokens %d; shards %d+%d, %d+%d", name, f.E2E.Count(), f.OutputTokens,
+				a.E2E.Count(), b.E2E.Count(), a.OutputTokens, b.OutputTokens)
+		}
+	}
+	validate(t, merged)
 }
 
 // validate checks a report against report.schema.json.
@@ -393,6 +671,48 @@ func BenchmarkBuilder(b *testing.B) {
 	}
 }
 
+// BenchmarkReportFinish times what follows BenchmarkBuilder's loop at the end of a run: Pass
+// (the derived figures of every stage) and the JSON encoding of the report, sketches included,
+// for a stage that took 1,000,000 records (fed once, untimed). Its cost follows the sketches'
+// bins, not the number of records.
+func BenchmarkReportFinish(b *testing.B) {
+	cfg := &config.Config{Targets: []config.Target{{Name: "t", Model: "m",
+		Traffic: config.Traffic{Pacer: "stages", Stages: []config.Stage{{Rate: 100, Duration: time.Hour}}}}}}
+	bl, err := NewBuilder(cfg, 0, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := &prober.TargetInfo{Name: "t", Model: "m"}
+	now := time.Now()
+	rec := &prober.Record{Target: info, Result: prober.ResultSuccess, Chunks: 17, OutputTokens: 17, PromptTokens: 100}
+	for i := range 16 {
+		rec.Gaps = append(rec.Gaps, time.Duration(8+i%5)*time.Millisecond)
+	}
+	const n = 1_000_000
+	for i := range n {
+		rec.Intended = now.Add(time.Duration(i) * time.Millisecond)
+		rec.Start = rec.Intended.Add(time.Duration(i%7) * time.Microsecond)
+		rec.FirstToken = time.Duration(40+i%50) * time.Millisecond
+		rec.LastToken = rec.FirstToken + 160*time.Millisecond
+		rec.End = rec.LastToken + time.Millisecond
+		bl.Observe(prober.Event{Kind: prober.EventRequestFinished, Target: info, Record: rec})
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		rep := &Report{SchemaVersion: SchemaVersion, SketchRelativeAccuracy: RelativeAccuracy, Runs: []Pass{bl.Pass(nil)}}
+		data, err := json.Marshal(rep)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+		if got := rep.Runs[0].Targets[0].Stages[0].Requests["success"]; got != n {
+			b.Fatalf("built %d of %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(size), "report-bytes")
+}
+
 // TestShardsMergeExactly: two shards of a run, written as JSON and merged, count exactly what
 // one unsharded run sends, and the merged percentiles are within the sketch's bound of the
 // exact percentiles of both shards' requests.
@@ -440,6 +760,19 @@ targets:
 	// The open-loop stage's schedule is the same arrivals split over the shards.
 	if ms[0].Load.Sent != ss[0].Load.Sent || ms[0].Rate != 60 || ms[1].Concurrency != 3 {
 		t.Errorf("merged stage 0 sent %d at %v/s, single run %d; stage 1 concurrency %d", ms[0].Load.Sent, ms[0].Rate, ss[0].Load.Sent, ms[1].Concurrency)
+	}
+	// The simulator has no faults and the lengths are fixed, so the merged open-loop stage's
+	// counts are the single run's exactly, not only its arrivals.
+	m0, s0 := ms[0], ss[0]
+	if !maps.Equal(m0.Requests, s0.Requests) || m0.OutputTokens != s0.OutputTokens || m0.PromptTokens != s0.PromptTokens ||
+		m0.Goodput != s0.Goodput || m0.GoodputRatio != s0.GoodputRatio || m0.E2E.Count() != s0.E2E.Count() ||
+		m0.TTFT.Count() != s0.TTFT.Count() || m0.ITL.Count() != s0.ITL.Count() || m0.Load.ScheduleDelay.Count() != s0.Load.ScheduleDelay.Count() {
+		t.Errorf("merged stage 0: requests %v, tokens %d/%d, goodput %d (%v), counts e2e %d ttft %d itl %d delay %d; single run: %v, %d/%d, %d (%v), %d %d %d %d",
+			m0.Requests, m0.PromptTokens, m0.OutputTokens, m0.Goodput, m0.GoodputRatio, m0.E2E.Count(), m0.TTFT.Count(), m0.ITL.Count(), m0.Load.ScheduleDelay.Count(),
+			s0.Requests, s0.PromptTokens, s0.OutputTokens, s0.Goodput, s0.GoodputRatio, s0.E2E.Count(), s0.TTFT.Count(), s0.ITL.Count(), s0.Load.ScheduleDelay.Count())
+	}
+	if m0.Requests[prober.ResultSuccess] == 0 {
+		t.Errorf("merged stage 0 has no successful request: %v", m0.Requests)
 	}
 	var e2e []float64
 	sc := bufio.NewScanner(&lines)
@@ -491,7 +824,7 @@ targets:
     traffic: {rate: 1, seed: 3}
     request: {input_tokens: 4, max_tokens: 2, ignore_eos: true}
     warmup: {requests: 0, min_duration: 0s}
-    slo: {e2e: 400ms}
+    slo: {e2e: 400ms, target_ratio: 0.95}
 `, url))
 	rep, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: SweepLinear, Stages: 3,
 		StageDuration: 2 * time.Second, ProbeDuration: 3 * time.Second, ProbeConcurrency: 16})
@@ -508,14 +841,22 @@ targets:
 	if len(st) != 3 || math.Abs(st[2].Rate-sw.ProbeRate) > 1e-9 || math.Abs(st[0].Rate-sw.ProbeRate/3) > 1e-9 {
 		t.Fatalf("stages %v, want thirds of %v", sw.Rates, sw.ProbeRate)
 	}
+	if sw.GoodputTarget != 0.95 {
+		t.Errorf("goodput target %g, want the target's slo.target_ratio 0.95", sw.GoodputTarget)
+	}
+	// The knee is where the goodput ratio stays at or above the target: every stage up to
+	// it kept the target, and the one after it did not.
 	for k, s := range st {
-		below := s.GoodputRatio >= sw.GoodputTarget
-		if k == sw.KneeStage && !below {
-			t.Errorf("knee stage %d has goodput %.3f below the target", k, s.GoodputRatio)
+		kept := s.GoodputRatio >= sw.GoodputTarget
+		if k <= sw.KneeStage && !kept {
+			t.Errorf("stage %d, at or below the knee %d, has goodput %.3f below the target", k, sw.KneeStage, s.GoodputRatio)
 		}
-		if k > sw.KneeStage && below {
-			t.Errorf("stage %d kept the goodput target (%.3f) above the knee %d", k, s.GoodputRatio, sw.KneeStage)
+		if k == sw.KneeStage+1 && kept {
+			t.Errorf("stage %d kept the goodput target (%.3f) right above the knee %d", k, s.GoodputRatio, sw.KneeStage)
 		}
+	}
+	if sw.KneeStage >= 0 && sw.KneeRate != sw.Rates[sw.KneeStage] {
+		t.Errorf("knee rate %v is not stage %d's rate %v", sw.KneeRate, sw.KneeStage, sw.Rates[sw.KneeStage])
 	}
 	if sw.KneeStage < 0 {
 		t.Errorf("no stage kept the goodput target: %+v", st[0].Requests)
@@ -526,6 +867,31 @@ targets:
 	}
 	if _, err := RunSweep(context.Background(), cfg, Options{}, Sweep{Type: "log"}); err == nil {
 		t.Error("a sweep of an unknown type ran")
+	}
+}
+
+// TestKneeStaysAtTarget feeds goodput ratios to the knee rule: the knee is the last stage up
+// to which every stage's ratio is at or above the target, so a stage that passes after a dip
+// is not the knee, and a target met exactly counts as met.
+func TestKneeStaysAtTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ratios []float64
+		target float64
+		want   int
+	}{
+		{"all kept", []float64{1, 1, 0.995}, 0.99, 2},
+		{"falls off at the third", []float64{1, 0.999, 0.98, 0.7}, 0.99, 1},
+		{"a dip and a recovery above it", []float64{1, 0.97, 0.995, 0.999}, 0.99, 0},
+		{"first below", []float64{0.98, 1, 1}, 0.99, -1},
+		{"exactly at the target", []float64{0.95, 0.95, 0.949}, 0.95, 1},
+		{"not a number is not kept", []float64{1, math.NaN(), 1}, 0.9, 0},
+		{"a target of one", []float64{1, 1, 0.9999}, 1, 1},
+		{"no stages", nil, 0.99, -1},
+	} {
+		if got := Knee(tc.ratios, tc.target); got != tc.want {
+			t.Errorf("%s: Knee(%v, %g) = %d, want %d", tc.name, tc.ratios, tc.target, got, tc.want)
+		}
 	}
 }
 

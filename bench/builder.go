@@ -26,6 +26,9 @@ type Builder struct {
 	order    []string
 	requests *json.Encoder // per-request JSONL, nil when not asked for
 	runIndex int
+	// gaps and gapTokens are reused for every request line (encoded under mu before the next).
+	gaps      []float64
+	gapTokens []int
 }
 
 type targetAcc struct {
@@ -76,20 +79,27 @@ func NewBuilder(cfg *config.Config, runIndex int, requests io.Writer, shard *Sha
 // RequestLine is one line of the per-request JSONL output. Times are in seconds; offsets are
 // from the run's first intended send of the target.
 type RequestLine struct {
-	Run          int     `json:"run"`
-	Target       string  `json:"target"`
-	Stage        int     `json:"stage"`
-	Seq          uint64  `json:"seq"`
-	Adapter      string  `json:"adapter,omitempty"`
-	Intended     string  `json:"intended"`
-	Result       string  `json:"result"`
-	Status       int     `json:"status,omitempty"`
-	Warmup       bool    `json:"warmup,omitempty"`
-	TTFT         float64 `json:"ttft,omitempty"`
-	E2E          float64 `json:"e2e"`
-	Delay        float64 `json:"schedule_delay"`
-	OutputTokens int     `json:"output_tokens"`
-	PromptTokens int     `json:"prompt_tokens"`
+	Run      int     `json:"run"`
+	Target   string  `json:"target"`
+	Stage    int     `json:"stage"`
+	Seq      uint64  `json:"seq"`
+	Adapter  string  `json:"adapter,omitempty"`
+	Intended string  `json:"intended"`
+	Result   string  `json:"result"`
+	Status   int     `json:"status,omitempty"`
+	Warmup   bool    `json:"warmup,omitempty"`
+	TTFT     float64 `json:"ttft,omitempty"`
+	TTFOT    float64 `json:"ttfot,omitempty"`
+	TPOT     float64 `json:"tpot,omitempty"`
+	NormTPOT float64 `json:"normalized_tpot,omitempty"`
+	// Gaps are the times between token chunks, and GapTokens the tokens of the chunk that
+	// ends each (ITL counts a k-token chunk after a gap g as k times g/k).
+	Gaps         []float64 `json:"gaps,omitempty"`
+	GapTokens    []int     `json:"gap_tokens,omitempty"`
+	E2E          float64   `json:"e2e"`
+	Delay        float64   `json:"schedule_delay"`
+	OutputTokens int       `json:"output_tokens"`
+	PromptTokens int       `json:"prompt_tokens"`
 }
 
 // Observe implements prober.Observer.
@@ -185,6 +195,21 @@ func (b *Builder) finished(r *prober.Record) {
 		if ttft, ok := r.TTFT(); ok {
 			line.TTFT = ttft.Seconds()
 		}
+		if ttfo, ok := r.TTFO(); ok {
+			line.TTFOT = ttfo.Seconds()
+		}
+		if tpot, ok := r.TPOT(); ok {
+			line.TPOT = tpot.Seconds()
+		}
+		if r.OutputTokens > 0 {
+			line.NormTPOT = r.End.Seconds() / float64(r.OutputTokens)
+		}
+		b.gaps, b.gapTokens = b.gaps[:0], b.gapTokens[:0]
+		for i, g := range r.Gaps {
+			b.gaps = append(b.gaps, g.Seconds())
+			b.gapTokens = append(b.gapTokens, max(r.GapTokenCount(i), 1))
+		}
+		line.Gaps, line.GapTokens = b.gaps, b.gapTokens
 		_ = b.requests.Encode(line) // a failed write of the optional file must not stop the run
 	}
 	l := &st.Load

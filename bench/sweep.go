@@ -12,23 +12,51 @@ import (
 
 // Sweep types.
 const (
-	SweepLinear    = "linear"
-	SweepGeometric = "geometric"
+	SweepLinear    = config.SweepLinear
+	SweepGeometric = config.SweepGeometric
 )
 
 // Sweep configures a sweep to saturation: a closed-loop probe first finds the rate each
 // target sustains (its successful requests per second with ProbeConcurrency requests in
 // flight, as inference-perf does), then Stages open-loop stages of StageDuration climb to
 // that rate, linearly (R/K, 2R/K, …, R) or geometrically (from R/10 to R, a constant factor
-// apart). The knee is the highest stage rate whose goodput ratio is at least GoodputTarget.
+// apart). The knee is the highest stage rate up to which the goodput ratio stays at or above
+// the goodput target (Knee). It is the config's `sweep` block (SweepFromConfig) or the
+// --sweep.* flags of `inferprobe run`.
 type Sweep struct {
 	Type             string
 	Stages           int
 	StageDuration    time.Duration
 	ProbeDuration    time.Duration
 	ProbeConcurrency int
-	// GoodputTarget is the goodput ratio a stage must keep to be below the knee (0.99 when 0).
+	// GoodputTarget is the goodput ratio a stage must keep to be at or below the knee; when
+	// 0, each target's own slo.target_ratio (0.99 for a target without one).
 	GoodputTarget float64
+}
+
+// SweepFromConfig returns the sweep of a config's `sweep` block (with its defaults applied).
+func SweepFromConfig(c *config.Sweep) Sweep {
+	return Sweep{Type: c.Type, Stages: c.Stages, StageDuration: c.StageDuration, ProbeDuration: c.ProbeDuration,
+		ProbeConcurrency: c.ProbeConcurrency, GoodputTarget: c.GoodputTarget}
+}
+
+// defaultGoodputTarget is the knee's goodput target of a target without an slo.target_ratio
+// (a Config built in code without defaults): the config's own default.
+const defaultGoodputTarget = 0.99
+
+// Knee returns the index of the knee stage: the last of the stages, in the order they climb,
+// up to which every stage's goodput ratio is at least target; −1 when the first stage is
+// already below it. A stage that passes after one that failed is not the knee: a server that
+// missed the target at a lower rate cannot be said to sustain the higher one.
+func Knee(ratios []float64, target float64) int {
+	knee := -1
+	for k, r := range ratios {
+		if !(r >= target) { // NaN fails too
+			break
+		}
+		knee = k
+	}
+	return knee
 }
 
 // SweepResult is one target's sweep in a report.
@@ -41,13 +69,14 @@ type SweepResult struct {
 	// Rates are the stages' rates, in order.
 	Rates []float64 `json:"rates"`
 	// GoodputTarget is the ratio the knee keeps; KneeRate and KneeStage are the highest stage
-	// that kept it (KneeStage −1 when none did).
+	// up to which every stage kept it (KneeStage −1 when the first did not).
 	GoodputTarget float64 `json:"goodput_target"`
 	KneeRate      float64 `json:"knee_rate"`
 	KneeStage     int     `json:"knee_stage"`
 }
 
-func (s *Sweep) check() error {
+// Check returns why the sweep cannot run (a field out of range), before any traffic.
+func (s *Sweep) Check() error {
 	switch {
 	case s.Type != SweepLinear && s.Type != SweepGeometric:
 		return fmt.Errorf("sweep type %q: want %s or %s", s.Type, SweepLinear, SweepGeometric)
@@ -58,7 +87,7 @@ func (s *Sweep) check() error {
 	case s.ProbeConcurrency < 1:
 		return fmt.Errorf("sweep probe concurrency %d: want ≥ 1", s.ProbeConcurrency)
 	case s.GoodputTarget < 0 || s.GoodputTarget > 1:
-		return fmt.Errorf("sweep goodput target %g: want between 0 and 1", s.GoodputTarget)
+		return fmt.Errorf("sweep goodput target %g: want > 0 and ≤ 1, or 0 for each target's slo.target_ratio", s.GoodputTarget)
 	}
 	return nil
 }
@@ -80,10 +109,7 @@ func sweepRates(typ string, k int, r float64) []float64 {
 // stage runs, with the sweep's findings in Report.Sweeps. Warmup and repeat options apply to
 // the stage runs.
 func RunSweep(ctx context.Context, cfg *config.Config, opts Options, sw Sweep) (*Report, error) {
-	if sw.GoodputTarget == 0 {
-		sw.GoodputTarget = 0.99
-	}
-	if err := sw.check(); err != nil {
+	if err := sw.Check(); err != nil {
 		return nil, err
 	}
 	probeCfg := cloneConfig(cfg)
@@ -108,8 +134,15 @@ func RunSweep(ctx context.Context, cfg *config.Config, opts Options, sw Sweep) (
 		for _, rate := range rates {
 			tr.Stages = append(tr.Stages, config.Stage{Rate: rate, Duration: sw.StageDuration, Pacer: traffic.KindPoisson})
 		}
+		target := sw.GoodputTarget
+		if target == 0 {
+			target = cfg.Targets[i].SLO.TargetRatio
+		}
+		if target == 0 {
+			target = defaultGoodputTarget
+		}
 		results = append(results, SweepResult{Target: t.Name, Type: sw.Type, ProbeConcurrency: sw.ProbeConcurrency,
-			ProbeRate: r, Rates: rates, GoodputTarget: sw.GoodputTarget, KneeStage: -1})
+			ProbeRate: r, Rates: rates, GoodputTarget: target, KneeStage: -1})
 		progressf(opts.Progress, "sweep: target %s sustained %.2f req/s; stages at %v", t.Name, r, rates)
 	}
 	rep, err := Run(ctx, stagesCfg, opts)
@@ -118,14 +151,14 @@ func RunSweep(ctx context.Context, cfg *config.Config, opts Options, sw Sweep) (
 	}
 	for i := range results {
 		// The knee from the mean goodput ratio of each stage over the measured runs.
-		for k := range results[i].Rates {
-			var sum float64
+		ratios := make([]float64, len(results[i].Rates))
+		for k := range ratios {
 			for _, run := range rep.Runs {
-				sum += run.Targets[i].Stages[k].GoodputRatio
+				ratios[k] += run.Targets[i].Stages[k].GoodputRatio / float64(len(rep.Runs))
 			}
-			if sum/float64(len(rep.Runs)) >= results[i].GoodputTarget {
-				results[i].KneeStage, results[i].KneeRate = k, results[i].Rates[k]
-			}
+		}
+		if k := Knee(ratios, results[i].GoodputTarget); k >= 0 {
+			results[i].KneeStage, results[i].KneeRate = k, results[i].Rates[k]
 		}
 	}
 	rep.Sweeps = results

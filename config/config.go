@@ -21,6 +21,9 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	// Experiment is read by `inferprobe sensitivity` only; nil when absent.
 	Experiment *Experiment `yaml:"experiment"`
+	// Sweep is read by `inferprobe run` only: a sweep to saturation instead of each target's
+	// stages; nil when absent.
+	Sweep *Sweep `yaml:"sweep"`
 	// OTel configures the OTLP export (metrics, and spans when traces is set); nil when
 	// absent, when the OTEL_EXPORTER_OTLP_* environment variables alone decide.
 	OTel *OTel `yaml:"otel"`

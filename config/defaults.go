@@ -84,6 +84,7 @@ func givenFunc(set map[string]bool, i int) func(string) bool {
 // nil set, a zero value means unset.
 func applyDefaults(c *Config, set map[string]bool) {
 	applyExperimentDefaults(c.Experiment, set)
+	applySweepDefaults(c.Sweep, set)
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		p := fmt.Sprintf("targets[%d].", i)

@@ -43,6 +43,7 @@ func TestDocsListEveryField(t *testing.T) {
 		{"### slo", reflect.TypeOf(SLO{})},
 		{"### metrics", reflect.TypeOf(Metrics{})},
 		{"### otel", reflect.TypeOf(OTel{})},
+		{"### sweep", reflect.TypeOf(Sweep{})},
 		{"### experiment", reflect.TypeOf(Experiment{})},
 		{"#### experiment.load", reflect.TypeOf(ExperimentLoad{})},
 		{"#### experiment.command", reflect.TypeOf(ExperimentCommand{})},

@@ -26,6 +26,7 @@ func FuzzParse(f *testing.F) {
 		base("    request:", "      extra_body: {a: [1, {b: c}], d: .inf}"),
 		base("    <<: {timeout: 5s}", "    warmup: {min_duration: 1m}"),
 		base("    slo: {ttft: 1s, target_ratio: 0.999, window: 168h, regression_factor: 2}"),
+		base("sweep: {type: geometric, stages: 4, stage_duration: 1m, probe_concurrency: 8, goodput_target: 0.9}"),
 		"x-a: &a {name: t, url: 'http://h:1', model: m}\ntargets: [*a, *a]\n",
 		"targets:\n  - &t {name: t, url: 'http://h:1', model: m, headers: *t}\n",
 		"targets: [{name: t, url: 'http://h:1', model: m, timeout: 5, api: 1}]",

@@ -98,6 +98,7 @@ func validate(c *Config, m *meta, ext []Extension) Errors {
 	}
 	v.experiment(c.Experiment, v.at(root, "experiment"))
 	v.otel(c.OTel, v.at(root, "otel"))
+	v.sweep(c.Sweep, v.at(root, "sweep"))
 	names := map[string]loc{}
 	var set map[string]bool
 	if m != nil {

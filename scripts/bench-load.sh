@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark (docs/benchmarks.md): a simulator process and the prober engine share this
 # machine. Step 1 drives the engine at each rate and prints achieved rate, schedule delay,
-# drops, client CPU and RSS; step 1b runs it in closed loop at each concurrency. Step 2 runs the
+# drops, client CPU and RSS; step 1b runs it in closed loop at each concurrency; step 1c runs each
+# rate through bench.Run, the loop of `inferprobe run` (report builder, probe collector and
+# progress goroutine besides the engine), its figures from the report's load_summary. Step 2 runs the
 # real daemon at 1 req/s and reports its RSS and CPU. Step 3 sets the engine's client CPU per
 # request against vegeta's (a plain HTTP load generator that reads each streamed body without
 # parsing it) at CMP_RATE against the same simulator, in CMP_ROUNDS alternating rounds.
@@ -83,6 +85,9 @@ echo "== step 1: engine against the simulator, ${DURATION} per rate, 16 output t
 /tmp/inferprobe-load --url=http://$SIM_ADDR --rates="$RATES" --duration="$DURATION"
 echo "== step 1b: engine in closed loop, ${DURATION} per concurrency"
 /tmp/inferprobe-load --url=http://$SIM_ADDR --concurrency="$CONCURRENCY" --duration="$DURATION"
+
+echo "== step 1c: inferprobe run's loop (bench.Run) against the simulator, ${DURATION} per rate"
+/tmp/inferprobe-load --url=http://$SIM_ADDR --rates="$RATES" --duration="$DURATION" --via=run
 
 echo "== step 2: the daemon at 1 req/s for ${IDLE_SECONDS}s"
 cfg=$(mktemp --suffix=.yml)

@@ -2,17 +2,21 @@
 // source, OpenAI client, run loop and the Prometheus probe collector) against a separately
 // running simulator at a series of rates, or in closed loop at a series of concurrencies, and
 // prints for each step: requested versus achieved rate, schedule delay p50/p99, dropped
-// requests, client CPU-seconds per 1000 requests and peak RSS.
+// requests, client CPU-seconds per 1000 requests and peak RSS. With --via=run each step goes
+// through bench.Run instead, as `inferprobe run` does (the report builder and the progress
+// goroutine besides the engine), and the figures are the report's load_summary.
 //
 //	inferprobe simulate --listen-address=127.0.0.1:18000 --itl=1ms --ttft-base=5ms --max-num-seqs=4096 &
 //	go run ./bench/load --url=http://127.0.0.1:18000
 //	go run ./bench/load --url=http://127.0.0.1:18000 --concurrency=256
+//	go run ./bench/load --url=http://127.0.0.1:18000 --via=run
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -23,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/inferprobe/inferprobe/bench"
+	"github.com/inferprobe/inferprobe/collector"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/prober"
@@ -43,7 +49,12 @@ func run() int {
 	bodyOut := flag.String("body-out", "", "write the JSON body of the engine's first request to this file and exit (the plain-HTTP reference sends it)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the steps to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile (every allocation sampled) of the steps to this file")
+	via := flag.String("via", "engine", "engine: each step on engine.New with a statistics observer; run: through bench.Run, as `inferprobe run` (figures from the report's load_summary)")
 	flag.Parse()
+	if *via != "engine" && *via != "run" {
+		fmt.Fprintln(os.Stderr, "--via: want engine or run, not", *via)
+		return 2
+	}
 	if *bodyOut != "" {
 		if err := writeBody(*bodyOut, *url, *maxTokens, *inputTokens, *maxInFlight); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -80,7 +91,11 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "bad step:", s)
 			return 2
 		}
-		res, err := step(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight)
+		run := step
+		if *via == "run" {
+			run = benchStep
+		}
+		res, err := run(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -88,6 +103,9 @@ func run() int {
 		mode, ratio := "rate", res.achieved/v
 		if closed {
 			mode, ratio = "conc", 0
+		}
+		if *via == "run" {
+			mode = "run-" + mode
 		}
 		fmt.Printf("%-9s %-9.0f %-9.1f %-8.4f %-10s %-10s %-8d %-8d %-12.3f %-9.1f %v\n",
 			mode, v, res.achieved, ratio, fmtDur(res.delayP50), fmtDur(res.delayP99),
@@ -177,6 +195,52 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 			span += 1 / v
 		}
 		res.achieved = float64(n) / span
+		res.cpuPer1000 = cpu / float64(n) * 1000
+	}
+	return res, nil
+}
+
+// benchStep runs one stage of the given rate (or concurrency) for d through bench.Run, with
+// the probe collector and the progress goroutine `inferprobe run` has (its lines discarded),
+// and reads the figures from the report: the achieved rate, schedule delay (DDSketch
+// percentiles, ±0.5%) and drops of the stage's load_summary.
+func benchStep(url string, v float64, closed bool, d time.Duration, maxTokens, inputTokens, maxInFlight int) (result, error) {
+	stage := config.Stage{Rate: v, Duration: d}
+	if closed {
+		stage = config.Stage{Concurrency: int(v), Duration: d}
+	}
+	cfg, err := loadConfig(url, stage, maxTokens, inputTokens, maxInFlight)
+	if err != nil {
+		return result{}, err
+	}
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	rep, err := bench.Run(context.Background(), cfg, bench.Options{Probe: collector.NewProbe(), Progress: io.Discard,
+		ProgressInterval: time.Second})
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	if err != nil {
+		return result{}, err
+	}
+	st := rep.Runs[0].Targets[0].Stages[0]
+	res := result{dropped: int(st.Load.Dropped), results: map[string]int{}, rssMiB: float64(after.Maxrss) / 1024,
+		achieved: st.Load.AchievedRate}
+	var n int64
+	for k, c := range st.Requests {
+		res.results[k] = int(c)
+		n += c
+		if k != prober.ResultSuccess {
+			res.errors += int(c)
+		}
+	}
+	if closed {
+		res.achieved = float64(n) / d.Seconds()
+	}
+	if sd := st.Load.ScheduleDelay; sd != nil && sd.Count() > 0 {
+		res.delayP50 = time.Duration(sd.Quantile(0.5) * 1e9)
+		res.delayP99 = time.Duration(sd.Quantile(0.99) * 1e9)
+	}
+	if n > 0 {
+		cpu := tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
 		res.cpuPer1000 = cpu / float64(n) * 1000
 	}
 	return res, nil
