@@ -106,8 +106,15 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// experiment is a configuration that starts the simulator per level with the given slack.
+// experiment is a configuration that starts the simulator per level with the given slack: one
+// repeat of 0.3 s warmup and 1.5 s measured per level.
 func experiment(t *testing.T, bin string, slack time.Duration, argvPrefix string, extra ...string) *config.Config {
+	t.Helper()
+	return experimentShaped(t, bin, slack, argvPrefix, 1, 300*time.Millisecond, 1500*time.Millisecond, extra...)
+}
+
+// experimentShaped is experiment with the given repeats and windows.
+func experimentShaped(t *testing.T, bin string, slack time.Duration, argvPrefix string, repeats int, warmup, measure time.Duration, extra ...string) *config.Config {
 	t.Helper()
 	port := freePort(t)
 	sim := fmt.Sprintf("%s simulate --listen-address=127.0.0.1:%d --ttft-base=10ms --ttft-per-prompt-token=0s --itl=2ms --itl-jitter=0 --max-num-seqs=64 --speed-bump.slack=%s --log.level=warn",
@@ -120,9 +127,9 @@ func experiment(t *testing.T, bin string, slack time.Duration, argvPrefix string
 targets: [{name: sim, url: "http://127.0.0.1:%d", model: inferprobe-sim, request: {input_tokens: 4, max_tokens: 16, ignore_eos: true}}]
 experiment:
   levels: [0, 500us, 1ms, 1500us, 2ms]
-  repeats: 1
-  warmup: 300ms
-  measure: 1500ms
+  repeats: %d
+  warmup: %s
+  measure: %s
   load: {concurrency: 8}
   command:
     argv: %s
@@ -130,7 +137,7 @@ experiment:
     ready_url: http://127.0.0.1:%d/health
     ready_timeout: 20s
     stop_timeout: 2s
-%s`, port, argv, port, strings.Join(extra, "\n"))
+%s`, port, repeats, warmup, measure, argv, port, strings.Join(extra, "\n"))
 	c, err := engine.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)
@@ -151,10 +158,13 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 	one, three := filepath.Join(dir, "one.txt"), filepath.Join(dir, "three.txt")
 	_ = os.WriteFile(one, []byte("vllm.model_executor:*\n"), 0o600)
 	_ = os.WriteFile(three, []byte("# the scheduler and the sampler too\nvllm.model_executor:*\nvllm.core.scheduler:*\nvllm.sampling:*\n"), 0o600)
-	host, err := Run(ctx, experiment(t, bin, 0, "", "  subsystems:", "    delay: 500us", "    files: ["+one+", "+three+"]"), Options{})
+	hostCfg := experiment(t, bin, 0, "", "  subsystems:", "    delay: 500us", "    files: ["+one+", "+three+"]")
+	began := time.Now()
+	host, err := Run(ctx, hostCfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOverhead(t, "host-bound", host, hostCfg.Experiment, time.Since(began))
 	if s := host.Subsystems; len(s) != 2 || s[0].File != three || s[0].Rank != 1 || s[1].File != one || !(s[0].Drop > s[1].Drop+0.1) || s[1].Drop < 0.05 {
 		t.Errorf("subsystems %+v, want three.txt first with the larger drop", s)
 	}
@@ -176,10 +186,13 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 		t.Errorf("host-bound slope %.4g, want the model's %.4g ± 10%%", got, want)
 	}
 
-	dev, err := Run(ctx, experiment(t, bin, time.Second, `if [ "$SPEED_BUMP_DELAY_NS" = 500000 ]; then exit 3; fi;`), Options{})
+	devCfg := experiment(t, bin, time.Second, `if [ "$SPEED_BUMP_DELAY_NS" = 500000 ]; then exit 3; fi;`)
+	began = time.Now()
+	dev, err := Run(ctx, devCfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOverhead(t, "device-bound", dev, devCfg.Experiment, time.Since(began))
 	if dev.Analysis.Classification != None {
 		t.Errorf("device-bound: classified %s: %+v", dev.Analysis.Classification, dev.Analysis)
 	}
@@ -192,16 +205,19 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 		}
 	}
 
-	slack, err := Run(ctx, experiment(t, bin, time.Millisecond, ""), Options{})
+	slackCfg := experiment(t, bin, time.Millisecond, "")
+	began = time.Now()
+	slack, err := Run(ctx, slackCfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOverhead(t, "slack", slack, slackCfg.Experiment, time.Since(began))
 	a := slack.Analysis
 	if a.Classification != Threshold || a.Breakpoint == nil || math.Abs(*a.Breakpoint-1e-3) > 0.5e-3+1e-9 {
 		t.Errorf("slack 1 ms: classified %s, breakpoint %v: %+v", a.Classification, a.Breakpoint, a)
 	}
 	for _, r := range []*Report{host, dev, slack} {
-		t.Logf("overhead: start %.2fs stop %.2fs; drop %.1f%% %s", r.Overhead.StartSeconds, r.Overhead.StopSeconds, 100*r.Analysis.Drop, r.Analysis.Classification)
+		t.Logf("drop %.1f%% %s", 100*r.Analysis.Drop, r.Analysis.Classification)
 	}
 	dir = t.TempDir()
 	files, err := host.WritePlot(dir)
@@ -211,6 +227,79 @@ func TestClassifiesSimulatorConfigurations(t *testing.T) {
 	var sb strings.Builder
 	if err := host.WriteSummary(&sb); err != nil || !strings.Contains(sb.String(), "classification: linear") || !strings.Contains(sb.String(), "critical path") {
 		t.Errorf("summary:\n%s", sb.String())
+	}
+	o := host.Overhead
+	if want := fmt.Sprintf("experiment overhead: %.2fs of %.2fs wall outside %.2fs of warmup and measured windows", o.TotalSeconds, o.WallSeconds, o.WindowsSeconds); !strings.Contains(sb.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, sb.String())
+	}
+}
+
+// Per server started (start, ready, stop) and per repeat (engine setup and drain), the
+// experiment's own time may take at most this much: loose for a loaded two-core machine, tight
+// enough to catch a stop that waits out stop_timeout (2 s) each time, a ready wait seconds
+// late, or an engine that drains for seconds after each window.
+const (
+	overheadPerServer = time.Second
+	overheadPerRepeat = 250 * time.Millisecond
+)
+
+// checkOverhead holds rep's overhead to its definition: the windows are what ran, the total is
+// all of the wall time the caller saw outside them (so no part goes uncounted), the parts fit
+// in the total, and the total stays within overheadPerServer and overheadPerRepeat.
+func checkOverhead(t *testing.T, name string, rep *Report, exp *config.Experiment, wall time.Duration) {
+	t.Helper()
+	o := rep.Overhead
+	servers, repeats := len(rep.Levels)+len(rep.Subsystems), 0
+	if len(exp.Levels) > 0 && exp.Levels[0] != 0 && len(rep.Subsystems) > 0 {
+		servers++ // the subsystem baseline
+	}
+	for _, l := range rep.Levels {
+		repeats += len(l.Repeats)
+	}
+	for _, s := range rep.Subsystems {
+		repeats += s.OutputTokensPerSecond.N
+	}
+	windows := float64(repeats) * (exp.Warmup + exp.Measure).Seconds()
+	bound := (time.Duration(servers)*overheadPerServer + time.Duration(repeats)*overheadPerRepeat).Seconds()
+	t.Logf("%s: %d servers, %d repeats, wall %.2fs (caller %.2fs), windows %.2fs, overhead %.2fs (start %.2fs, stop %.2fs, repeats %.2fs), bound %.2fs",
+		name, servers, repeats, o.WallSeconds, wall.Seconds(), o.WindowsSeconds, o.TotalSeconds, o.StartSeconds, o.StopSeconds, o.RepeatSeconds, bound)
+	switch {
+	case math.Abs(o.WindowsSeconds-windows) > 1e-6:
+		t.Errorf("%s: windows %.3fs, want %d repeats × %s = %.3fs", name, o.WindowsSeconds, repeats, exp.Warmup+exp.Measure, windows)
+	case math.Abs(o.WallSeconds-rep.FinishedAt.Sub(rep.StartedAt).Seconds()) > 1e-6 || math.Abs(o.TotalSeconds-(o.WallSeconds-o.WindowsSeconds)) > 1e-6:
+		t.Errorf("%s: total %.3fs is not wall %.3fs − windows %.3fs", name, o.TotalSeconds, o.WallSeconds, o.WindowsSeconds)
+	case o.WallSeconds > wall.Seconds() || wall.Seconds()-windows > o.TotalSeconds+0.1:
+		t.Errorf("%s: the caller saw %.3fs, %.3fs outside the windows; the report accounts for %.3fs of overhead", name, wall.Seconds(), wall.Seconds()-windows, o.TotalSeconds)
+	case o.StartSeconds <= 0 || o.StopSeconds <= 0 || o.RepeatSeconds <= 0:
+		t.Errorf("%s: an overhead part is not positive: %+v", name, o)
+	case o.StartSeconds+o.StopSeconds+o.RepeatSeconds > o.TotalSeconds+1e-6:
+		t.Errorf("%s: the parts (%.3fs) exceed the total %.3fs", name, o.StartSeconds+o.StopSeconds+o.RepeatSeconds, o.TotalSeconds)
+	case o.TotalSeconds > bound:
+		t.Errorf("%s: overhead %.2fs exceeds %.2fs (%d servers × %s + %d repeats × %s)", name, o.TotalSeconds, bound, servers, overheadPerServer, repeats, overheadPerRepeat)
+	}
+}
+
+// TestFiveByThreeFitsBudget: the 5-level × 3-repeat experiment of the issue (short windows)
+// takes its 15 windows plus the reported overhead, and the overhead stays within the per-server
+// and per-repeat bound; every level gets its 3 repeats, with a spread.
+func TestFiveByThreeFitsBudget(t *testing.T) {
+	bin := binary(t)
+	cfg := experimentShaped(t, bin, 0, "", 3, 100*time.Millisecond, 300*time.Millisecond)
+	began := time.Now()
+	rep, err := Run(context.Background(), cfg, Options{})
+	wall := time.Since(began)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOverhead(t, "5×3", rep, cfg.Experiment, wall)
+	budget := 15*(cfg.Experiment.Warmup+cfg.Experiment.Measure) + 5*overheadPerServer + 15*overheadPerRepeat
+	if wall > budget {
+		t.Errorf("5×3 took %v, over its budget %v", wall, budget)
+	}
+	for _, l := range rep.Levels {
+		if s := l.OutputTokensPerSecond; l.Error != "" || s.N != 3 || len(l.Repeats) != 3 || !(s.Stddev > 0) || !(s.CI95[0] < s.Mean && s.Mean < s.CI95[1]) {
+			t.Errorf("level %d: %+v", l.Index, l)
+		}
 	}
 }
 
