@@ -69,15 +69,24 @@ func runSensitivity(ctx context.Context, o *sensitivityOptions, stdout, stderr i
 	if rep != nil {
 		_ = rep.WriteSummary(stdout)
 	}
+	if out != nil {
+		// A failed experiment still gets its report (each level's error) when there is one;
+		// without one, the file opened to check --output early is removed rather than left empty.
+		if rep == nil {
+			_ = out.Close()
+			_ = os.Remove(out.Name())
+		} else {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return fail(1, "writing %s: %v", out.Name(), err)
+			}
+		}
+	}
 	if err != nil {
 		return fail(1, "%v", err)
 	}
 	if out != nil {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return fail(1, "writing %s: %v", out.Name(), err)
-		}
 		if _, err := rep.WritePlot(o.output); err != nil {
 			return fail(1, "%v", err)
 		}
