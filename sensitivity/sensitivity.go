@@ -85,9 +85,8 @@ type Measurement struct {
 }
 
 // Overhead is the time the experiment spent outside its warmup and measured windows. Total is
-// the whole of it (wall time less the windows), so nothing goes uncounted; Start, Stop and
-// Repeat are its main parts and the rest (analysis, the subsystem bookkeeping) is
-// Total − Start − Stop − Repeat.
+// the whole of it (wall time less the windows), so nothing goes uncounted; Start, Stop, Repeat
+// and Output are its main parts and the rest (analysis, bookkeeping) is what they leave.
 type Overhead struct {
 	// StartSeconds is starting the servers (or calling the hook) and waiting until ready.
 	StartSeconds float64 `json:"start_seconds"`
@@ -96,12 +95,21 @@ type Overhead struct {
 	// RepeatSeconds is each repeat's time around its windows: building the engine, the
 	// requests still in flight when the measured window ends, tearing it down.
 	RepeatSeconds float64 `json:"repeat_seconds"`
+	// OutputSeconds is drawing the plot (AddOutput), when there is one.
+	OutputSeconds float64 `json:"output_seconds"`
 	// WindowsSeconds is the warmup and measured windows that ran, summed.
 	WindowsSeconds float64 `json:"windows_seconds"`
 	// WallSeconds is FinishedAt − StartedAt.
 	WallSeconds float64 `json:"wall_seconds"`
 	// TotalSeconds is WallSeconds − WindowsSeconds.
 	TotalSeconds float64 `json:"total_seconds"`
+}
+
+// AddOutput books d, the time spent writing the experiment's outputs after Run (the plot), as
+// overhead and moves FinishedAt to now, so that the report written last accounts for it.
+func (r *Report) AddOutput(d time.Duration) {
+	r.Overhead.OutputSeconds += d.Seconds()
+	r.finish()
 }
 
 // finish stamps FinishedAt and closes the overhead's books.
@@ -143,7 +151,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 	var delays, means []float64
 	var pts []Point
 	for i, d := range exp.Levels {
-		vars := config.LevelVars{Level: i, DelayNS: d.Nanoseconds(), Delay: d.String(), TargetsFile: opts.TargetsFile}
+		vars := exp.Vars(i, d, opts.TargetsFile)
 		lvl := Level{Index: i, DelayNS: vars.DelayNS, Delay: vars.Delay}
 		start := time.Now()
 		stop, err := apply(ctx, exp, vars, opts.ServerOutput)
@@ -195,7 +203,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		if len(exp.Levels) > 0 && exp.Levels[0] == 0 && len(rep.Levels[0].Repeats) > 0 {
 			base = rep.Levels[0].OutputTokensPerSecond.Mean
 		} else {
-			lvl := runLevel(ctx, exp, load, config.LevelVars{Level: -1, Delay: "0s"}, opts, rep)
+			lvl := runLevel(ctx, exp, load, exp.Vars(-1, 0, ""), opts, rep)
 			if lvl.Error != "" {
 				rep.finish()
 				return rep, fmt.Errorf("sensitivity: the subsystem baseline (no delay): %s", lvl.Error)
@@ -203,7 +211,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 			base = lvl.OutputTokensPerSecond.Mean
 		}
 		for i, f := range sub.Files {
-			vars := config.LevelVars{Level: len(exp.Levels) + i, DelayNS: sub.Delay.Nanoseconds(), Delay: sub.Delay.String(), TargetsFile: f}
+			vars := exp.Vars(len(exp.Levels)+i, sub.Delay, f)
 			lvl := runLevel(ctx, exp, load, vars, opts, rep)
 			s := Subsystem{File: f, DelayNS: vars.DelayNS, Error: lvl.Error, OutputTokensPerSecond: lvl.OutputTokensPerSecond}
 			if lvl.Error == "" && base > 0 {
@@ -491,9 +499,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		}
 	}
 	o := r.Overhead
-	fmt.Fprintf(&b, "\nexperiment overhead: %.2fs of %.2fs wall outside %.2fs of warmup and measured windows (starting and ready %.2fs, stopping %.2fs, around repeats %.2fs, other %.2fs)\n",
-		o.TotalSeconds, o.WallSeconds, o.WindowsSeconds, o.StartSeconds, o.StopSeconds, o.RepeatSeconds,
-		o.TotalSeconds-o.StartSeconds-o.StopSeconds-o.RepeatSeconds)
+	fmt.Fprintf(&b, "\nexperiment overhead: %.2fs of %.2fs wall outside %.2fs of warmup and measured windows (starting and ready %.2fs, stopping %.2fs, around repeats %.2fs, plot %.2fs, other %.2fs)\n",
+		o.TotalSeconds, o.WallSeconds, o.WindowsSeconds, o.StartSeconds, o.StopSeconds, o.RepeatSeconds, o.OutputSeconds,
+		o.TotalSeconds-o.StartSeconds-o.StopSeconds-o.RepeatSeconds-o.OutputSeconds)
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
+	"github.com/inferprobe/inferprobe/internal/simtest"
+	"github.com/inferprobe/inferprobe/simulator"
 )
 
 func TestFitLine(t *testing.T) {
@@ -366,12 +368,20 @@ func liveInGroup(t *testing.T, pgid int) []string {
 	return live
 }
 
+// TestReadyTimeoutIsReported: a server that never gets ready is reported, and stopped with
+// its whole process group.
 func TestReadyTimeoutIsReported(t *testing.T) {
-	c := &config.ExperimentCommand{Argv: []string{"sleep", "30"}, ReadyURL: "http://127.0.0.1:1/health",
-		ReadyTimeout: 300 * time.Millisecond, StopTimeout: time.Second}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c := &config.ExperimentCommand{Argv: []string{"sh", "-c", "echo $$ > " + pidFile + "; sleep 30 & exec sleep 30"},
+		ReadyURL: "http://127.0.0.1:1/health", ReadyTimeout: 300 * time.Millisecond, StopTimeout: time.Second}
 	_, err := startServer(context.Background(), c, config.LevelVars{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "not ready within 300ms") {
 		t.Errorf("err %v", err)
+	}
+	pid := readPID(t, pidFile)
+	time.Sleep(50 * time.Millisecond)
+	if live := liveInGroup(t, pid); len(live) > 0 {
+		t.Errorf("process group %d still has live processes after the ready timeout: %v", pid, live)
 	}
 }
 
@@ -409,9 +419,11 @@ func TestHookSetsTheDelay(t *testing.T) {
 targets: [{name: sim, url: "http://127.0.0.1:%d", model: inferprobe-sim, request: {input_tokens: 4, max_tokens: 8, ignore_eos: true}}]
 experiment:
   levels: [0, 1ms]
-  measure: 700ms
+  repeats: 2
+  warmup: 100ms
+  measure: 500ms
   load: {concurrency: 2}
-  hook: {url: "%s/delay?level={{.Level}}", method: PUT, body: '{"delay_ns": {{.DelayNS}}}'}
+  hook: {url: "%s/delay?level={{.Level}}", method: PUT, body: '{"delay_ns": {{.DelayNS}}} {{.Repeats}} {{.WarmupMS}} {{.MeasureMS}} {{.WindowsMS}}'}
 `, port, hook.URL)))
 	if err != nil {
 		t.Fatal(err)
@@ -420,15 +432,78 @@ experiment:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`PUT level=0 {"delay_ns": 0}`, `PUT level=1 {"delay_ns": 1000000}`}
+	want := []string{`PUT level=0 {"delay_ns": 0} 2 100 500 1200`, `PUT level=1 {"delay_ns": 1000000} 2 100 500 1200`}
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Join(bodies, "|") != strings.Join(want, "|") {
 		t.Errorf("hook requests %q, want %q", bodies, want)
 	}
+	// Two repeats each: the level's statistics are over both, with their spread.
 	for _, l := range rep.Levels {
-		if l.Error != "" || len(l.Repeats) != 1 || l.Repeats[0].Requests == 0 {
+		s := l.OutputTokensPerSecond
+		if l.Error != "" || len(l.Repeats) != 2 || l.Repeats[0].Requests == 0 || l.Repeats[1].Requests == 0 ||
+			s.N != 2 || !(s.Stddev > 0) || math.Abs(s.Mean-(l.Repeats[0].OutputTokensPerSecond+l.Repeats[1].OutputTokensPerSecond)/2) > 1e-9 {
 			t.Errorf("level %d: %+v", l.Index, l)
 		}
 	}
+	if o := rep.Overhead; o.WindowsSeconds != 4*0.6 || o.StartSeconds <= 0 || o.RepeatSeconds <= 0 {
+		t.Errorf("hook overhead %+v, want 4 × 0.6 s of windows and the hook calls and repeats counted", o)
+	}
+}
+
+// TestCancelStopsTheServer: cancelling the experiment while it measures stops the level's
+// server, its whole process group, and Run returns the cancellation.
+func TestCancelStopsTheServer(t *testing.T) {
+	_, url := simtest.Start(t, 3, func(c *simulator.Config) { c.TTFTBase, c.ITL = 2*time.Millisecond, time.Millisecond })
+	ready := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer ready.Close()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c, err := engine.Parse([]byte(fmt.Sprintf(`
+targets: [{name: sim, url: %q, model: inferprobe-sim, request: {input_tokens: 4, max_tokens: 4, ignore_eos: true}}]
+experiment:
+  levels: [0, 1ms]
+  measure: 30s
+  load: {concurrency: 2}
+  command:
+    argv: [sh, -c, 'echo $$ > %s; trap "" TERM; (trap "" TERM; sleep 60) & while true; do sleep 0.05; done']
+    ready_url: %s
+    stop_timeout: 300ms
+`, url, pidFile, ready.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := Run(ctx, c, Options{}); done <- err }()
+	pid := readPID(t, pidFile)
+	time.Sleep(200 * time.Millisecond) // into the measured window
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want the cancellation", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after the cancellation")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if live := liveInGroup(t, pid); len(live) > 0 {
+		t.Errorf("process group %d still has live processes after the cancellation: %v", pid, live)
+	}
+}
+
+// readPID waits for a server to write its pid to path.
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	for range 250 {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 1 {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return pid
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the server never wrote its pid")
+	return 0
 }
