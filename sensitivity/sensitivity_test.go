@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"math"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/internal/simtest"
 	"github.com/inferprobe/inferprobe/simulator"
+	"gonum.org/v1/plot/plotter"
 )
 
 func TestFitLine(t *testing.T) {
@@ -506,4 +508,42 @@ func readPID(t *testing.T, path string) int {
 	}
 	t.Fatal("the server never wrote its pid")
 	return 0
+}
+
+// TestWritePlot: the plot of a synthetic linear experiment is a PNG that decodes and an SVG
+// with both parts of the fit, and its y axis runs from 0 to above the extrapolated throughput.
+func TestWritePlot(t *testing.T) {
+	rep := &Report{}
+	var delays, means []float64
+	var pts []Point
+	for i, d := range []float64{0, 1e-3, 2e-3} {
+		y := 3000 - 1e6*d
+		rep.Levels = append(rep.Levels, Level{Index: i, DelayNS: int64(d * 1e9), Repeats: []Measurement{{OutputTokensPerSecond: y}}})
+		delays, means, pts = append(delays, d), append(means, y), append(pts, Point{d, y})
+	}
+	rep.Analysis = Analyze(delays, means, pts)
+	var xy plotter.XYs
+	for _, p := range pts {
+		xy = append(xy, plotter.XY{X: p.X, Y: p.Y})
+	}
+	if lo, hi := yRange(xy, rep.Analysis.Fit, rep.Analysis.NegativeDelay, 2e-3); lo != 0 || hi < rep.Analysis.AtNegative || rep.Analysis.AtNegative != 4000 {
+		t.Errorf("y range %v to %v, want 0 to above the extrapolated %v", lo, hi, rep.Analysis.AtNegative)
+	}
+	dir := t.TempDir()
+	files, err := rep.WritePlot(dir)
+	if err != nil || len(files) != 2 {
+		t.Fatalf("plot: %v %v", files, err)
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dx() < 100 {
+		t.Errorf("%s: %v", files[0], err)
+	}
+	svg, err := os.ReadFile(files[1])
+	if err != nil || !strings.Contains(string(svg), "<svg") || !strings.Contains(string(svg), "fit extrapolated") || !strings.Contains(string(svg), "stroke-dasharray") {
+		t.Errorf("%s (%v) lacks the svg element, the extrapolated fit's legend or its dashes", files[1], err)
+	}
 }
