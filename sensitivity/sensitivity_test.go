@@ -45,6 +45,12 @@ func TestFitLine(t *testing.T) {
 	if !(f.SlopeCI95[0] < -2 && f.SlopeCI95[1] > -2) || f.R2 > 0.99 || f.R2 < 0.9 {
 		t.Errorf("noisy fit %+v", f)
 	}
+	// The values, computed independently: slope −2, se 0.10497 with 9 degrees of freedom, so
+	// the interval is −2 ± 2.262·se (1.96 would give ±0.2057 and fail), R² = 1 − 10.909/450.909.
+	if math.Abs(f.Slope+2) > 1e-9 || math.Abs(f.SlopeCI95[0]+2.23745) > 1e-4 || math.Abs(f.SlopeCI95[1]+1.76255) > 1e-4 ||
+		math.Abs(f.R2-0.975806) > 1e-5 {
+		t.Errorf("noisy fit %+v, want slope −2, interval [−2.23745, −1.76255], R² 0.975806", f)
+	}
 	if got := f.At(-1); math.Abs(got-(f.Intercept-f.Slope)) > 1e-12 {
 		t.Errorf("At(-1) = %v", got)
 	}
