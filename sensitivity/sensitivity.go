@@ -321,10 +321,16 @@ func (r *Report) measure(ctx context.Context, exp *config.Experiment, load *conf
 	windows := (exp.Warmup + exp.Measure).Seconds()
 	r.Overhead.WindowsSeconds += windows
 	r.Overhead.RepeatSeconds += took - windows
+	return sumPass(rep.Runs[0])
+}
+
+// sumPass sums the measured (last) stage of every target of a pass: throughput and requests
+// add up, the mean end-to-end latency is weighted by each target's successful requests.
+func sumPass(p bench.Pass) (Measurement, error) {
 	var m Measurement
 	var e2eSum float64
 	var e2eN int64
-	for _, t := range rep.Runs[0].Targets {
+	for _, t := range p.Targets {
 		st := t.Stages[len(t.Stages)-1]
 		m.OutputTokensPerSecond += st.Throughput.OutputTokensPerSec
 		m.RequestsPerSecond += st.Throughput.SuccessfulPerSecond

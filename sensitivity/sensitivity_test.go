@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inferprobe/inferprobe/bench"
 	"github.com/inferprobe/inferprobe/config"
 	"github.com/inferprobe/inferprobe/engine"
 	"github.com/inferprobe/inferprobe/internal/simtest"
@@ -551,5 +552,31 @@ func TestWritePlot(t *testing.T) {
 	svg, err := os.ReadFile(files[1])
 	if err != nil || !strings.Contains(string(svg), "<svg") || !strings.Contains(string(svg), "fit extrapolated") || !strings.Contains(string(svg), "stroke-dasharray") {
 		t.Errorf("%s (%v) lacks the svg element, the extrapolated fit's legend or its dashes", files[1], err)
+	}
+}
+
+// TestSumPassAddsTargets: a repeat's figures are the sum over targets of their measured (last)
+// stage, the warmup stage left out, and the mean end-to-end latency is weighted by requests.
+func TestSumPassAddsTargets(t *testing.T) {
+	stage := func(tok, rps float64, ok, failed int64, e2e float64) bench.Stage {
+		d := bench.NewDist() // of the successful requests, as the report keeps it
+		d.AddN(e2e, int(ok))
+		return bench.Stage{Figures: bench.Figures{Throughput: bench.Throughput{OutputTokensPerSec: tok, SuccessfulPerSecond: rps},
+			Requests: map[string]int64{"success": ok, "timeout": failed}, E2E: d}}
+	}
+	warm := stage(1e6, 1e6, 1000, 1000, 100)
+	p := bench.Pass{Targets: []bench.Target{
+		{Name: "a", Stages: []bench.Stage{warm, stage(300, 20, 10, 2, 0.5)}},
+		{Name: "b", Stages: []bench.Stage{warm, stage(100, 5, 3, 1, 1.3)}},
+	}}
+	m, err := sumPass(p)
+	want := Measurement{OutputTokensPerSecond: 400, RequestsPerSecond: 25, Requests: 16, Failed: 3, E2EMean: (10*0.5 + 3*1.3) / 13}
+	if err != nil || m.OutputTokensPerSecond != want.OutputTokensPerSecond || m.RequestsPerSecond != want.RequestsPerSecond ||
+		m.Requests != want.Requests || m.Failed != want.Failed || math.Abs(m.E2EMean-want.E2EMean)/want.E2EMean > 0.02 {
+		t.Errorf("sum %+v (%v), want %+v", m, err, want)
+	}
+	p.Targets = []bench.Target{{Stages: []bench.Stage{stage(0, 0, 0, 5, 1)}}}
+	if _, err := sumPass(p); err == nil || !strings.Contains(err.Error(), "none of 5 requests succeeded") {
+		t.Errorf("all failed: %v", err)
 	}
 }
