@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/version"
@@ -66,20 +67,36 @@ func runSensitivity(ctx context.Context, o *sensitivityOptions, stdout, stderr i
 		opts.ServerOutput = f
 	}
 	rep, err := sensitivity.Run(ctx, cfg, opts)
+	var plotErr error
+	if out != nil && err == nil {
+		// The plot first, so that the report and the summary count its time as overhead.
+		began := time.Now()
+		_, plotErr = rep.WritePlot(o.output)
+		rep.AddOutput(time.Since(began))
+	}
 	if rep != nil {
 		_ = rep.WriteSummary(stdout)
+	}
+	if out != nil {
+		// A failed experiment still gets its report (each level's error) when there is one;
+		// without one, the file opened to check --output early is removed rather than left empty.
+		if rep == nil {
+			_ = out.Close()
+			_ = os.Remove(out.Name())
+		} else {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return fail(1, "writing %s: %v", out.Name(), err)
+			}
+		}
 	}
 	if err != nil {
 		return fail(1, "%v", err)
 	}
 	if out != nil {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return fail(1, "writing %s: %v", out.Name(), err)
-		}
-		if _, err := rep.WritePlot(o.output); err != nil {
-			return fail(1, "%v", err)
+		if plotErr != nil {
+			return fail(1, "%v", plotErr)
 		}
 		fmt.Fprintf(stderr, "%s sensitivity: report and plot written to %s\n", appName, o.output)
 	}

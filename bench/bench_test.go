@@ -1073,3 +1073,16 @@ func TestReportPageInABrowser(t *testing.T) {
 		t.Errorf("the rendered page has %d coloured pixels, %d without its plot files: the plots did not render", with, without)
 	}
 }
+
+// TestTCritical95BetweenTheTable: past the table, the critical value is never below the exact
+// one (a too-narrow interval) and at most 1% above it, up to df 119. Exact values to 3 decimals
+// from Student's t quantile 0.975.
+func TestTCritical95BetweenTheTable(t *testing.T) {
+	exact := map[int]float64{31: 2.040, 35: 2.030, 39: 2.023, 40: 2.021, 45: 2.014, 50: 2.009, 59: 2.001,
+		60: 2.000, 79: 1.990, 80: 1.990, 100: 1.984, 119: 1.980}
+	for df, want := range exact {
+		if got := TCritical95(df); got < want-5e-4 || got > want*1.01 {
+			t.Errorf("TCritical95(%d) = %.3f, want %.3f to 1%% above it", df, got, want)
+		}
+	}
+}

@@ -300,10 +300,17 @@ func TCritical95(df int) float64 {
 		return 0
 	case df < len(table):
 		return table[df]
+	// Between the tabled values up to df 119, the value at a band's lower end: never narrower
+	// than the exact interval (t falls with df), at most 1% wider. From 120 on, the normal
+	// 1.960, at most 1% narrow.
+	case df < 40:
+		return 2.042
 	case df < 60:
+		return 2.021
+	case df < 80:
 		return 2.000
 	case df < 120:
-		return 1.980
+		return 1.990
 	}
 	return 1.960
 }

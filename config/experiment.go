@@ -83,6 +83,21 @@ type LevelVars struct {
 	Delay   string
 	// TargetsFile is the path of the subsystem target-pattern file ("" when none).
 	TargetsFile string
+	// Repeats, WarmupMS and MeasureMS are the experiment's repeats and windows (milliseconds),
+	// WindowsMS all of a level's windows, Repeats × (WarmupMS + MeasureMS): what
+	// SPEED_BUMP_START_MS and SPEED_BUMP_DURATION_MS need to keep the bump to the windows.
+	Repeats   int
+	WarmupMS  int64
+	MeasureMS int64
+	WindowsMS int64
+}
+
+// Vars returns the template fields of one level of e: its index, delay and target-pattern file,
+// and e's repeats and windows.
+func (e *Experiment) Vars(level int, delay time.Duration, targetsFile string) LevelVars {
+	w, m := e.Warmup.Milliseconds(), e.Measure.Milliseconds()
+	return LevelVars{Level: level, DelayNS: delay.Nanoseconds(), Delay: delay.String(), TargetsFile: targetsFile,
+		Repeats: e.Repeats, WarmupMS: w, MeasureMS: m, WindowsMS: int64(e.Repeats) * (w + m)}
 }
 
 // Experiment defaults.
@@ -156,10 +171,10 @@ func (v *validator) experiment(e *Experiment, l loc) {
 	case e.Load.Concurrency == 0 && e.Load.Rate == 0:
 		v.errorf(load, "needs concurrency (requests in flight) or rate (requests per second)")
 	}
-	sample := LevelVars{Level: 1, DelayNS: 1000, Delay: "1µs", TargetsFile: "/tmp/targets"}
+	sample := e.Vars(1, time.Microsecond, "/tmp/targets")
 	tmpl := func(at loc, text string) {
 		if _, err := Render(text, sample); err != nil {
-			v.errorf(at, "is not a valid template (fields: .Level, .DelayNS, .Delay, .TargetsFile): %v", err)
+			v.errorf(at, "is not a valid template (fields: .Level, .DelayNS, .Delay, .TargetsFile, .Repeats, .WarmupMS, .MeasureMS, .WindowsMS): %v", err)
 		}
 	}
 	switch {

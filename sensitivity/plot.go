@@ -36,12 +36,19 @@ func (r *Report) WritePlot(dir string) ([]string, error) {
 	p.Legend.Add("measured", sc)
 	f := r.Analysis.Fit
 	minX = r.Analysis.NegativeDelay * 1e6
-	fit := plotter.NewFunction(func(x float64) float64 { return f.At(x * 1e-6) })
-	fit.XMin, fit.XMax = minX, maxX
-	fit.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(fit)
-	p.Legend.Add(fmt.Sprintf("fit (R² %.3f; left of 0 extrapolated)", f.R2), fit)
-	p.X.Min = minX
+	// The fit is solid over the measured delays and dashed left of 0, where it extrapolates.
+	measured := plotter.NewFunction(func(x float64) float64 { return f.At(x * 1e-6) })
+	measured.XMin, measured.XMax = 0, maxX
+	extrapolated := plotter.NewFunction(func(x float64) float64 { return f.At(x * 1e-6) })
+	extrapolated.XMin, extrapolated.XMax = minX, 0
+	extrapolated.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(measured, extrapolated)
+	p.Legend.Add(fmt.Sprintf("fit (R² %.3f)", f.R2), measured)
+	p.Legend.Add("fit extrapolated", extrapolated)
+	p.X.Min, p.X.Max = minX, maxX
+	p.Y.Min, p.Y.Max = yRange(pts, f, minX*1e-6, maxX*1e-6)
+	// Throughput falls to the right and the y axis starts at 0: the bottom left is clear.
+	p.Legend.Top, p.Legend.Left = false, true
 	var files []string
 	for _, ext := range []string{".png", ".svg"} {
 		path := filepath.Join(dir, "sensitivity"+ext)
@@ -51,4 +58,18 @@ func (r *Report) WritePlot(dir string) ([]string, error) {
 		files = append(files, path)
 	}
 	return files, nil
+}
+
+// yRange is the plot's y axis: from 0 to above every measurement and the fitted line at both
+// ends of the x range (x in seconds), so that the extrapolation stays in view.
+func yRange(pts plotter.XYs, f Fit, minX, maxX float64) (lo, hi float64) {
+	hi = max(f.At(minX), f.At(maxX))
+	for _, p := range pts {
+		hi = max(hi, p.Y)
+	}
+	lo = min(0, f.At(minX), f.At(maxX))
+	for _, p := range pts {
+		lo = min(lo, p.Y)
+	}
+	return lo, hi * 1.05
 }

@@ -41,8 +41,8 @@ type Report struct {
 	Levels []Level `json:"levels"`
 	// Analysis is computed over the levels that were measured.
 	Analysis Analysis `json:"analysis"`
-	// Overhead is the experiment's own time: starting servers, waiting until they are ready,
-	// stopping them (seconds, summed over levels).
+	// Overhead is the experiment's own time: everything between StartedAt and FinishedAt that
+	// is not a warmup or measured window, with its main parts (seconds).
 	Overhead Overhead `json:"overhead"`
 	// Subsystems ranks the target-pattern files by throughput drop at one delay, largest
 	// first; empty without experiment.subsystems.
@@ -84,10 +84,39 @@ type Measurement struct {
 	E2EMean               float64 `json:"e2e_mean_seconds"`
 }
 
-// Overhead is time the experiment spent outside measurement.
+// Overhead is the time the experiment spent outside its warmup and measured windows. Total is
+// the whole of it (wall time less the windows), so nothing goes uncounted; Start, Stop, Repeat
+// and Output are its main parts and the rest (analysis, bookkeeping) is what they leave.
 type Overhead struct {
+	// StartSeconds is starting the servers (or calling the hook) and waiting until ready.
 	StartSeconds float64 `json:"start_seconds"`
-	StopSeconds  float64 `json:"stop_seconds"`
+	// StopSeconds is stopping the servers.
+	StopSeconds float64 `json:"stop_seconds"`
+	// RepeatSeconds is each repeat's time around its windows: building the engine, the
+	// requests still in flight when the measured window ends, tearing it down.
+	RepeatSeconds float64 `json:"repeat_seconds"`
+	// OutputSeconds is drawing the plot (AddOutput), when there is one.
+	OutputSeconds float64 `json:"output_seconds"`
+	// WindowsSeconds is the warmup and measured windows that ran, summed.
+	WindowsSeconds float64 `json:"windows_seconds"`
+	// WallSeconds is FinishedAt − StartedAt.
+	WallSeconds float64 `json:"wall_seconds"`
+	// TotalSeconds is WallSeconds − WindowsSeconds.
+	TotalSeconds float64 `json:"total_seconds"`
+}
+
+// AddOutput books d, the time spent writing the experiment's outputs after Run (the plot), as
+// overhead and moves FinishedAt to now, so that the report written last accounts for it.
+func (r *Report) AddOutput(d time.Duration) {
+	r.Overhead.OutputSeconds += d.Seconds()
+	r.finish()
+}
+
+// finish stamps FinishedAt and closes the overhead's books.
+func (r *Report) finish() {
+	r.FinishedAt = time.Now().UTC()
+	r.Overhead.WallSeconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+	r.Overhead.TotalSeconds = r.Overhead.WallSeconds - r.Overhead.WindowsSeconds
 }
 
 // Options configure Run.
@@ -122,7 +151,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 	var delays, means []float64
 	var pts []Point
 	for i, d := range exp.Levels {
-		vars := config.LevelVars{Level: i, DelayNS: d.Nanoseconds(), Delay: d.String(), TargetsFile: opts.TargetsFile}
+		vars := exp.Vars(i, d, opts.TargetsFile)
 		lvl := Level{Index: i, DelayNS: vars.DelayNS, Delay: vars.Delay}
 		start := time.Now()
 		stop, err := apply(ctx, exp, vars, opts.ServerOutput)
@@ -139,7 +168,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		}
 		var tputs, rps []float64
 		for r := range exp.Repeats {
-			m, err := measure(ctx, load, opts)
+			m, err := rep.measure(ctx, exp, load, opts)
 			if err != nil {
 				lvl.Error = fmt.Sprintf("repeat %d: %v", r, err)
 				break
@@ -165,6 +194,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		}
 	}
 	if len(means) == 0 {
+		rep.finish()
 		return rep, errors.New("sensitivity: no level could be measured")
 	}
 	rep.Analysis = Analyze(delays, means, pts)
@@ -173,14 +203,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		if len(exp.Levels) > 0 && exp.Levels[0] == 0 && len(rep.Levels[0].Repeats) > 0 {
 			base = rep.Levels[0].OutputTokensPerSecond.Mean
 		} else {
-			lvl := runLevel(ctx, exp, load, config.LevelVars{Level: -1, Delay: "0s"}, opts, rep)
+			lvl := runLevel(ctx, exp, load, exp.Vars(-1, 0, ""), opts, rep)
 			if lvl.Error != "" {
+				rep.finish()
 				return rep, fmt.Errorf("sensitivity: the subsystem baseline (no delay): %s", lvl.Error)
 			}
 			base = lvl.OutputTokensPerSecond.Mean
 		}
 		for i, f := range sub.Files {
-			vars := config.LevelVars{Level: len(exp.Levels) + i, DelayNS: sub.Delay.Nanoseconds(), Delay: sub.Delay.String(), TargetsFile: f}
+			vars := exp.Vars(len(exp.Levels)+i, sub.Delay, f)
 			lvl := runLevel(ctx, exp, load, vars, opts, rep)
 			s := Subsystem{File: f, DelayNS: vars.DelayNS, Error: lvl.Error, OutputTokensPerSecond: lvl.OutputTokensPerSecond}
 			if lvl.Error == "" && base > 0 {
@@ -215,7 +246,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Report, error)
 		}
 		slices.SortStableFunc(rep.Subsystems, func(a, b Subsystem) int { return a.Rank - b.Rank })
 	}
-	rep.FinishedAt = time.Now().UTC()
+	rep.finish()
 	return rep, nil
 }
 
@@ -233,7 +264,7 @@ func runLevel(ctx context.Context, exp *config.Experiment, load *config.Config, 
 	}
 	var tputs []float64
 	for r := range exp.Repeats {
-		m, err := measure(ctx, load, opts)
+		m, err := rep.measure(ctx, exp, load, opts)
 		if err != nil {
 			lvl.Error = fmt.Sprintf("repeat %d: %v", r, err)
 			break
@@ -276,16 +307,30 @@ func loadConfig(cfg *config.Config, exp *config.Experiment) *config.Config {
 	return &c
 }
 
-// measure runs one repeat and sums the measured (last) stage over targets.
-func measure(ctx context.Context, load *config.Config, opts Options) (Measurement, error) {
+// measure runs one repeat, sums the measured (last) stage over targets and books the repeat's
+// time: its windows when they ran, the rest as overhead.
+func (r *Report) measure(ctx context.Context, exp *config.Experiment, load *config.Config, opts Options) (Measurement, error) {
+	start := time.Now()
 	rep, err := bench.Run(ctx, load, bench.Options{Logger: opts.Logger})
+	took := time.Since(start).Seconds()
 	if err != nil {
+		// The windows did not run to the end: all of it is the experiment's own time.
+		r.Overhead.RepeatSeconds += took
 		return Measurement{}, err
 	}
+	windows := (exp.Warmup + exp.Measure).Seconds()
+	r.Overhead.WindowsSeconds += windows
+	r.Overhead.RepeatSeconds += took - windows
+	return sumPass(rep.Runs[0])
+}
+
+// sumPass sums the measured (last) stage of every target of a pass: throughput and requests
+// add up, the mean end-to-end latency is weighted by each target's successful requests.
+func sumPass(p bench.Pass) (Measurement, error) {
 	var m Measurement
 	var e2eSum float64
 	var e2eN int64
-	for _, t := range rep.Runs[0].Targets {
+	for _, t := range p.Targets {
 		st := t.Stages[len(t.Stages)-1]
 		m.OutputTokensPerSecond += st.Throughput.OutputTokensPerSec
 		m.RequestsPerSecond += st.Throughput.SuccessfulPerSecond
@@ -459,6 +504,10 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			fmt.Fprintf(&b, "  %d. %s: %.1f%% drop (%.1f tok/s)\n", s.Rank, s.File, 100*s.Drop, s.OutputTokensPerSecond.Mean)
 		}
 	}
+	o := r.Overhead
+	fmt.Fprintf(&b, "\nexperiment overhead: %.2fs of %.2fs wall outside %.2fs of warmup and measured windows (starting and ready %.2fs, stopping %.2fs, around repeats %.2fs, plot %.2fs, other %.2fs)\n",
+		o.TotalSeconds, o.WallSeconds, o.WindowsSeconds, o.StartSeconds, o.StopSeconds, o.RepeatSeconds, o.OutputSeconds,
+		o.TotalSeconds-o.StartSeconds-o.StopSeconds-o.RepeatSeconds-o.OutputSeconds)
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -160,7 +160,7 @@ func (j *job) sleepUntil(t time.Time) bool {
 // gap draws the wait between two tokens.
 func (j *job) gap() time.Duration {
 	cfg := &j.s.cfg
-	d := cfg.ITL + cfg.ITLPerRunningSeq*time.Duration(j.s.sched.runningNow.Load()) + cfg.SpeedBump.added()
+	d := cfg.ITL + cfg.ITLPerRunningSeq*time.Duration(j.s.sched.runningNow.Load()) + cfg.SpeedBump.addedSince(j.s.start)
 	if cfg.ITLJitter > 0 {
 		d = time.Duration(float64(d) * (1 + cfg.ITLJitter*(2*uniform(&j.p.rng)-1)))
 	}

@@ -297,9 +297,55 @@ func TestSpeedBump(t *testing.T) {
 	if (SpeedBump{Delay: time.Millisecond, Frequency: 1, CallsPerStep: 1, Slack: time.Second}).added() != 0 {
 		t.Error("a delay under the slack adds time")
 	}
-	for _, bad := range []map[string]string{{EnvSpeedBumpDelayNS: "-1"}, {EnvSpeedBumpDelayNS: "1ms"}, {EnvSpeedBumpFrequency: "2"}} {
+	for _, bad := range []map[string]string{{EnvSpeedBumpDelayNS: "-1"}, {EnvSpeedBumpDelayNS: "1ms"}, {EnvSpeedBumpFrequency: "2"},
+		{EnvSpeedBumpStartMS: "-5"}, {EnvSpeedBumpStartMS: "1.5"}, {EnvSpeedBumpDurationMS: "10s"}, {EnvSpeedBumpDurationMS: "99999999999999999"}} {
 		if _, err := (SpeedBump{}).FromEnv(func(k string) string { return bad[k] }); err == nil || !strings.Contains(err.Error(), "SPEED_BUMP_") {
 			t.Errorf("%v: err %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
+// TestSpeedBumpWindow: SPEED_BUMP_START_MS and SPEED_BUMP_DURATION_MS keep the bump to a window
+// after the server's start; without them it acts from the start to the end.
+func TestSpeedBumpWindow(t *testing.T) {
+	env := map[string]string{EnvSpeedBumpDelayNS: "1000", EnvSpeedBumpStartMS: "200", EnvSpeedBumpDurationMS: "300"}
+	b, err := SpeedBump{Frequency: 1, CallsPerStep: 1}.FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Start != 200*time.Millisecond || b.Duration != 300*time.Millisecond {
+		t.Fatalf("window %v + %v, want 200ms + 300ms", b.Start, b.Duration)
+	}
+	for _, c := range []struct {
+		ms   int
+		want bool
+	}{{0, false}, {199, false}, {200, true}, {499, true}, {500, false}, {10_000, false}} {
+		if got := b.activeAt(time.Duration(c.ms) * time.Millisecond); got != c.want {
+			t.Errorf("active at %d ms = %v, want %v", c.ms, got, c.want)
+		}
+	}
+	if open := (SpeedBump{Start: time.Second}); !open.activeAt(time.Hour) || open.activeAt(0) {
+		t.Error("a window without a duration does not run from its start to the end")
+	}
+	// addedSince against the server's start: the windows are hours wide, so no clock jitter
+	// moves a step across an edge.
+	bump := SpeedBump{Delay: time.Microsecond, Frequency: 1, CallsPerStep: 3}
+	now := time.Now()
+	for _, c := range []struct {
+		start, duration, ago time.Duration
+		want                 time.Duration
+	}{
+		{0, 0, 0, 3 * time.Microsecond},                                // no window: always
+		{time.Hour, 0, 0, 0},                                           // not yet
+		{time.Hour, 0, 2 * time.Hour, 3 * time.Microsecond},            // from the start on
+		{0, time.Hour, 0, 3 * time.Microsecond},                        // inside
+		{0, time.Hour, 2 * time.Hour, 0},                               // over
+		{time.Hour, time.Hour, 90 * time.Minute, 3 * time.Microsecond}, // inside a later window
+	} {
+		w := bump
+		w.Start, w.Duration = c.start, c.duration
+		if got := w.addedSince(now.Add(-c.ago)); got != c.want {
+			t.Errorf("window %v+%v, started %v ago: adds %v, want %v", c.start, c.duration, c.ago, got, c.want)
 		}
 	}
 }

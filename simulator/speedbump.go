@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +17,10 @@ const (
 	EnvSpeedBumpDelayNS   = "SPEED_BUMP_DELAY_NS"
 	EnvSpeedBumpFrequency = "SPEED_BUMP_FREQUENCY"
 	EnvSpeedBumpTargets   = "SPEED_BUMP_TARGETS"
+	// EnvSpeedBumpStartMS and EnvSpeedBumpDurationMS keep the bump to a window: from StartMS
+	// after the server started, for DurationMS (unset or 0: to the end).
+	EnvSpeedBumpStartMS    = "SPEED_BUMP_START_MS"
+	EnvSpeedBumpDurationMS = "SPEED_BUMP_DURATION_MS"
 )
 
 // SpeedBump models host-side overhead that the slowdown method injects a delay into: the
@@ -29,6 +34,28 @@ type SpeedBump struct {
 	Frequency    float64
 	CallsPerStep int
 	Slack        time.Duration
+	// Start and Duration are the window, after the server started, in which the bump acts
+	// (Duration 0: from Start on); outside it a step costs nothing extra.
+	Start    time.Duration
+	Duration time.Duration
+}
+
+// addedSince is added for a step taken now by a server that started at started: 0 outside the
+// window. Without a window it reads no clock.
+func (b SpeedBump) addedSince(started time.Time) time.Duration {
+	d := b.added()
+	if d == 0 || (b.Start == 0 && b.Duration == 0) {
+		return d
+	}
+	if !b.activeAt(time.Since(started)) {
+		return 0
+	}
+	return d
+}
+
+// activeAt reports whether elapsed (since the server started) is inside the window.
+func (b SpeedBump) activeAt(elapsed time.Duration) bool {
+	return elapsed >= b.Start && (b.Duration == 0 || elapsed < b.Start+b.Duration)
 }
 
 // added returns the time the bump adds to one decode step.
@@ -40,8 +67,9 @@ func (b SpeedBump) added() time.Duration {
 	return max(0, host-b.Slack)
 }
 
-// FromEnv reads the delay, the frequency and (from SPEED_BUMP_TARGETS, one call site per
-// non-comment line of the file) the calls per step from the speed-bump environment variables
+// FromEnv reads the delay, the frequency, the window (SPEED_BUMP_START_MS, _DURATION_MS) and
+// (from SPEED_BUMP_TARGETS, one call site per non-comment line of the file) the calls per step
+// from the speed-bump environment variables
 // (getenv nil means os.Getenv), leaving the rest of b as it is. An unset variable keeps b's
 // value; a malformed one is an error naming it.
 func (b SpeedBump) FromEnv(getenv func(string) string) (SpeedBump, error) {
@@ -69,6 +97,18 @@ func (b SpeedBump) FromEnv(getenv func(string) string) (SpeedBump, error) {
 			}
 		}
 		b.CallsPerStep = n
+	}
+	for _, w := range []struct {
+		name string
+		to   *time.Duration
+	}{{EnvSpeedBumpStartMS, &b.Start}, {EnvSpeedBumpDurationMS, &b.Duration}} {
+		if v := getenv(w.name); v != "" {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+				return b, fmt.Errorf("simulator: %s=%q: want a non-negative integer of milliseconds", w.name, v)
+			}
+			*w.to = time.Duration(ms) * time.Millisecond
+		}
 	}
 	if v := getenv(EnvSpeedBumpFrequency); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
