@@ -415,8 +415,9 @@ func TestLengthDistributionsFromConfig(t *testing.T) {
 	}
 }
 
-// TestTokenizerConfig: request.tokenizer is checked like every file and not allowed where the
-// prompts do not come from the generator.
+// TestTokenizerConfig: request.tokenizer is checked like every file, taken by the sources that
+// generate their words (generated, trace, shared_prefix) and not allowed with a data set, whose
+// prompts are the file's text.
 func TestTokenizerConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "d.jsonl")
@@ -432,10 +433,27 @@ func TestTokenizerConfig(t *testing.T) {
 		_, err := Parse([]byte(base("    request:", "      dataset: {file: "+file+"}", "      tokenizer: "+file)))
 		return err
 	}(), []wantErr{{"targets[0].request.tokenizer", 7, "is not used with request.dataset"}})
-	// A file that is not a tokenizer fails the build, naming it.
-	c := parseConfig(t, base("    request:", "      tokenizer: "+file))
-	if _, err := Build(c.Targets[0], BuildOptions{}); err == nil || !strings.Contains(err.Error(), file) {
-		t.Fatalf("build with a bad tokenizer: %v", err)
+	// The trace and shared-prefix sources generate their words, so they take it: a missing
+	// file is a field error, and a file that is not a tokenizer fails the build, naming it
+	// (so the source did read it).
+	trace := filepath.Join(dir, "t.jsonl")
+	if err := os.WriteFile(trace, []byte(`{"timestamp": 0, "input_length": 3, "output_length": 2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string][]string{
+		"generated":     {"    request:"},
+		"trace":         {"    traffic: {pacer: trace, trace: {file: " + trace + ", loop: false}}", "    request:"},
+		"shared_prefix": {"    request:", "      shared_prefix: {groups: 2, prompts_per_group: 2, system_prompt_tokens: 8, question_tokens: 3}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			lines := append(slices.Clone(src), "      tokenizer: "+filepath.Join(dir, "none.json"))
+			_, err := Parse([]byte(base(lines...)))
+			checkErrors(t, err, []wantErr{{"targets[0].request.tokenizer", 5 + len(src), "cannot be read"}})
+			c := parseConfig(t, base(append(slices.Clone(src), "      tokenizer: "+file)...))
+			if _, err := Build(c.Targets[0], BuildOptions{}); err == nil || !strings.Contains(err.Error(), file) {
+				t.Fatalf("build with a bad tokenizer: %v", err)
+			}
+		})
 	}
 }
 
