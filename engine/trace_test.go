@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -457,10 +461,50 @@ func TestTokenizerConfig(t *testing.T) {
 	}
 }
 
-// TestConversationResendsHistory: each session sends its turns in order, turn k carrying the
-// earlier questions and the server's real answers; every turn is a record with its turn number.
+// answeringServer answers every streaming chat request with an answer that is a function of
+// its last message (answerTo), so a history can be checked message by message, and keeps each
+// request's body.
+type answeringServer struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+// answerTo is the answer to a conversation whose last message is q.
+func answerTo(q string) string {
+	h := fnv.New32a()
+	h.Write([]byte(q))
+	return fmt.Sprintf("re %08x", h.Sum32())
+}
+
+func (s *answeringServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.bodies = append(s.bodies, body)
+	s.mu.Unlock()
+	var req struct{ Messages []traffic.Message }
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Messages) == 0 {
+		http.Error(w, "no messages", http.StatusBadRequest)
+		return
+	}
+	answer := answerTo(req.Messages[len(req.Messages)-1].Content)
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, ev := range []string{
+		fmt.Sprintf(`{"choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`, answer[:3]),
+		fmt.Sprintf(`{"choices":[{"index":0,"delta":{"content":%q},"finish_reason":"length"}]}`, answer[3:]),
+		`{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`,
+		`[DONE]`,
+	} {
+		fmt.Fprintf(w, "data: %s\n\n", ev)
+	}
+}
+
+// TestConversationResendsHistory: each session sends its turns in order, think_time apart, turn
+// k carrying exactly turn k−1's messages, the server's real answer to it (this server's answer
+// is a function of the question, so another turn's or session's answer shows) and a new
+// question; every turn is a record with its turn number.
 func TestConversationResendsHistory(t *testing.T) {
-	rs := &recordingServer{}
+	const think = 20 * time.Millisecond
+	rs := &answeringServer{}
 	srv := httptest.NewServer(rs)
 	defer srv.Close()
 	cfg := parseConfig(t, fmt.Sprintf(`targets:
@@ -468,62 +512,90 @@ func TestConversationResendsHistory(t *testing.T) {
     url: %s
     model: m
     traffic: {pacer: stages, stages: [{rate: 10, duration: 1s}], seed: 2}
-    request: {input_tokens: 6, max_tokens: 2, conversation: {turns: 3, think_time: 20ms}}
+    request: {input_tokens: 6, max_tokens: 2, conversation: {turns: 3, think_time: %v}}
     warmup: {requests: 0, min_duration: 0s}
-`, srv.URL))
+`, srv.URL, think))
 	rec := &records{}
 	runOnce(t, cfg, rec)
 	recs := rec.all()
-	turns := map[uint64][]int{}
+	sessions := map[uint64][]prober.Record{}
 	for _, r := range recs {
 		if r.Result != prober.ResultSuccess {
 			t.Fatalf("seq %d turn %d: %s (%v)", r.Seq, r.Turn, r.Result, r.Err)
 		}
-		turns[r.Seq] = append(turns[r.Seq], r.Turn)
+		sessions[r.Seq] = append(sessions[r.Seq], r)
 	}
-	if len(turns) < 8 {
-		t.Fatalf("%d sessions, want about 10", len(turns))
+	if len(sessions) < 8 {
+		t.Fatalf("%d sessions, want about 10", len(sessions))
 	}
-	for seq, ts := range turns {
-		if !slices.Equal(ts, []int{1, 2, 3}) {
-			t.Errorf("session %d sent turns %v, want 1 2 3 in order", seq, ts)
+	for seq, turns := range sessions {
+		for k, r := range turns {
+			if r.Turn != k+1 {
+				t.Fatalf("session %d: its record %d is turn %d, want turns 1 2 3 in order", seq, k, r.Turn)
+			}
+			// The think time runs from the end of the previous turn's answer.
+			if k > 0 {
+				prev := turns[k-1]
+				if gap := r.Intended.Sub(prev.Start.Add(prev.End)); gap < think {
+					t.Errorf("session %d turn %d intended %v after turn %d ended, want ≥ think_time %v", seq, r.Turn, gap, prev.Turn, think)
+				}
+			}
+		}
+		if len(turns) != 3 {
+			t.Errorf("session %d sent %d turns, want 3", seq, len(turns))
 		}
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	firsts := map[string]bool{}
-	var later [][]traffic.Message
+	key := func(m []traffic.Message) string {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	sentBodies := map[string]bool{}
+	var all [][]traffic.Message
 	for _, b := range rs.bodies {
 		var body struct{ Messages []traffic.Message }
 		if err := json.Unmarshal(b, &body); err != nil {
 			t.Fatal(err)
 		}
-		m := body.Messages
+		all = append(all, body.Messages)
+		sentBodies[key(body.Messages)] = true
+	}
+	firsts := 0
+	for _, m := range all {
 		if len(m)%2 != 1 || len(m) > 5 {
 			t.Fatalf("a request with %d messages", len(m))
 		}
 		for i, msg := range m {
 			want := map[bool]string{true: "user", false: "assistant"}[i%2 == 0]
-			if msg.Role != want || (want == "assistant" && msg.Content != "ab") {
-				t.Fatalf("message %d is %+v, want %s (the server's answer is \"ab\")", i, msg, want)
+			if msg.Role != want {
+				t.Fatalf("message %d is %+v, want role %s", i, msg, want)
+			}
+			if want == "assistant" && msg.Content != answerTo(m[i-1].Content) {
+				t.Fatalf("message %d is %q, not the server's answer %q to the question before it", i, msg.Content, answerTo(m[i-1].Content))
+			}
+			if want == "user" {
+				for _, earlier := range m[:i] {
+					if earlier.Role == "user" && earlier.Content == msg.Content {
+						t.Fatalf("message %d repeats an earlier question instead of asking its own", i)
+					}
+				}
 			}
 		}
 		if len(m) == 1 {
-			firsts[m[0].Content] = true
-		} else {
-			later = append(later, m)
+			firsts++
+			continue
+		}
+		// Turn k−1 was sent with exactly the messages before its answer and the new question.
+		if !sentBodies[key(m[:len(m)-2])] {
+			t.Fatalf("a turn of %d messages: its first %d are no request that was sent", len(m), len(m)-2)
 		}
 	}
-	if len(later) != 2*len(firsts) {
-		t.Fatalf("%d first turns and %d later ones", len(firsts), len(later))
-	}
-	for _, m := range later {
-		if !firsts[m[0].Content] {
-			t.Fatalf("a later turn's history starts with %q, which no first turn sent", m[0].Content)
-		}
-		if m[len(m)-1].Content == m[0].Content {
-			t.Fatal("a later turn repeats the first question instead of asking its own")
-		}
+	if len(all) != 3*firsts || len(recs) != len(all) {
+		t.Fatalf("%d requests (%d records) of which %d first turns; want 3 turns each", len(all), len(recs), firsts)
 	}
 	// Checked by the registries: more than one turn, and only for chat.
 	for _, y := range []string{"    request: {conversation: {turns: 1}}", "    api: openai-completions\n    request: {conversation: {turns: 2}}"} {
