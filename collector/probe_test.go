@@ -448,3 +448,19 @@ func TestProbeConversationTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeDatasetRowsSkipped: the data set entries a target's source skipped are exposed from
+// registration on, apart from the trace's.
+func TestProbeDatasetRowsSkipped(t *testing.T) {
+	p := NewProbe()
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", DatasetRowsSkipped: 2}
+	p.Register(tgt)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_dataset_rows_skipped_total", nil); got != 2 {
+		t.Fatalf("inferprobe_dataset_rows_skipped_total = %v, want the 2 entries the data set skipped", got)
+	}
+	if got := sample(t, reg, "inferprobe_trace_rows_skipped_total", nil); got != 0 {
+		t.Fatalf("inferprobe_trace_rows_skipped_total = %v, want 0 without a trace", got)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
@@ -416,6 +418,68 @@ func TestLengthDistributionsFromConfig(t *testing.T) {
 	}
 	if n := parseConfig(t, base("    request: {output_tokens: 40}")).Targets[0].Request; n.OutputTokens.N != 40 || n.MaxTokens != 0 {
 		t.Fatalf("output_tokens as a number: %+v", n)
+	}
+}
+
+// TestBadDatasetAtReloadKeepsRunning: a data set that fails to load when a reload builds the
+// target is an error naming the file and line, and the running target goes on unchanged.
+func TestBadDatasetAtReloadKeepsRunning(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.ITL = time.Millisecond })
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.jsonl"), filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(good, []byte(`{"prompt": "a b c", "max_tokens": 2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"prompt": "a b c", "max_tokens": 2}`+"\n"+`{"prompt": 7}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := func(file string) string {
+		return fmt.Sprintf("targets: [{name: a, url: %s, model: inferprobe-sim, traffic: {rate: 2, seed: 3}, request: {dataset: {file: %q}}}]\n", url, file)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{})
+	defer set.Close(ctx)
+	if err := set.Apply(parseConfig(t, y(good))); err != nil {
+		t.Fatal(err)
+	}
+	err := set.Apply(parseConfig(t, y(bad))) // a readable file: only Build reads its entries
+	if err == nil || !strings.Contains(err.Error(), bad+":2:") {
+		t.Fatalf("apply = %v, want an error naming %s:2", err, bad)
+	}
+	if st := set.Targets(); len(st) != 1 || !st[0].Running || st[0].Seed != 3 {
+		t.Fatalf("targets after the failed reload: %+v", st)
+	}
+	set.mu.Lock()
+	file := set.targets["a"].p.Config.Request.Dataset.File
+	set.mu.Unlock()
+	if file != good {
+		t.Fatalf("the running target samples %s, want the good data set", file)
+	}
+}
+
+// TestDatasetRowsSkippedCounted: with skip_invalid, a data set's malformed entries are left out
+// and counted in inferprobe_dataset_rows_skipped_total, on the target built from the config.
+func TestDatasetRowsSkippedCounted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "d.jsonl")
+	lines := `{"prompt": "a b c", "max_tokens": 2}` + "\n" + `{"prompt": 7}` + "\n" + "not json\n" + `{"prompt": "d e", "max_tokens": 3}` + "\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{})
+	defer set.Close(ctx)
+	// No server: the counter is set when the target is built, before any request.
+	cfg := parseConfig(t, fmt.Sprintf("targets: [{name: a, url: http://127.0.0.1:1, model: m, traffic: {rate: 0.1, seed: 3}, request: {dataset: {file: %q, skip_invalid: true}}}]\n", file))
+	if err := set.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set.Probe())
+	mf := gather(t, reg)["inferprobe_dataset_rows_skipped_total"]
+	if mf == nil || len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetCounter().GetValue() != 2 {
+		t.Fatalf("inferprobe_dataset_rows_skipped_total: %v, want one series at the 2 malformed entries", mf)
 	}
 }
 
