@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -298,6 +299,70 @@ func TestTraceConfigErrors(t *testing.T) {
 	c := parseConfig(t, base("    traffic:", "      pacer: trace", "      trace: {file: "+file+"}"))
 	if tr := c.Targets[0].Traffic.Trace; tr.Format != traffic.TraceMooncake || tr.TimeScale != 1 || !*tr.Loop || !c.Targets[0].Request.IgnoreEOS {
 		t.Fatalf("defaults: %+v, ignore_eos %v", tr, c.Targets[0].Request.IgnoreEOS)
+	}
+}
+
+// TestTraceLoopsThroughTheRunner: a looping replay run by the engine sends pass c of a 4-row
+// Mooncake trace at pass 0's offsets plus c × span (span: last row plus the mean gap, scaled),
+// request n sending row n mod 4, for more than two passes. Intended times come from the
+// schedule, not the clock, so they are exact (±1 µs) on any machine.
+func TestTraceLoopsThroughTheRunner(t *testing.T) {
+	url := startSim(t, func(c *simulator.Config) { c.TTFTBase, c.ITL, c.ITLJitter = time.Millisecond, 0, 0 })
+	file := filepath.Join(t.TempDir(), "loop.jsonl")
+	ms := []int{0, 100, 250, 400} // trace milliseconds; input lengths 11..14 tell the rows apart
+	var rows strings.Builder
+	for i, at := range ms {
+		fmt.Fprintf(&rows, `{"timestamp": %d, "input_length": %d, "output_length": 2}`+"\n", at, 11+i)
+	}
+	if err := os.WriteFile(file, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const scale = 10
+	cfg := parseConfig(t, fmt.Sprintf(`targets:
+  - name: loop
+    url: %s
+    model: inferprobe-sim
+    traffic: {pacer: trace, seed: 1, max_in_flight: 64, trace: {file: %q, time_scale: %d, loop: true}}
+    warmup: {requests: 0, min_duration: 0s}
+`, url, file, scale))
+	rec := &records{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := New(ctx, Options{Observers: []prober.Observer{rec}})
+	if err := set.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	const want = 10 // two and a half passes
+	testkit.WaitFor(t, 30*time.Second, 5*time.Millisecond, "10 requests", func() bool {
+		done := 0
+		for _, r := range rec.all() {
+			if r.Seq < want {
+				done++
+			}
+		}
+		return done == want
+	})
+	stop, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	set.Close(stop)
+
+	// One pass: the last row (400 ms) plus the mean gap (400/3 ms), divided by the scale.
+	span := time.Duration(math.Round((400 + 400.0/3) * float64(time.Millisecond) / scale))
+	recs := rec.all()
+	slices.SortFunc(recs, func(a, b prober.Record) int { return int(a.Seq) - int(b.Seq) })
+	if len(recs) < want || recs[0].Seq != 0 {
+		t.Fatalf("%d records from seq %d, want at least %d from 0", len(recs), recs[0].Seq, want)
+	}
+	start := recs[0].Intended
+	for _, r := range recs[:want] {
+		row, pass := int(r.Seq)%len(ms), time.Duration(r.Seq)/time.Duration(len(ms))
+		wantAt := time.Duration(ms[row])*time.Millisecond/scale + pass*span
+		if d := r.Intended.Sub(start) - wantAt; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("request %d (pass %d, row %d) intended %v after the start, want %v", r.Seq, pass, row, r.Intended.Sub(start), wantAt)
+		}
+		if r.Result != prober.ResultSuccess || r.RequestedPromptTokens != 11+row || r.PromptTokens != 11+row {
+			t.Errorf("request %d: %s, %d prompt tokens requested (%d by usage), want row %d's %d", r.Seq, r.Result, r.RequestedPromptTokens, r.PromptTokens, row, 11+row)
+		}
 	}
 }
 
