@@ -39,7 +39,7 @@ staticcheck: $(STATICCHECK)
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	# Timing bounds hold without the race detector's slowdown: the trace replay's 5 ms p99.
-	$(GO) test -count=1 -run '^TestTraceReplayAgainstSimulator$$' ./engine/
+	$(GO) test -count=1 -run '^TestTraceReplay(AgainstSimulator|LagCatchesALateProber)$$' ./engine/
 
 # Each fuzz target for a fixed number of executions (the seed corpus also runs in `unit`).
 # A count, not a duration: a duration -fuzztime can fail with a bare "context deadline

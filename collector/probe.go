@@ -65,7 +65,7 @@ type targetMetrics struct {
 	finishReasons                *prometheus.CounterVec
 	dropped, warmupForced        prometheus.Counter
 	retries                      prometheus.Counter
-	traceSkipped                 prometheus.Counter
+	traceSkipped, datasetSkipped prometheus.Counter
 	turnTTFT                     *prometheus.HistogramVec // labels adapter, turn
 	inFlight, targetRate         prometheus.Gauge
 	targetConcurrency, stage     prometheus.Gauge
@@ -181,6 +181,8 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 			Help: "Times the warmup gate was forced open because max_duration passed.", ConstLabels: labels}),
 		traceSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_trace_rows_skipped_total",
 			Help: "Malformed rows of the target's trace left out with skip_invalid, counted when the trace is loaded.", ConstLabels: labels}),
+		datasetSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inferprobe_dataset_rows_skipped_total",
+			Help: "Malformed entries of the target's data set left out with skip_invalid, counted when the data set is loaded.", ConstLabels: labels}),
 		inFlight:   gauge("inferprobe_in_flight_requests", "Requests started and not finished."),
 		targetRate: gauge("inferprobe_target_request_rate", "The request rate the pacer aims at now, in requests per second (0 for closed loop)."),
 		targetConcurrency: gauge("inferprobe_target_concurrency",
@@ -194,7 +196,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	m.collectors = []prometheus.Collector{m.e2e, m.delay, m.e2eRate, m.phase, m.requests,
 		m.warmupRequests, m.goodput, m.promptTokens, m.outputTokens, m.reasoningTokens,
 		m.cachedToken, m.finishReasons, m.dropped, m.warmupForced, m.retries, m.inFlight,
-		m.targetRate, m.targetConcurrency, m.warmupComplete, m.traceSkipped}
+		m.targetRate, m.targetConcurrency, m.warmupComplete, m.traceSkipped, m.datasetSkipped}
 	if !t.Unstreamed {
 		// Without a stream no first token or chunk is timed: these series are absent, not a
 		// zero that would read as a measurement.
@@ -202,6 +204,7 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	}
 	m.collectors = append(m.collectors, objectiveSeries(t, labels)...)
 	m.traceSkipped.Add(float64(t.TraceRowsSkipped))
+	m.datasetSkipped.Add(float64(t.DatasetRowsSkipped))
 	if len(t.Adapters) == 0 {
 		m.series("") // the base model's series exist from the start, at zero
 	}

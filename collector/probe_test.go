@@ -2,6 +2,7 @@ package collector
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -405,5 +406,61 @@ func TestProbeRequestedPromptTokens(t *testing.T) {
 	req := sample(t, reg, "inferprobe_prompt_tokens_total", map[string]string{"source": prober.SourceRequested})
 	if usage != 30 || req != 12 {
 		t.Fatalf("prompt tokens: usage %v, requested %v; want 30 and 12", usage, req)
+	}
+}
+
+// TestProbeConversationTurns: each successful turn of a conversation is observed in the per-turn
+// TTFT under its own turn label, and requests outside conversations (turn 0) and failed turns
+// are not.
+func TestProbeConversationTurns(t *testing.T) {
+	tgt := &prober.TargetInfo{Name: "chat", Model: "m"}
+	p := NewProbe()
+	p.Register(tgt)
+	// Turn k of each of 2 sessions has a TTFT of k × 10 ms; turn 3 of a third session failed.
+	for range 2 {
+		for turn := 1; turn <= 3; turn++ {
+			r := successRecord(tgt, "", time.Duration(turn)*10*ms)
+			r.Turn = turn
+			finish(p, r)
+		}
+	}
+	failed := successRecord(tgt, "", 99*ms)
+	failed.Turn, failed.Result = 3, prober.ResultHTTP5xx
+	finish(p, failed)
+	finish(p, successRecord(tgt, "", 50*ms)) // not in a conversation
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	const name = "inferprobe_conversation_time_to_first_token_seconds"
+	for turn := 1; turn <= 3; turn++ {
+		labels := map[string]string{"target": "chat", "turn": strconv.Itoa(turn)}
+		count, sum := sample(t, reg, name+"_count", labels), sample(t, reg, name+"_sum", labels)
+		if want := 2 * float64(turn) * 0.010; count != 2 || !approx(sum, want) {
+			t.Errorf("turn %d: %v observations summing to %v s, want 2 summing to %v", turn, count, sum, want)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) != 3 {
+			t.Errorf("%d turn series, want 3 (no turn 0)", len(mf.GetMetric()))
+		}
+	}
+}
+
+// TestProbeDatasetRowsSkipped: the data set entries a target's source skipped are exposed from
+// registration on, apart from the trace's.
+func TestProbeDatasetRowsSkipped(t *testing.T) {
+	p := NewProbe()
+	tgt := &prober.TargetInfo{Name: "a", Model: "m", DatasetRowsSkipped: 2}
+	p.Register(tgt)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	if got := sample(t, reg, "inferprobe_dataset_rows_skipped_total", nil); got != 2 {
+		t.Fatalf("inferprobe_dataset_rows_skipped_total = %v, want the 2 entries the data set skipped", got)
+	}
+	if got := sample(t, reg, "inferprobe_trace_rows_skipped_total", nil); got != 0 {
+		t.Fatalf("inferprobe_trace_rows_skipped_total = %v, want 0 without a trace", got)
 	}
 }

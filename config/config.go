@@ -171,9 +171,9 @@ type Request struct {
 	InputTokens Tokens `yaml:"input_tokens"`
 	// MaxTokens caps the output (max_tokens).
 	MaxTokens int `yaml:"max_tokens"`
-	// Tokenizer is a Hugging Face tokenizer.json on disk; with it, generated prompts are
-	// exactly input_tokens of that model's tokens instead of words. Relative to the
-	// configuration file's directory.
+	// Tokenizer is a Hugging Face tokenizer.json on disk; with it, generated, trace and
+	// shared-prefix prompts are exactly their lengths in that model's tokens instead of
+	// words. Relative to the configuration file's directory.
 	Tokenizer string `yaml:"tokenizer"`
 	// OutputTokens, when given, sets each request's max_tokens from a number or a
 	// distribution (with ignore_eos, the output length); exclusive with MaxTokens.

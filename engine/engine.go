@@ -191,6 +191,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		p.Release()
 		return nil, err
 	}
+	info.DatasetRowsSkipped = traffic.DatasetRowsSkipped(src)
 	src = traffic.ShardSource(src, opts.Shard, opts.Shards)
 	p.Gate = prober.NewGate(prober.WarmupConfig{
 		Requests:     t.Warmup.Requests,

@@ -25,14 +25,14 @@ import (
 )
 
 // startSim serves a simulator on a loopback port until the test ends.
-func startSim(t *testing.T, mutate func(*simulator.Config)) string {
+func startSim(t testing.TB, mutate func(*simulator.Config)) string {
 	t.Helper()
 	_, url := simtest.Start(t, 7, mutate)
 	return url
 }
 
 // parseConfig parses y against the registries.
-func parseConfig(t *testing.T, y string) *config.Config {
+func parseConfig(t testing.TB, y string) *config.Config {
 	t.Helper()
 	c, err := Parse([]byte(y))
 	if err != nil {

@@ -154,6 +154,9 @@ type TargetInfo struct {
 	// TraceRowsSkipped counts the malformed trace rows the target's replay left out
 	// (skip_invalid); 0 without a trace.
 	TraceRowsSkipped int
+	// DatasetRowsSkipped counts the malformed data set entries the target's source left out
+	// (request.dataset.skip_invalid); 0 without a data set.
+	DatasetRowsSkipped int
 	// Unstreamed is a target sending stream: false: its answers come whole, so collectors
 	// expose no first-token, per-token or chunk series for it.
 	Unstreamed bool

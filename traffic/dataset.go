@@ -338,6 +338,15 @@ type datasetSource struct {
 	split               adapterSplit
 }
 
+// DatasetRowsSkipped returns how many malformed entries the data set behind src left out
+// (skip_invalid), so the target can count them; 0 for any other source.
+func DatasetRowsSkipped(src Source) int {
+	if s, ok := src.(*datasetSource); ok {
+		return s.d.Skipped
+	}
+	return 0
+}
+
 func (s *datasetSource) Next(n uint64) Request {
 	e := s.d.entries[hashIndex(s.sampleKey, n)%uint64(len(s.d.entries))]
 	r := Request{Prompt: e.prompt, Messages: e.messages, PromptTokens: e.in, MaxTokens: e.out, Adapter: s.split.pick(n)}

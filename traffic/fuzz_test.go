@@ -6,17 +6,32 @@ import (
 	"testing"
 )
 
+// checkReadError: a reader's error is a RowError naming the file and a line inside the input,
+// or one of the errors about the whole input (wholeFile, matched as prefixes): a malformed row
+// reported without its line fails.
+func checkReadError(t *testing.T, data string, err error, wholeFile ...string) {
+	t.Helper()
+	var re *RowError
+	if errors.As(err, &re) {
+		if re.File != "fuzz" || re.Line < 1 || re.Line > strings.Count(data, "\n")+1 {
+			t.Fatalf("error %q names line %d of a %d-line input", err, re.Line, strings.Count(data, "\n")+1)
+		}
+		return
+	}
+	for _, w := range wholeFile {
+		if strings.HasPrefix(err.Error(), w) {
+			return
+		}
+	}
+	t.Fatalf("error %q names no line and is none of the whole-input errors %q", err, wholeFile)
+}
+
 // checkTraceInvariants holds what every successfully read trace must satisfy, and that a
 // failure names the file and a line inside the input.
 func checkTraceInvariants(t *testing.T, data string, tr *Trace, err error) {
 	t.Helper()
 	if err != nil {
-		var re *RowError
-		if errors.As(err, &re) {
-			if re.File != "fuzz" || re.Line < 1 || re.Line > strings.Count(data, "\n")+1 {
-				t.Fatalf("error %q names line %d of a %d-line input", err, re.Line, strings.Count(data, "\n")+1)
-			}
-		}
+		checkReadError(t, data, err, "trace fuzz: no rows", "trace fuzz: no valid rows")
 		return
 	}
 	if tr.Len() == 0 {
@@ -82,10 +97,7 @@ func FuzzReadMooncake(f *testing.F) {
 func checkDatasetInvariants(t *testing.T, data string, d *Dataset, err error) {
 	t.Helper()
 	if err != nil {
-		var re *RowError
-		if errors.As(err, &re) && (re.File != "fuzz" || re.Line < 1 || re.Line > strings.Count(data, "\n")+1) {
-			t.Fatalf("error %q names line %d of a %d-line input", err, re.Line, strings.Count(data, "\n")+1)
-		}
+		checkReadError(t, data, err, "dataset fuzz: no entry to send")
 		return
 	}
 	if d.Len() == 0 {

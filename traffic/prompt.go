@@ -107,15 +107,8 @@ func NewPromptSource(opts PromptOptions) Source {
 		wordKey:       opts.Seed,
 		nonceKey:      mix64(opts.Seed ^ streamNonce),
 	}
-	s.off = vocabularyOffsets()
-	for i := range s.remap {
-		s.remap[i] = uint8(i)
-	}
+	s.wordTable = newWordTable(opts.Tokenizer)
 	if tk := opts.Tokenizer; tk != nil {
-		for i := range s.remap {
-			s.remap[i] = tk.ones[i%len(tk.ones)]
-		}
-		s.wordNonce = true
 		if opts.Prompt != "" {
 			// After a nonce the prompt follows a space, which byte-level tokenizers count
 			// with its first word.
@@ -146,11 +139,8 @@ func NewPromptSource(opts PromptOptions) Source {
 
 type promptSource struct {
 	inputLengths, outputLengths Lengths
-	// remap turns a drawn byte into a vocabulary index: the identity, or with a tokenizer
-	// one of its single-token words.
-	remap [vocabularySize]uint8
-	// wordNonce makes the nonce nonceWords single-token words instead of "req-" and hex.
-	wordNonce bool
+	// wordTable picks the words: the vocabulary, or with a tokenizer its single-token words.
+	wordTable
 
 	inputTokens int
 	maxTokens   int
@@ -163,8 +153,6 @@ type promptSource struct {
 	// fixed is the prompt of every request when it does not vary with n.
 	fixed       string
 	fixedTokens int
-
-	off [vocabularySize + 1]uint16
 
 	split adapterSplit
 }
@@ -246,7 +234,7 @@ func (s *promptSource) Next(n uint64) Request {
 	case s.prompt != "":
 		var b strings.Builder
 		b.Grow(nonceLen + 1 + len(s.prompt))
-		k := s.writeNonce(&b, n, nonceWords)
+		k := s.nonce(&b, n, nonceWords)
 		b.WriteByte(' ')
 		b.WriteString(s.prompt)
 		r.Prompt, r.PromptTokens = b.String(), s.promptWords+k
@@ -257,7 +245,7 @@ func (s *promptSource) Next(n uint64) Request {
 	default:
 		var b strings.Builder
 		b.Grow(nonceLen)
-		r.PromptTokens = s.writeNonce(&b, n, nonceWords)
+		r.PromptTokens = s.nonce(&b, n, nonceWords)
 		r.Prompt = b.String()
 	}
 	return r
@@ -300,7 +288,7 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) str
 	var b strings.Builder
 	b.Grow(size)
 	if nonce {
-		s.writeNonce(&b, n, k)
+		s.nonce(&b, n, k)
 	}
 	for left := body; left > 0; {
 		x := p.Uint64()
@@ -318,7 +306,7 @@ func (s *promptSource) generate(p rand.PCG, nonce bool, n uint64, words int) str
 	return b.String()
 }
 
-// nonceSize returns the bytes writeNonce writes for n with k words.
+// nonceSize returns the bytes nonce writes for n with k words.
 func (s *promptSource) nonceSize(n uint64, k int) int {
 	if !s.wordNonce {
 		return nonceLen
@@ -333,32 +321,10 @@ func (s *promptSource) nonceSize(n uint64, k int) int {
 	return size
 }
 
-// writeNonce writes request n's nonce at the start of b and returns its length in tokens:
-// "req-" and 16 hex digits of a bijective hash of n (one word), or with a tokenizer k
-// single-token words chosen by that hash's bytes.
-func (s *promptSource) writeNonce(b *strings.Builder, n uint64, k int) int {
-	v := hashIndex(s.nonceKey, n)
-	if s.wordNonce {
-		for j := range k {
-			i := int(s.remap[v&0xff])
-			w := vocabulary[s.off[i]:s.off[i+1]]
-			if j == 0 {
-				w = w[1:]
-			}
-			b.WriteString(w)
-			v >>= 8
-		}
-		return k
-	}
-	const hex = "0123456789abcdef"
-	var buf [nonceLen]byte
-	copy(buf[:], noncePrefix)
-	for i := nonceLen - 1; i >= len(noncePrefix); i-- {
-		buf[i] = hex[v&0xf]
-		v >>= 4
-	}
-	b.Write(buf[:])
-	return 1
+// nonce writes request n's nonce of k words at the start of b and returns its length in
+// tokens (see wordTable.writeNonce).
+func (s *promptSource) nonce(b *strings.Builder, n uint64, k int) int {
+	return s.writeNonce(b, hashIndex(s.nonceKey, n), k)
 }
 
 func (s *promptSource) adapter(n uint64) string { return s.split.pick(n) }

@@ -121,6 +121,10 @@ type ReplaySourceOptions struct {
 	// CacheBust starts every prompt without shared blocks with a unique nonce; without it,
 	// such prompts are prefixes of one fixed word sequence (a prefix cache sees reuse).
 	CacheBust bool
+	// Tokenizer, when set, makes every word one of its tokens (see Tokenizer), so a row's
+	// prompt is exactly its input length in that model's tokens and a Mooncake block exactly
+	// MooncakeBlockTokens of them; the nonce is then words too.
+	Tokenizer *Tokenizer
 	// Seed makes the prompts and the adapter choice reproducible.
 	Seed uint64
 	// Adapters optionally splits the traffic over LoRA adapters.
@@ -129,12 +133,13 @@ type ReplaySourceOptions struct {
 
 // NewReplaySource returns the Source of a replay: request n sends row Row(n) with a generated
 // prompt of exactly the row's input length in words (PromptTokens the same; the simulator
-// counts one token per word) and MaxTokens the row's output length.
+// counts one token per word, and with a Tokenizer each word is one of its tokens) and
+// MaxTokens the row's output length.
 //
 // A Mooncake row's prompt is made of its hash ids' blocks: block k covers words
-// [512k, 512(k+1)) and its words are a pure function of (seed, hash id), so requests with
-// equal leading hash ids share exactly those blocks as a prompt prefix (a row's last block may
-// be partial: it is then a prefix of the full block). Words beyond the blocks, and the
+// [512k, 512(k+1)) and its words are a pure function of (seed, tokenizer, hash id), so requests
+// with equal leading hash ids share exactly those blocks as a prompt prefix (a row's last block
+// may be partial: it is then a prefix of the full block). Words beyond the blocks, and the
 // prompts of rows without hash ids, are drawn per request (after a nonce, with CacheBust).
 func NewReplaySource(r *Replay, opts ReplaySourceOptions) Source {
 	return &replaySource{
@@ -143,7 +148,7 @@ func NewReplaySource(r *Replay, opts ReplaySourceOptions) Source {
 		wordKey:   opts.Seed,
 		nonceKey:  mix64(opts.Seed ^ streamNonce),
 		split:     newAdapterSplit(opts.Adapters, mix64(opts.Seed^streamAdapters)),
-		off:       vocabularyOffsets(),
+		words:     newWordTable(opts.Tokenizer),
 	}
 }
 
@@ -152,7 +157,7 @@ type replaySource struct {
 	cacheBust         bool
 	wordKey, nonceKey uint64
 	split             adapterSplit
-	off               [vocabularySize + 1]uint16
+	words             wordTable
 }
 
 func (s *replaySource) Next(n uint64) Request {
@@ -166,7 +171,7 @@ func (s *replaySource) Next(n uint64) Request {
 	for _, h := range hashes {
 		k := min(left, MooncakeBlockTokens)
 		seedPCG(&p, hashIndex(s.wordKey, h), streamBlock)
-		appendWords(&b, &s.off, &p, k)
+		s.words.appendWords(&b, &p, k)
 		left -= k
 	}
 	switch {
@@ -174,28 +179,14 @@ func (s *replaySource) Next(n uint64) Request {
 	case len(hashes) > 0 || s.cacheBust:
 		seedPCG(&p, hashIndex(s.wordKey, n), streamWords)
 		if len(hashes) == 0 {
-			s.nonce(&b, n)
-			left--
+			k := s.words.nonceWordsFor(left)
+			s.words.writeNonce(&b, hashIndex(s.nonceKey, n), k)
+			left -= k
 		}
-		appendWords(&b, &s.off, &p, left)
+		s.words.appendWords(&b, &p, left)
 	default:
 		seedPCG(&p, s.wordKey, streamFixed)
-		appendWords(&b, &s.off, &p, left)
+		s.words.appendWords(&b, &p, left)
 	}
 	return Request{Prompt: b.String(), PromptTokens: in, MaxTokens: out, Adapter: s.split.pick(n)}
-}
-
-func (s *replaySource) nonce(b *strings.Builder, n uint64) {
-	const hex = "0123456789abcdef"
-	var buf [nonceLen]byte
-	copy(buf[:], noncePrefix)
-	v := hashIndex(s.nonceKey, n)
-	for i := nonceLen - 1; i >= len(noncePrefix); i-- {
-		buf[i] = hex[v&0xf]
-		v >>= 4
-	}
-	if b.Len() > 0 {
-		b.WriteByte(' ')
-	}
-	b.Write(buf[:])
 }

@@ -33,55 +33,53 @@ type SourceKind struct {
 	Key string
 	// Summary is the one-line description docs/configuration.md carries.
 	Summary string
+	// Tokenized reports that the source generates its words, so request.tokenizer can make
+	// its lengths exact (a dataset's prompts are the file's text).
+	Tokenized bool
 
 	selected func(t config.Target) bool
 	check    func(t config.Target, report config.Reporter)
 	build    func(t config.Target, plan Plan, o sourceOptions) (Source, error)
 }
 
-// sourceOptions are what every source shares: the seed, the adapters and cache busting.
+// sourceOptions are what every source shares: the seed, the adapters, cache busting and the
+// tokenizer (nil without request.tokenizer).
 type sourceOptions struct {
 	seed      uint64
 	adapters  []WeightedAdapter
 	cacheBust bool
+	tokenizer *Tokenizer
 }
 
 func sourceKinds() []SourceKind {
 	return []SourceKind{
 		{Name: SourceTrace, Key: "traffic.trace", Summary: "Each request sends its trace row's input length (generated words, Mooncake hash ids as shared blocks) and output length; chosen by `pacer: trace`.",
-			selected: func(t config.Target) bool { return t.Traffic.Pacer == KindTrace },
-			check:    func(config.Target, config.Reporter) {},
+			Tokenized: true,
+			selected:  func(t config.Target) bool { return t.Traffic.Pacer == KindTrace },
+			check:     func(config.Target, config.Reporter) {},
 			build: func(_ config.Target, plan Plan, o sourceOptions) (Source, error) {
 				if plan.Replay == nil {
 					return nil, fmt.Errorf("traffic: the trace source needs the trace plan")
 				}
-				return NewReplaySource(plan.Replay, ReplaySourceOptions{CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters}), nil
+				return NewReplaySource(plan.Replay, ReplaySourceOptions{CacheBust: o.cacheBust, Tokenizer: o.tokenizer, Seed: o.seed, Adapters: o.adapters}), nil
 			}},
 		{Name: SourceDataset, Key: "request.dataset", Summary: "Prompts sampled from a ShareGPT or JSONL file, with their output lengths.",
 			selected: func(t config.Target) bool { return t.Request.Dataset != nil },
 			check:    checkDataset, build: buildDataset},
 		{Name: SourceSharedPrefix, Key: "request.shared_prefix", Summary: "Groups of prompts sharing a system prompt, to exercise prefix caches.",
-			selected: func(t config.Target) bool { return t.Request.SharedPrefix != nil },
-			check:    checkSharedPrefix, build: buildSharedPrefix},
+			Tokenized: true,
+			selected:  func(t config.Target) bool { return t.Request.SharedPrefix != nil },
+			check:     checkSharedPrefix, build: buildSharedPrefix},
 		{Name: SourceGenerated, Summary: "A fixed `prompt`, or generated prompts of `input_tokens` words (a number or a distribution), with `max_tokens` or `output_tokens`.",
-			selected: func(config.Target) bool { return true },
+			Tokenized: true,
+			selected:  func(config.Target) bool { return true },
 			check: func(t config.Target, report config.Reporter) {
-				if t.Request.Tokenizer != "" {
-					checkFile("request.tokenizer", t.Request.Tokenizer, report)
-				}
 				if c := t.Request.Conversation; c != nil && (c.Turns < 2 || c.Turns > MaxTurns) {
 					report("request.conversation.turns", "must be ≥ 2 and ≤ %d (it bounds the turn label), not %d", MaxTurns, c.Turns)
 				}
 			},
 			build: func(t config.Target, _ Plan, o sourceOptions) (Source, error) {
-				var tk *Tokenizer
-				if t.Request.Tokenizer != "" {
-					var err error
-					if tk, err = LoadTokenizer(t.Request.Tokenizer); err != nil {
-						return nil, err
-					}
-				}
-				opts := PromptOptions{Tokenizer: tk, Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens.N,
+				opts := PromptOptions{Tokenizer: o.tokenizer, Prompt: t.Request.Prompt, InputTokens: t.Request.InputTokens.N,
 					MaxTokens: t.Request.MaxTokens, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters,
 					InputLengths: lengthsOf(t.Request.InputTokens, o.seed, "input_tokens"), OutputLengths: lengthsOf(t.Request.OutputTokens, o.seed, "output_tokens")}
 				if t.Request.OutputTokens.Dist == nil && t.Request.OutputTokens.N > 0 {
@@ -115,7 +113,14 @@ func NewSource(t config.Target, plan Plan, seed uint64) (Source, error) {
 		adapters = append(adapters, WeightedAdapter{Name: a.Name, Weight: a.Split})
 	}
 	o := sourceOptions{seed: seed, adapters: adapters, cacheBust: t.Request.CacheBust == nil || *t.Request.CacheBust}
-	return sourceFor(t).build(t, plan, o)
+	kind := sourceFor(t)
+	if kind.Tokenized && t.Request.Tokenizer != "" {
+		var err error
+		if o.tokenizer, err = LoadTokenizer(t.Request.Tokenizer); err != nil {
+			return nil, err
+		}
+	}
+	return kind.build(t, plan, o)
 }
 
 // checkSources reports sources that exclude each other and each selected source's own fields.
@@ -130,14 +135,21 @@ func checkSources(t *config.Target, given func(string) bool, report config.Repor
 		report(chosen[1], "cannot be used together with %s: choose one request source", chosen[0])
 		return
 	}
+	kind := sourceFor(*t)
 	if len(chosen) == 1 {
 		for _, f := range []string{"request.prompt", "request.input_tokens", "request.output_tokens", "request.tokenizer", "request.conversation"} {
+			if f == "request.tokenizer" && kind.Tokenized {
+				continue // it makes the source's generated words exact
+			}
 			if given(f) {
 				report(f, "is not used with %s: the prompts come from there", chosen[0])
 			}
 		}
 	}
-	sourceFor(*t).check(*t, report)
+	if kind.Tokenized && t.Request.Tokenizer != "" {
+		checkFile("request.tokenizer", t.Request.Tokenizer, report)
+	}
+	kind.check(*t, report)
 }
 
 func checkDataset(t config.Target, report config.Reporter) {
@@ -219,7 +231,7 @@ func buildSharedPrefix(t config.Target, _ Plan, o sourceOptions) (Source, error)
 	sp := t.Request.SharedPrefix
 	return NewSharedPrefixSource(SharedPrefixOptions{Groups: sp.Groups, PromptsPerGroup: sp.PromptsPerGroup,
 		SystemPromptTokens: sp.SystemPromptTokens, QuestionTokens: sp.QuestionTokens, MaxTokens: t.Request.MaxTokens,
-		CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters}), nil
+		Tokenizer: o.tokenizer, CacheBust: o.cacheBust, Seed: o.seed, Adapters: o.adapters}), nil
 }
 
 // SharedPrefixOptions configure NewSharedPrefixSource.
@@ -227,8 +239,12 @@ type SharedPrefixOptions struct {
 	// Groups is the number of distinct system prompts; PromptsPerGroup the number of distinct
 	// questions per group (without cache busting).
 	Groups, PromptsPerGroup int
-	// SystemPromptTokens and QuestionTokens are the two parts' lengths in words.
+	// SystemPromptTokens and QuestionTokens are the two parts' lengths in words (with a
+	// Tokenizer, in its tokens: every word is one).
 	SystemPromptTokens, QuestionTokens int
+	// Tokenizer, when set, makes every word one of its tokens (see Tokenizer), the nonce
+	// included, so both parts are exactly their lengths in that model's tokens.
+	Tokenizer *Tokenizer
 	// MaxTokens is copied into every request.
 	MaxTokens int
 	// CacheBust makes every question unique (it starts with a nonce); the system prompts are
@@ -246,13 +262,13 @@ type SharedPrefixOptions struct {
 // a user message; Prompt holds both joined by a space. Requests of one group share exactly the
 // system prompt's words as a prefix. It is a pure function of (options, n).
 func NewSharedPrefixSource(opts SharedPrefixOptions) Source {
-	return &sharedPrefixSource{opts: opts, off: vocabularyOffsets(), nonceKey: mix64(opts.Seed ^ streamNonce),
+	return &sharedPrefixSource{opts: opts, words: newWordTable(opts.Tokenizer), nonceKey: mix64(opts.Seed ^ streamNonce),
 		split: newAdapterSplit(opts.Adapters, mix64(opts.Seed^streamAdapters))}
 }
 
 type sharedPrefixSource struct {
 	opts     SharedPrefixOptions
-	off      [vocabularySize + 1]uint16
+	words    wordTable
 	nonceKey uint64
 	split    adapterSplit
 }
@@ -264,39 +280,23 @@ func (s *sharedPrefixSource) Next(n uint64) Request {
 	var sys, question strings.Builder
 	sys.Grow(s.opts.SystemPromptTokens * 7)
 	seedPCG(&p, hashIndex(s.opts.Seed, g), streamBlock)
-	appendWords(&sys, &s.off, &p, s.opts.SystemPromptTokens)
+	s.words.appendWords(&sys, &p, s.opts.SystemPromptTokens)
 	left := s.opts.QuestionTokens
 	question.Grow(left * 7)
 	if s.opts.CacheBust && left > 0 {
-		question.WriteString(nonceFor(s.nonceKey, n))
-		left--
+		k := s.words.nonceWordsFor(left)
+		s.words.writeNonce(&question, hashIndex(s.nonceKey, n), k)
+		left -= k
 		seedPCG(&p, hashIndex(s.opts.Seed, n), streamWords)
 	} else {
 		seedPCG(&p, hashIndex(s.opts.Seed, g*per+q), streamFixed)
 	}
-	appendWords(&question, &s.off, &p, left)
+	s.words.appendWords(&question, &p, left)
 	return Request{
 		Prompt:       sys.String() + " " + question.String(),
 		Messages:     []Message{{Role: "system", Content: sys.String()}, {Role: "user", Content: question.String()}},
 		PromptTokens: s.opts.SystemPromptTokens + s.opts.QuestionTokens,
 		MaxTokens:    s.opts.MaxTokens,
 		Adapter:      s.split.pick(n),
-	}
-}
-
-// appendWords appends count vocabulary words drawn from p to b, each after a space unless b
-// is empty.
-func appendWords(b *strings.Builder, off *[vocabularySize + 1]uint16, p *rand.PCG, count int) {
-	for count > 0 {
-		x := p.Uint64()
-		for j := 0; j < 8 && count > 0; j++ {
-			w := vocabulary[off[x&0xff]:off[x&0xff+1]]
-			if b.Len() == 0 {
-				w = w[1:]
-			}
-			b.WriteString(w)
-			x >>= 8
-			count--
-		}
 	}
 }

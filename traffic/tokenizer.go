@@ -96,5 +96,15 @@ func (t *Tokenizer) Count(s string) int {
 	return len(en.Ids)
 }
 
+// ids returns the token ids s encodes to, without special tokens (nil if the library cannot
+// encode it); the tests compare them with the reference tokenizers'.
+func (t *Tokenizer) ids(s string) []int {
+	en, err := t.tk.EncodeSingle(s, false)
+	if err != nil {
+		return nil
+	}
+	return en.Ids
+}
+
 // SingleTokenWords returns how many vocabulary words the prompts draw from.
 func (t *Tokenizer) SingleTokenWords() int { return len(t.ones) }

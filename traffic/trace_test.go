@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -412,6 +413,34 @@ func BenchmarkTraceNext(b *testing.B) {
 // form keeps per 20,000 rows.
 func BenchmarkTraceLoad(b *testing.B) {
 	_, path := sharedAzureTrace(b)
+	benchmarkLoad(b, path)
+}
+
+// BenchmarkTraceLoadMooncake loads a generated 20,000-row Mooncake trace with 15 hash ids a
+// row (7,500-token prompts in 512-token blocks), the shape of Mooncake's published traces.
+func BenchmarkTraceLoadMooncake(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "mooncake.jsonl")
+	var rows strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&rows, `{"timestamp": %d, "input_length": 7500, "output_length": 300, "hash_ids": [`, i*50)
+		for k := range 15 {
+			if k > 0 {
+				rows.WriteString(", ")
+			}
+			fmt.Fprintf(&rows, "%d", (i/4)*15+k) // groups of 4 rows share their blocks
+		}
+		rows.WriteString("]}\n")
+	}
+	if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	benchmarkLoad(b, path)
+}
+
+// benchmarkLoad loads path b.N times and reports the kept trace's size per 20,000 rows twice:
+// from its slices' capacities (bytes/20000rows) and measured as the live heap it adds, after
+// a collection before and after the load (heap-bytes/20000rows).
+func benchmarkLoad(b *testing.B, path string) {
 	b.ReportAllocs()
 	var tr *Trace
 	for i := 0; i < b.N; i++ {
@@ -420,8 +449,21 @@ func BenchmarkTraceLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
 	kept := 8*cap(tr.at) + 4*cap(tr.in) + 4*cap(tr.out) + 4*cap(tr.hashAt) + 8*cap(tr.hashes)
 	b.ReportMetric(float64(kept)/float64(tr.Len())*20000, "bytes/20000rows")
+	tr = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tr, err := LoadTrace(path, "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(tr.Len())*20000, "heap-bytes/20000rows")
+	runtime.KeepAlive(tr)
 }
 
 // TestTracePlanFor: the registry builds a trace plan from the file, with the defaults the
