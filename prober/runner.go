@@ -205,9 +205,8 @@ func (r *Runner) openLoop(ctx context.Context, timer *time.Timer, workers *openW
 			n++
 			continue
 		}
-		req := r.cfg.Source.Next(n)
 		r.inFlight.Add(1)
-		workers.dispatch(ctx, openJob{n: n, stage: stage, due: due, req: req})
+		workers.dispatch(ctx, openJob{n: n, stage: stage, due: due})
 		n++
 	}
 }
@@ -280,12 +279,15 @@ func (r *Runner) worker(ctx context.Context, seq *atomic.Uint64, stage int, phas
 	}
 }
 
-// openJob is one open-loop request handed to a worker.
+// openJob is one open-loop request handed to a worker. The worker builds the request from the
+// source: a long prompt takes tens of microseconds, which on the pacer's goroutine would make
+// every request of a burst (a trace's, a Poisson cluster's) wait for the prompts before it;
+// on the workers they are built side by side. Sources are safe for concurrent use (closed-loop
+// workers call them so too) and depend on n alone, so the requests do not change.
 type openJob struct {
 	n     uint64
 	stage int
 	due   time.Time
-	req   traffic.Request
 }
 
 // openWorkers runs open-loop requests on goroutines kept from one request to the next, as a
@@ -316,7 +318,7 @@ func (w *openWorkers) work(ctx context.Context, j openJob) {
 	idle := time.NewTimer(openWorkerIdle)
 	defer idle.Stop()
 	for {
-		w.r.session(ctx, j.n, j.stage, j.due, j.req)
+		w.r.session(ctx, j.n, j.stage, j.due, w.r.cfg.Source.Next(j.n))
 		w.r.inFlight.Add(-1)
 		idle.Reset(openWorkerIdle)
 		select {
