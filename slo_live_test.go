@@ -460,6 +460,6 @@ scrape_configs:
 			variantsChecked += len(c.want)
 		}
 	}
-	t.Logf("%s: %d queries and recording rules checked live (%d label variants among them): %d empty by design (documented), %d rules healthy",
-		filepath.Base(bin), len(checks), variantsChecked, byDesign, len(seen))
+	t.Logf("Prometheus %s: %d queries and recording rules checked live (%d label variants among them): %d empty by design (documented), %d rules healthy",
+		promMajor(t, bin), len(checks), variantsChecked, byDesign, len(seen))
 }
