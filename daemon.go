@@ -35,6 +35,8 @@ type daemonOptions struct {
 	telemetryPath string
 	web           *web.FlagConfig
 	accelerator   *accelerator.Options
+	// nvml, when set, replaces NVML for the accelerator collector (tests pass a fake GPU).
+	nvml accelerator.Library
 	// enableLifecycle allows POST /-/reload (--web.enable-lifecycle); off, only SIGHUP reloads.
 	enableLifecycle bool
 	// onListen, when set, receives the addresses the HTTP server listens on (tests use :0).
@@ -170,7 +172,11 @@ func runDaemon(ctx context.Context, opts daemonOptions, logger *slog.Logger) err
 	)
 
 	if opts.accelerator != nil && opts.accelerator.Enabled {
-		acc := accelerator.New(accelerator.NewLibrary(), *opts.accelerator, logger.With("collector", "accelerator"))
+		lib := opts.nvml
+		if lib == nil {
+			lib = accelerator.NewLibrary()
+		}
+		acc := accelerator.New(lib, *opts.accelerator, logger.With("collector", "accelerator"))
 		reg.MustRegister(acc)
 		accDone := make(chan struct{})
 		accCtx, stopAcc := context.WithCancel(ctx)

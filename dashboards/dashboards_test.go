@@ -45,6 +45,12 @@ type panel struct {
 	} `json:"gridPos"`
 	Targets []target `json:"targets"`
 	Panels  []panel  `json:"panels"` // a collapsed row keeps its panels here
+	// FieldConfig holds the unit the panel's values are drawn in.
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
 }
 
 type datasource struct {
@@ -63,6 +69,9 @@ type variable struct {
 	Type       string          `json:"type"`
 	Datasource *datasource     `json:"datasource"`
 	Query      json.RawMessage `json:"query"`
+	IncludeAll bool            `json:"includeAll"`
+	Multi      bool            `json:"multi"`
+	AllValue   string          `json:"allValue"`
 }
 
 // query returns a variable's query: a string for a datasource variable, an object holding
@@ -218,8 +227,10 @@ func TestDashboardStructure(t *testing.T) {
 }
 
 var (
-	// variableRef matches $name and ${name} or ${name:format}.
-	variableRef = regexp.MustCompile(`\$(?:\{(\w+)(?::\w+)?\}|(\w+))`)
+	// variableRef matches $name and ${name} or ${name:format}. A name starts with a letter or
+	// an underscore: $1 is label_replace's first capture group, which Grafana passes through
+	// (it leaves names it does not define alone).
+	variableRef = regexp.MustCompile(`\$(?:\{([A-Za-z_]\w*)(?::\w+)?\}|([A-Za-z_]\w*))`)
 	// builtins are Grafana's global variables, with a value that keeps PromQL valid.
 	builtins = map[string]string{
 		"__rate_interval": "5m",
@@ -444,5 +455,68 @@ func TestDocsDescribePanels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// unitless are the panel types that draw states or labels rather than quantities.
+var unitless = map[string]bool{"row": true, "text": true, "state-timeline": true, "table": true}
+
+// A panel that draws quantities says in what unit; every query variable offers All (as .*,
+// since panels match it with =~ and a target that appeared after the variable loaded still
+// matches) and several values, and some query uses it. The SLO dashboard filters by target,
+// model and adapter, each chained to the ones before it.
+func TestDashboardUnitsAndVariables(t *testing.T) {
+	for _, f := range loadDashboards(t) {
+		t.Run(f.name, func(t *testing.T) {
+			var exprs []string
+			walk(f.d.Panels, func(p panel) {
+				if !unitless[p.Type] && p.FieldConfig.Defaults.Unit == "" {
+					t.Errorf("panel %q (%s) has no unit", p.Title, p.Type)
+				}
+				for _, q := range p.Targets {
+					exprs = append(exprs, q.Expr)
+				}
+			})
+			used := map[string]bool{}
+			for _, e := range exprs {
+				for _, m := range variableRef.FindAllStringSubmatch(e, -1) {
+					used[m[1]+m[2]] = true
+				}
+			}
+			vars := map[string]variable{}
+			var order []string
+			for _, v := range f.d.Templating.List {
+				vars[v.Name] = v
+				order = append(order, v.Name)
+				if v.Type != "query" {
+					continue
+				}
+				if !v.IncludeAll || !v.Multi || v.AllValue != ".*" {
+					t.Errorf("variable %s: includeAll %v, multi %v, allValue %q; want true, true, \".*\"", v.Name, v.IncludeAll, v.Multi, v.AllValue)
+				}
+				if !used[v.Name] {
+					t.Errorf("variable %s: no panel query uses it", v.Name)
+				}
+			}
+			if f.name != "inferprobe-slo.json" {
+				return
+			}
+			chain := []string{"target", "model", "adapter"}
+			for i, name := range chain {
+				v, ok := vars[name]
+				if !ok || v.Type != "query" {
+					t.Errorf("no query variable %s", name)
+					continue
+				}
+				if !slices.Contains(order, name) || (i > 0 && slices.Index(order, chain[i-1]) > slices.Index(order, name)) {
+					t.Errorf("variable %s comes before %s", name, chain[i-1])
+				}
+				for _, before := range chain[:i] {
+					if !strings.Contains(v.query(), "$"+before) {
+						t.Errorf("variable %s: query %q does not follow $%s", name, v.query(), before)
+					}
+				}
+			}
+		})
 	}
 }

@@ -14,10 +14,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-${INFERPROBE_TOOLS:-$(go env GOPATH)/inferprobe-tools}}
 mkdir -p "$dir"
 
-# build NAME MODULE PACKAGE VERSION: a throwaway module that requires MODULE@VERSION builds
-# PACKAGE, so the tool's own go.mod decides its dependencies (as `go install` would).
+# build NAME MODULE PACKAGE VERSION [TAGS [LDFLAGS]]: a throwaway module that requires
+# MODULE@VERSION builds PACKAGE (with build tags TAGS and linker flags LDFLAGS besides -s -w), so
+# the tool's own go.mod decides its dependencies (as `go install` would).
 build() {
-  local name=$1 module=$2 package=$3 version=$4
+  local name=$1 module=$2 package=$3 version=$4 tags=${5:-} ldflags=${6:-}
   local out="$dir/$name-$version/$name"
   if [ -x "$out" ]; then return; fi
   local tmp
@@ -27,7 +28,7 @@ build() {
     go mod init inferprobe-tools >/dev/null 2>&1
     go mod edit -require="$module@$version"
     GOFLAGS=-mod=mod go get "$package@$version" >/dev/null 2>&1 || GOFLAGS=-mod=mod go get "$package@$version"
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$package"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags="$tags" -ldflags="-s -w $ldflags" -o "$out.tmp" "$package"
   )
   mv "$out.tmp" "$out"
   rm -rf "$tmp"
@@ -46,6 +47,9 @@ module_dir() {
 build helm "$HELM_MODULE" "$HELM_PACKAGE" "$HELM_VERSION"
 build kustomize "$KUSTOMIZE_MODULE" "$KUSTOMIZE_PACKAGE" "$KUSTOMIZE_VERSION"
 build kubectl-validate "$KUBECTL_VALIDATE_MODULE" "$KUBECTL_VALIDATE_PACKAGE" "$KUBECTL_VALIDATE_VERSION"
+# Prometheus 3 for slo_live_test.go, which also runs Debian's Prometheus 2.
+build prometheus "$PROMETHEUS_MODULE" "$PROMETHEUS_PACKAGE" "$PROMETHEUS_VERSION" "$PROMETHEUS_TAGS" \
+  "-X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE"
 
 # kubectl-validate reads local schemas laid out as api/<version>.json and
 # apis/<group>/<version>.json; the Kubernetes repository names them api__v1_openapi.json and
