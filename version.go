@@ -6,12 +6,16 @@ import (
 	"github.com/prometheus/common/version"
 )
 
-// init gives `go build` and `go run .` a version: without -ldflags (the Makefile sets them)
-// version.Version is empty, and --version, the log and inferprobe_build_info would show
-// nothing. The module build info has what the Go toolchain stamped instead.
+// init gives `go build` and `go run .` a version and a revision: without -ldflags (the
+// Makefile sets them) version.Version and version.Revision are empty, and --version, the log
+// and inferprobe_build_info would show nothing. The module build info has what the Go
+// toolchain stamped instead: in a clean clone Go 1.24+ stamps a pseudo-version
+// (v0.0.0-<time>-<12 digits>) and vcs.revision; in a git worktree (.git a file) it stamps
+// neither, so such a build says "devel" with no revision.
 func init() {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		version.Version = fallbackVersion(version.Version, bi)
+		version.Revision = fallbackRevision(version.Revision, bi)
 	}
 }
 
@@ -25,16 +29,7 @@ func fallbackVersion(set string, bi *debug.BuildInfo) string {
 	if v := bi.Main.Version; v != "" && v != "(devel)" {
 		return v
 	}
-	var rev string
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
+	rev, dirty := vcs(bi)
 	if rev == "" {
 		return "devel"
 	}
@@ -45,4 +40,31 @@ func fallbackVersion(set string, bi *debug.BuildInfo) string {
 		rev += "-dirty"
 	}
 	return "devel-" + rev
+}
+
+// fallbackRevision returns set when -ldflags gave one, else the whole vcs.revision with
+// "-dirty" for a modified tree, else "": the revision label of inferprobe_build_info and of
+// --version.
+func fallbackRevision(set string, bi *debug.BuildInfo) string {
+	if set != "" {
+		return set
+	}
+	rev, dirty := vcs(bi)
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+// vcs returns the revision the toolchain stamped and whether the tree was modified.
+func vcs(bi *debug.BuildInfo) (rev string, dirty bool) {
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	return rev, dirty
 }

@@ -90,6 +90,12 @@ func TestITLMatchesTruthForMultiTokenChunks(t *testing.T) {
 			if d := tpot/truth - 1; d > 0.02 || d < -0.02 {
 				t.Errorf("TPOT mean %.3f ms, want %.3f ms within 2%%", tpot*1e3, truth*1e3)
 			}
+			// ignore_eos: every answer runs to max_tokens, and the server says so.
+			for reason, want := range map[string]float64{prober.FinishLength: 3, prober.FinishStop: 0} {
+				if got := sample(t, reg, "inferprobe_finish_reasons_total", map[string]string{"target": "sim", "reason": reason}); got != want {
+					t.Errorf("finish_reasons_total{reason=%q} = %v, want %v (ignore_eos, max_tokens 48)", reason, got, want)
+				}
+			}
 			t.Logf("k=%d: ITL mean %.4f ms over %v tokens (truth %.4f ms, %+.2f%%), inter-chunk %.3f ms, TPOT %.4f ms",
 				k, mean*1e3, n, truth*1e3, (mean/truth-1)*100, chunks*1e3, tpot*1e3)
 		})

@@ -54,10 +54,10 @@ var _ prober.Observer = (*Probe)(nil)
 // targetMetrics are the series of one target. Histograms and result counters carry the
 // adapter label; target-level gauges do not.
 type targetMetrics struct {
-	ttft, tpot, e2e, delay       *prometheus.HistogramVec
-	itl, itc                     *gapFamily
-	ttfo, phase                  *prometheus.HistogramVec
-	decodeRate, e2eRate          *prometheus.HistogramVec
+	ttft, tpot, e2e, delay       *histFamily
+	itl, itc                     *histFamily
+	ttfo, phase                  *histFamily
+	decodeRate, e2eRate          *histFamily
 	requests, warmupRequests     *prometheus.CounterVec
 	goodput                      *prometheus.CounterVec
 	promptTokens, outputTokens   *prometheus.CounterVec
@@ -81,18 +81,46 @@ type targetMetrics struct {
 }
 
 // adapterSeries caches the resolved series of one adapter so the per-request path does no
-// label hashing.
+// label hashing. Its histograms share mu, taken once per request.
 type adapterSeries struct {
-	ttft, tpot, e2e, delay     prometheus.Observer
-	itl, itc                   *gapHistogram
-	ttfo                       prometheus.Observer
-	decodeRate, e2eRate        prometheus.Observer
-	phases                     [prober.NumPhases]prometheus.Observer
-	results, warmupResults     map[string]prometheus.Counter
+	mu                         sync.Mutex
+	ttft, tpot, e2e, delay     *fastHist
+	itl, itc                   *fastHist
+	ttfo                       *fastHist
+	decodeRate, e2eRate        *fastHist
+	phases                     [prober.NumPhases]*fastHist
+	results, warmupResults     counters
 	goodput                    prometheus.Counter
-	promptTokens, outputTokens map[string]prometheus.Counter
-	reasoningTokens, cached    map[string]prometheus.Counter
-	finishReasons              map[string]prometheus.Counter
+	promptTokens, outputTokens counters
+	requestedPrompt            prometheus.Counter
+	reasoningTokens, cached    counters
+	finishReasons              counters
+}
+
+// counters are one adapter's series of a counter family by label value (after adapter). A
+// handful of short values, the common one first, are found quicker by comparing than by a
+// map's hash.
+type counters struct {
+	values []string
+	series []prometheus.Counter
+}
+
+func newCounters(vec *prometheus.CounterVec, adapter string, values ...string) counters {
+	c := counters{values: values}
+	for _, v := range values {
+		c.series = append(c.series, vec.WithLabelValues(adapter, v))
+	}
+	return c
+}
+
+// get returns the series of value v, or nil for a value outside the set.
+func (c counters) get(v string) prometheus.Counter {
+	for i, have := range c.values {
+		if have == v {
+			return c.series[i]
+		}
+	}
+	return nil
 }
 
 func withSLO(base []float64, slo []float64) []float64 {
@@ -103,13 +131,8 @@ func withSLO(base []float64, slo []float64) []float64 {
 
 func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 	labels := prometheus.Labels{"target": t.Name, "model": t.Model}
-	hist := func(name, help string, buckets []float64, extra ...string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: name, Help: help, ConstLabels: labels, Buckets: buckets,
-			NativeHistogramBucketFactor:     nativeFactor,
-			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
-			NativeHistogramMinResetDuration: nativeMinReset,
-		}, append([]string{"adapter"}, extra...))
+	hist := func(name, help string, buckets []float64, extra ...string) *histFamily {
+		return newHistFamily(name, help, labels, buckets, extra...)
 	}
 	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
@@ -123,12 +146,12 @@ func newTargetMetrics(t *prober.TargetInfo) *targetMetrics {
 		ttft: hist("inferprobe_time_to_first_token_seconds",
 			"Time from writing the request (t0) to the first SSE event that carries generated text, successful requests after warmup.",
 			withSLO(ttftBuckets, ttftSLO)),
-		itl: newGapFamily("inferprobe_inter_token_latency_seconds",
+		itl: hist("inferprobe_inter_token_latency_seconds",
 			"Time between output tokens, per token: a chunk carrying k tokens after a gap g counts k times g/k (k from per-chunk usage, else 1), successful requests after warmup.",
-			labels, tokenBuckets),
-		itc: newGapFamily("inferprobe_inter_chunk_latency_seconds",
+			tokenBuckets),
+		itc: hist("inferprobe_inter_chunk_latency_seconds",
 			"Each gap between consecutive token chunks (SSE events with text) of a successful request after warmup, one observation per gap.",
-			labels, tokenBuckets),
+			tokenBuckets),
 		ttfo: hist("inferprobe_time_to_first_output_token_seconds",
 			"Time from t0 to the first chunk with answer text (not reasoning), successful requests after warmup; equals TTFT for a non-reasoning answer.",
 			withSLO(ttftBuckets, ttftSLO)),
@@ -228,43 +251,25 @@ func (m *targetMetrics) series(adapter string) *adapterSeries {
 		return s
 	}
 	s = &adapterSeries{
-		ttft:            m.ttft.WithLabelValues(adapter),
-		itl:             m.itl.child(adapter),
-		tpot:            m.tpot.WithLabelValues(adapter),
-		e2e:             m.e2e.WithLabelValues(adapter),
-		delay:           m.delay.WithLabelValues(adapter),
-		itc:             m.itc.child(adapter),
-		ttfo:            m.ttfo.WithLabelValues(adapter),
-		decodeRate:      m.decodeRate.WithLabelValues(adapter),
-		e2eRate:         m.e2eRate.WithLabelValues(adapter),
-		results:         map[string]prometheus.Counter{},
-		warmupResults:   map[string]prometheus.Counter{},
+		results:         newCounters(m.requests, adapter, prober.Results...),
+		warmupResults:   newCounters(m.warmupRequests, adapter, prober.Results...),
 		goodput:         m.goodput.WithLabelValues(adapter),
-		promptTokens:    map[string]prometheus.Counter{},
-		outputTokens:    map[string]prometheus.Counter{},
-		reasoningTokens: map[string]prometheus.Counter{},
-		cached:          map[string]prometheus.Counter{},
-		finishReasons:   map[string]prometheus.Counter{},
+		promptTokens:    newCounters(m.promptTokens, adapter, prober.SourceUsage, prober.SourceEstimate, prober.SourceRequested),
+		outputTokens:    newCounters(m.outputTokens, adapter, prober.SourceUsage, prober.SourceChunks),
+		reasoningTokens: newCounters(m.reasoningTokens, adapter, prober.SourceUsage, prober.SourceChunks),
+		cached:          newCounters(m.cachedToken, adapter, prober.SourceUsage),
+		finishReasons:   newCounters(m.finishReasons, adapter, prober.FinishReasons...),
+	}
+	s.requestedPrompt = s.promptTokens.get(prober.SourceRequested)
+	for _, h := range []struct {
+		to *(*fastHist)
+		f  *histFamily
+	}{{&s.ttft, m.ttft}, {&s.itl, m.itl}, {&s.tpot, m.tpot}, {&s.e2e, m.e2e}, {&s.delay, m.delay},
+		{&s.itc, m.itc}, {&s.ttfo, m.ttfo}, {&s.decodeRate, m.decodeRate}, {&s.e2eRate, m.e2eRate}} {
+		*h.to = h.f.child(&s.mu, adapter)
 	}
 	for i, name := range prober.PhaseNames {
-		s.phases[i] = m.phase.WithLabelValues(adapter, name)
-	}
-	for _, r := range prober.FinishReasons {
-		s.finishReasons[r] = m.finishReasons.WithLabelValues(adapter, r)
-	}
-	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
-		s.reasoningTokens[src] = m.reasoningTokens.WithLabelValues(adapter, src)
-	}
-	s.cached[prober.SourceUsage] = m.cachedToken.WithLabelValues(adapter, prober.SourceUsage)
-	for _, r := range prober.Results {
-		s.results[r] = m.requests.WithLabelValues(adapter, r)
-		s.warmupResults[r] = m.warmupRequests.WithLabelValues(adapter, r)
-	}
-	for _, src := range []string{prober.SourceUsage, prober.SourceEstimate, prober.SourceRequested} {
-		s.promptTokens[src] = m.promptTokens.WithLabelValues(adapter, src)
-	}
-	for _, src := range []string{prober.SourceUsage, prober.SourceChunks} {
-		s.outputTokens[src] = m.outputTokens.WithLabelValues(adapter, src)
+		s.phases[i] = m.phase.child(&s.mu, adapter, name)
 	}
 	m.adapters[adapter] = s
 	return s
@@ -373,89 +378,88 @@ func (p *Probe) requestFinished(r *prober.Record) {
 	m.inFlight.Dec()
 	s := m.series(r.Adapter)
 	result := r.Result
-	counter, known := s.results[result]
-	if !known {
+	counter := s.results.get(result)
+	if counter == nil {
 		result = prober.ResultProtocol // a client that sets no known class must not crash the exporter
-		counter = s.results[result]
+		counter = s.results.get(result)
 	}
 	if r.FinishReason != "" {
-		if c := s.finishReasons[r.FinishReason]; c != nil {
+		if c := s.finishReasons.get(r.FinishReason); c != nil {
 			c.Inc()
 		} else {
-			s.finishReasons[prober.FinishOther].Inc()
+			s.finishReasons.get(prober.FinishOther).Inc()
 		}
 	}
 	if r.Retries > 0 {
 		m.retries.Add(float64(r.Retries))
 	}
 	if r.Warmup {
-		s.warmupResults[result].Inc()
+		s.warmupResults.get(result).Inc()
 		return
 	}
 	counter.Inc()
-	s.delay.Observe(r.ScheduleDelay().Seconds())
+	s.mu.Lock()
+	s.delay.add(seconds(r.ScheduleDelay()), 1)
 	for i := range prober.NumPhases {
 		if d, ok := r.Phase(i); ok {
-			s.phases[i].Observe(d.Seconds())
+			s.phases[i].add(seconds(d), 1)
 		}
 	}
 	if r.Result != prober.ResultSuccess {
+		s.mu.Unlock()
 		return
 	}
-	if ttft, ok := r.TTFT(); ok {
-		s.ttft.Observe(ttft.Seconds())
-		if r.Turn > 0 {
-			m.turnTTFT.WithLabelValues(r.Adapter, strconv.Itoa(r.Turn)).Observe(ttft.Seconds())
-		}
+	ttft, hasTTFT := r.TTFT()
+	if hasTTFT {
+		s.ttft.add(seconds(ttft), 1)
 	}
 	if ttfo, ok := r.TTFO(); ok {
-		s.ttfo.Observe(ttfo.Seconds())
+		s.ttfo.add(seconds(ttfo), 1)
 	}
 	// Per token: a chunk of k tokens after gap g stands for k tokens that each took g/k, the
 	// even split being all a client can know; so the ITL observations of a request sum to
 	// t_last − t_first and their mean is its TPOT.
-	if len(r.Gaps) > 0 {
-		s.itc.lock()
-		s.itl.lock()
-		for i, gap := range r.Gaps {
-			g := float64(gap) / 1e9 // Duration.Seconds, without its integer division
-			s.itc.add(g, 1)
-			k := r.GapTokenCount(i)
-			s.itl.add(g/float64(k), uint64(k))
-		}
-		s.itl.unlock()
-		s.itc.unlock()
+	for i, gap := range r.Gaps {
+		addGap(s.itc, s.itl, seconds(gap), r.GapTokenCount(i))
 	}
 	if tpot, ok := r.TPOT(); ok {
-		s.tpot.Observe(tpot.Seconds())
+		s.tpot.add(seconds(tpot), 1)
 	}
 	if rate, ok := r.DecodeRate(); ok {
-		s.decodeRate.Observe(rate)
+		s.decodeRate.add(rate, 1)
 	}
 	if rate, ok := r.E2ERate(); ok {
-		s.e2eRate.Observe(rate)
+		s.e2eRate.add(rate, 1)
 	}
-	s.e2e.Observe(r.End.Seconds())
+	s.e2e.add(seconds(r.End), 1)
+	s.mu.Unlock()
+	if hasTTFT && r.Turn > 0 {
+		m.turnTTFT.WithLabelValues(r.Adapter, strconv.Itoa(r.Turn)).Observe(ttft.Seconds())
+	}
 	if r.Target.SLO.Met(r) {
 		s.goodput.Inc()
 	}
-	if c := s.outputTokens[r.OutputSource]; c != nil {
+	if c := s.outputTokens.get(r.OutputSource); c != nil {
 		c.Add(float64(r.OutputTokens))
 	}
-	if c := s.promptTokens[r.PromptSource]; c != nil {
+	if c := s.promptTokens.get(r.PromptSource); c != nil {
 		c.Add(float64(r.PromptTokens))
 	}
 	if r.ReasoningSource != "" {
-		if c := s.reasoningTokens[r.ReasoningSource]; c != nil {
+		if c := s.reasoningTokens.get(r.ReasoningSource); c != nil {
 			c.Add(float64(r.ReasoningTokens))
 		}
 	}
 	if r.CachedSource != "" {
-		if c := s.cached[r.CachedSource]; c != nil {
+		if c := s.cached.get(r.CachedSource); c != nil {
 			c.Add(float64(r.CachedTokens))
 		}
 	}
 	if r.RequestedPromptTokens > 0 {
-		s.promptTokens[prober.SourceRequested].Add(float64(r.RequestedPromptTokens))
+		s.requestedPrompt.Add(float64(r.RequestedPromptTokens))
 	}
 }
+
+// seconds is Duration.Seconds without its integer division: the same value to within a
+// rounding step, cheaper on the per-request path.
+func seconds(d time.Duration) float64 { return float64(d) / 1e9 }

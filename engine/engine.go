@@ -205,6 +205,7 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 		Target: info, Plan: plan, Source: src, Client: client, Gate: p.Gate,
 		Observer: opts.Observer, MaxInFlight: t.Traffic.MaxInFlight, Logger: opts.Logger,
 		Conversation: conversation(t.Request.Conversation), Trace: opts.Trace,
+		Secrets: prober.TargetSecrets(t),
 	})
 	if t.Metrics != nil {
 		if p.Scraper, p.scrapeTransport, err = newScraper(t, p.Gate, opts.Logger); err != nil {

@@ -55,6 +55,10 @@ type RunnerConfig struct {
 	// Trace, when set, gives each record its trace context before the request is sent, so
 	// the client sends a traceparent header; nil sends none.
 	Trace TraceStarter
+	// Secrets are replaced by Redacted in every record's error text before the record is
+	// logged or observed (see TargetSecrets): an error body that echoes the request's
+	// credentials must not carry them to the log, the landing page or a trace exporter.
+	Secrets []string
 }
 
 // Conversation configures multi-turn sessions: each request the pacer releases (or each
@@ -79,6 +83,7 @@ type Runner struct {
 	reportMu sync.Mutex
 	records  sync.Pool
 	wg       sync.WaitGroup
+	redact   redactor
 }
 
 // NewRunner returns a runner; Run starts it.
@@ -95,7 +100,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if len(cfg.Plan.Phases) == 0 && cfg.Pacer != nil {
 		cfg.Plan = traffic.Plan{Phases: []traffic.Phase{traffic.PacerPhase(cfg.Pacer)}}
 	}
-	r := &Runner{cfg: cfg}
+	r := &Runner{cfg: cfg, redact: newRedactor(cfg.Secrets)}
 	r.records.New = func() any { return &Record{Gaps: make([]time.Duration, 0, 64), GapTokens: make([]int32, 0, 64)} }
 	cfg.Gate.SetRearmHook(func(reason string) {
 		r.reportMu.Lock()
@@ -395,6 +400,7 @@ func (r *Runner) send(ctx context.Context, n uint64, stage int, due time.Time, r
 	r.emit(Event{Kind: EventRequestStarted})
 	gen := r.cfg.Gate.Generation()
 	r.cfg.Client.Do(ctx, req, rec)
+	rec.Err = r.redact.error(rec.Err)
 
 	warmup, ev := r.cfg.Gate.Finish(rec, gen)
 	rec.Warmup = warmup

@@ -3,11 +3,14 @@ package prober
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -179,7 +182,10 @@ func TestHTTPPhases(t *testing.T) {
 	defer c.Close()
 	rec = &Record{}
 	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-	if _, ok := rec.Phase(PhaseDNS); !ok && rec.Result == ResultSuccess {
+	if rec.Result != ResultSuccess {
+		t.Fatalf("localhost: %s %v", rec.Result, rec.Err)
+	}
+	if _, ok := rec.Phase(PhaseDNS); !ok {
 		t.Errorf("no dns phase for localhost")
 	}
 	// A second request reuses the connection: no connect phase.
@@ -187,6 +193,58 @@ func TestHTTPPhases(t *testing.T) {
 	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
 	if _, ok := rec.Phase(PhaseConnect); ok {
 		t.Errorf("connect phase on a reused connection")
+	}
+}
+
+// TestHTTPPhasesTLSAndKnownDelay holds the phases to known truths: an HTTPS target (trusted
+// through tls.ca_file) has a TLS handshake phase, and a server that waits 50 ms after reading
+// the request before its headers shows a first_byte phase of at least that; the phases of one
+// request, which follow each other, sum to no more than the request.
+func TestHTTPPhasesTLSAndKnownDelay(t *testing.T) {
+	const wait = 50 * time.Millisecond
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(wait)
+		transcript(sse, 0, vllmChat...).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tgt := testTarget(srv.URL, APIOpenAIChat)
+	tgt.TLS.CAFile = ca
+	c, err := NewOpenAIClient(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := &Record{}
+	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+	if rec.Result != ResultSuccess {
+		t.Fatalf("https: %s %v", rec.Result, rec.Err)
+	}
+	var sum time.Duration
+	for _, p := range []int{PhaseConnect, PhaseTLS, PhaseRequestWrite, PhaseFirstByte} {
+		d, ok := rec.Phase(p)
+		if !ok || d <= 0 {
+			t.Errorf("phase %s = %v (observed %v), want a positive duration", PhaseNames[p], d, ok)
+		}
+		sum += d
+	}
+	if d, _ := rec.Phase(PhaseFirstByte); d < wait {
+		t.Errorf("first_byte %v, but the server waited %v before its headers", d, wait)
+	}
+	if sum > rec.End {
+		t.Errorf("phases sum to %v, more than the request's %v", sum, rec.End)
+	}
+	// The reused connection has neither a dial nor a handshake.
+	rec.Reset()
+	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+	for _, p := range []int{PhaseConnect, PhaseTLS} {
+		if _, ok := rec.Phase(p); ok || rec.Result != ResultSuccess {
+			t.Errorf("reused connection: phase %s observed (%s)", PhaseNames[p], rec.Result)
+		}
 	}
 }
 

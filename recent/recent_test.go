@@ -79,3 +79,26 @@ func TestStoreBoundsValues(t *testing.T) {
 		t.Errorf("one interval keeps %d values, want at most %d", n, maxPerBucket)
 	}
 }
+
+// TestStoreTPOTPercentiles: TPOT p50 and p99 are the nearest-rank percentiles of the
+// requests' own TPOTs, (t_last − t_first) / (N − 1), and a request without a TPOT (one token
+// chunk) adds none.
+func TestStoreTPOTPercentiles(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	s := New(Options{Window: time.Minute, Now: c.now})
+	tgt := &prober.TargetInfo{Name: "a"}
+	for i := range 100 {
+		rec := &prober.Record{Target: tgt, Start: c.t, Result: prober.ResultSuccess, Chunks: 3, OutputTokens: 3,
+			FirstToken: 10 * time.Millisecond, LastToken: 10*time.Millisecond + time.Duration(2*(i+1))*time.Millisecond}
+		finished(s, rec) // TPOT (i+1) ms
+	}
+	finished(s, &prober.Record{Target: tgt, Start: c.t, Result: prober.ResultSuccess, Chunks: 1, OutputTokens: 1,
+		FirstToken: 10 * time.Millisecond, LastToken: 10 * time.Millisecond})
+	sum := s.Summary("a")
+	if sum.TPOTP50 != 0.050 || sum.TPOTP99 != 0.099 {
+		t.Errorf("TPOT p50 %v p99 %v, want 0.05 and 0.099", sum.TPOTP50, sum.TPOTP99)
+	}
+	if sum.Requests != 101 || sum.OK != 101 {
+		t.Errorf("requests %d ok %d, want 101", sum.Requests, sum.OK)
+	}
+}

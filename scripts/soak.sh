@@ -43,17 +43,22 @@ pids+=($dpid)
 for _ in $(seq 50); do curl -sf "http://$DAEMON_ADDR/-/ready" >/dev/null && break; sleep 0.1; done
 
 metric() { curl -sf "http://$DAEMON_ADDR/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-requests() { curl -sf "http://$DAEMON_ADDR/metrics" | awk '/^inferprobe_(warmup_)?requests_total\{/ {s += $2} END {printf "%d", s}'; }
-printf "%8s %10s %11s %10s\n" elapsed rss_MiB goroutines requests
-base_rss="" base_g="" max_rss=0 max_g=0
+sum() { curl -sf "http://$DAEMON_ADDR/metrics" | awk -v re="$1" '$0 ~ re {s += $2} END {printf "%d", s}'; }
+requests() { sum '^inferprobe_(warmup_)?requests_total[{]'; }
+# In flight and dropped show the load the daemon met: on a busy machine requests stay in
+# flight longer, each with its goroutines, so the goroutine count follows in_flight.
+printf "%8s %10s %11s %10s %9s %8s\n" elapsed rss_MiB goroutines requests in_flight dropped
+base_rss="" base_g="" max_rss=0 max_g=0 samples=""
 for ((t = INTERVAL; t <= DURATION; t += INTERVAL)); do
   sleep "$INTERVAL"
   kill -0 "$dpid" 2>/dev/null || { echo "FAIL: the daemon exited"; exit 1; }
   rss=$(awk '/VmRSS/{print $2}' /proc/$dpid/status)
   g=$(metric go_goroutines)
-  printf "%7ss %10.1f %11s %10s\n" "$t" "$(awk -v r="$rss" 'BEGIN {print r/1024}')" "$g" "$(requests)"
+  printf "%7ss %10.1f %11s %10s %9s %8s\n" "$t" "$(awk -v r="$rss" 'BEGIN {print r/1024}')" "$g" "$(requests)" \
+    "$(sum '^inferprobe_in_flight_requests[{]')" "$(sum '^inferprobe_requests_dropped_total[{]')"
   if [ -z "$base_rss" ] && [ "$t" -ge "$WARM" ]; then base_rss=$rss base_g=$g; continue; fi
   if [ -n "$base_rss" ]; then
+    samples+="$t $rss"$'\n'
     [ "$rss" -gt "$max_rss" ] && max_rss=$rss
     [ "${g%.*}" -gt "$max_g" ] && max_g=${g%.*}
   fi
@@ -62,6 +67,9 @@ rm -f "$cfg"
 limit_rss=$(( base_rss * 125 / 100 + 8192 ))
 limit_g=$(( ${base_g%.*} + 50 ))
 echo "after ${WARM}s: RSS $((base_rss/1024)) MiB, goroutines ${base_g%.*}; later maximum RSS $((max_rss/1024)) MiB (limit $((limit_rss/1024))), goroutines $max_g (limit $limit_g)"
+# The RSS trend after the warm-up, least squares over the samples (reported, not judged).
+printf '%s' "$samples" | awk '{n++; x += $1; y += $2 / 1024; xx += $1 * $1; xy += $1 * $2 / 1024}
+  END {if (n > 1 && n * xx != x * x) printf "RSS trend after %ss: %+.2f MiB per hour over %d samples\n", '"$WARM"', 3600 * (n * xy - x * y) / (n * xx - x * x), n}'
 if [ "$max_rss" -gt "$limit_rss" ] || [ "$max_g" -gt "$limit_g" ]; then
   echo "soak: FAIL: growth beyond noise"
   exit 1
