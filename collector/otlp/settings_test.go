@@ -125,7 +125,9 @@ func FuzzParseHeaders(f *testing.F) {
 		h, err := otlp.ParseHeaders(in)
 		if err != nil {
 			for _, pair := range strings.Split(in, ",") {
-				if _, v, ok := strings.Cut(pair, "="); ok && len(v) >= 4 && strings.Contains(err.Error(), v) {
+				// The error names the key; a value that is part of its own key ("00%0=00%0")
+				// cannot be told from it.
+				if k, v, ok := strings.Cut(pair, "="); ok && len(v) >= 4 && !strings.Contains(k, v) && strings.Contains(err.Error(), v) {
 					t.Fatalf("error %q quotes a value %q", err, v)
 				}
 			}
