@@ -263,30 +263,49 @@ func (w *walker) skip() {
 	}
 }
 
-// open enters an object or array at w.i, or fails past the nesting limit.
-func (w *walker) open() bool {
+// open enters an object or array at w.i and reports whether it has members: false when it is
+// empty (then already closed by the byte close) or past the nesting limit (a syntax error).
+// The caller calls leave when it is done.
+func (w *walker) open(close byte) bool {
 	w.i++
 	w.depth++
 	if w.depth > maxJSONDepth {
 		w.fail()
 		return false
 	}
+	w.ws()
+	if w.i < len(w.b) && w.b[w.i] == close {
+		w.i++
+		return false
+	}
 	return true
+}
+
+func (w *walker) leave() { w.depth-- }
+
+// more consumes what follows a member or an element: true after a comma, false after close;
+// anything else is a syntax error (false, w.syntax set).
+func (w *walker) more(close byte) bool {
+	w.ws()
+	if w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ',':
+			w.i++
+			return true
+		case close:
+			w.i++
+			return false
+		}
+	}
+	w.fail()
+	return false
 }
 
 // object calls member for each key of the object at w.i; member consumes the value. It stops
 // at member's first error; a syntax error stops it too (w.syntax, for finish to report).
 func (w *walker) object(member func(key []byte) error) error {
-	if !w.open() {
-		return nil
-	}
-	defer func() { w.depth-- }()
-	w.ws()
-	if w.i < len(w.b) && w.b[w.i] == '}' {
-		w.i++
-		return nil
-	}
-	for !w.syntax {
+	defer w.leave()
+	for ok := w.open('}'); ok; ok = w.more('}') {
 		w.ws()
 		key := w.str()
 		if w.syntax {
@@ -304,49 +323,17 @@ func (w *walker) object(member func(key []byte) error) error {
 		if err := member(key); err != nil {
 			return err
 		}
-		w.ws()
-		if w.i < len(w.b) {
-			switch w.b[w.i] {
-			case ',':
-				w.i++
-				continue
-			case '}':
-				w.i++
-				return nil
-			}
-		}
-		w.fail()
 	}
 	return nil
 }
 
 // array calls elem for each element of the array at w.i; elem consumes it.
 func (w *walker) array(elem func() error) error {
-	if !w.open() {
-		return nil
-	}
-	defer func() { w.depth-- }()
-	w.ws()
-	if w.i < len(w.b) && w.b[w.i] == ']' {
-		w.i++
-		return nil
-	}
-	for !w.syntax {
+	defer w.leave()
+	for ok := w.open(']'); ok; ok = w.more(']') {
 		if err := elem(); err != nil {
 			return err
 		}
-		w.ws()
-		if w.i < len(w.b) {
-			switch w.b[w.i] {
-			case ',':
-				w.i++
-				continue
-			case ']':
-				w.i++
-				return nil
-			}
-		}
-		w.fail()
 	}
 	return nil
 }
