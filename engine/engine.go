@@ -138,6 +138,10 @@ type BuildOptions struct {
 	Logger *slog.Logger
 	// Trace, when set, gives each request its W3C trace context (the traceparent header).
 	Trace prober.TraceStarter
+	// NewClient, when set, builds the target's client instead of the API registry
+	// (prober.NewClient): a benchmark's reference client or a test's. Everything else of the
+	// pipeline is built as usual.
+	NewClient func(config.Target) (prober.Client, error)
 }
 
 // Build constructs t's pipeline from the registries without starting anything, so a target
@@ -168,7 +172,11 @@ func Build(t config.Target, opts BuildOptions) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	client, err := prober.NewClient(t)
+	newClient := prober.NewClient
+	if opts.NewClient != nil {
+		newClient = opts.NewClient
+	}
+	client, err := newClient(t)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +348,9 @@ type Options struct {
 	Shard, Shards int
 	// Trace, when set, gives each request its W3C trace context (see BuildOptions).
 	Trace prober.TraceStarter
+	// NewClient, when set, builds every target's client instead of the API registry (see
+	// BuildOptions).
+	NewClient func(config.Target) (prober.Client, error)
 }
 
 // Set runs a set of targets. Apply makes the running targets match a configuration; Close
@@ -352,6 +363,7 @@ type Set struct {
 	once          bool
 	shard, shards int
 	trace         prober.TraceStarter
+	newClient     func(config.Target) (prober.Client, error)
 	observer      prober.Observer // the probe, then every queue
 	queues        []*prober.Queue
 	queueWG       sync.WaitGroup
@@ -382,7 +394,7 @@ func New(ctx context.Context, opts Options) *Set {
 		opts.Server = server.NewCollector()
 	}
 	s := &Set{ctx: ctx, logger: opts.Logger, probe: opts.Probe, server: opts.Server, once: opts.Once,
-		shard: opts.Shard, shards: opts.Shards, trace: opts.Trace, targets: map[string]*running{}}
+		shard: opts.Shard, shards: opts.Shards, trace: opts.Trace, newClient: opts.NewClient, targets: map[string]*running{}}
 	obs := prober.Observers{opts.Probe}
 	obs = append(obs, opts.Inline...)
 	for _, o := range opts.Observers {
@@ -427,7 +439,7 @@ func (s *Set) Apply(cfg *config.Config) error {
 		}
 		logger := s.logger.With("target", t.Name)
 		p, err := Build(t, BuildOptions{BaseSeed: cfg.BaseSeed, Observer: s.observer, Once: s.once,
-			Shard: s.shard, Shards: s.shards, Logger: logger, Trace: s.trace})
+			Shard: s.shard, Shards: s.shards, Logger: logger, Trace: s.trace, NewClient: s.newClient})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
 			continue

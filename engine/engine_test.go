@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/inferprobe/inferprobe/internal/testkit"
 	"github.com/inferprobe/inferprobe/prober"
 	"github.com/inferprobe/inferprobe/simulator"
+	"github.com/inferprobe/inferprobe/traffic"
 )
 
 // startSim serves a simulator on a loopback port until the test ends.
@@ -523,5 +525,75 @@ func TestReloadKeepsRandomSeed(t *testing.T) {
 	}
 	if seed, src, ok := TargetSeed(9, parseConfig(t, y).Targets[0]); !ok || seed != derived.Seed || src != SeedFromBase {
 		t.Errorf("TargetSeed = %d %s %v, want %d", seed, src, ok, derived.Seed)
+	}
+}
+
+// fakeClient answers every request at once with a marked record and counts what it was
+// asked.
+type fakeClient struct {
+	mu      sync.Mutex
+	targets []string
+	prompts int
+}
+
+func (f *fakeClient) Do(_ context.Context, req traffic.Request, rec *prober.Record) {
+	f.mu.Lock()
+	if req.Prompt != "" || len(req.Messages) > 0 {
+		f.prompts++
+	}
+	f.mu.Unlock()
+	rec.Start = time.Now()
+	rec.Status, rec.Result = 299, prober.ResultSuccess
+	rec.End = time.Microsecond
+}
+
+// TestNewClientOverride: Options.NewClient builds the client of every target, from the
+// validated target, and the rest of the pipeline (pacer, source, observers) runs as usual; no
+// request reaches the target's URL.
+func TestNewClientOverride(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	cfg := parseConfig(t, fmt.Sprintf(`
+targets:
+  - name: faked
+    url: %s
+    model: m
+    traffic: {pacer: stages, stages: [{rate: 100, duration: 200ms}]}
+    request: {input_tokens: 4, max_tokens: 2}
+    warmup: {requests: 0, min_duration: 0s}
+`, srv.URL))
+	fake := &fakeClient{}
+	got := &records{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	set := New(ctx, Options{Observers: []prober.Observer{got}, Once: true,
+		NewClient: func(t config.Target) (prober.Client, error) {
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			fake.targets = append(fake.targets, t.Name+" "+t.Model)
+			return fake, nil
+		}})
+	if err := set.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	_ = set.Wait(ctx)
+	set.Close(ctx)
+	recs := got.all()
+	if len(recs) != 20 {
+		t.Fatalf("%d records, want the stage's 20", len(recs))
+	}
+	for _, r := range recs {
+		if r.Status != 299 {
+			t.Fatalf("record %d has status %d: not from the fake client", r.Seq, r.Status)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the target's URL, want none", n)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if !slices.Equal(fake.targets, []string{"faked m"}) || fake.prompts != 20 {
+		t.Errorf("built for %q with %d prompts, want one client for \"faked m\" and 20 prompts", fake.targets, fake.prompts)
 	}
 }

@@ -6,8 +6,12 @@
 # progress goroutine besides the engine), its figures from the report's load_summary. Step 2 runs the
 # real daemon at 1 req/s and reports its RSS and CPU. Step 3 sets the engine's client CPU per
 # request against vegeta's (a plain HTTP load generator that reads each streamed body without
-# parsing it) at CMP_RATE against the same simulator, in CMP_ROUNDS alternating rounds.
-# ONLY_CMP=1 runs step 3 alone.
+# parsing it) at CMP_RATE against the same simulator, in CMP_ROUNDS alternating rounds. Step 3b
+# runs each round's two clients side by side instead (the machine's drift then hits both alike,
+# so a round's ratio varies far less), for the engine's own client and for the engine with a
+# plain reference client (--client=plain: the same bodies, each response read unparsed), which
+# splits the gap into the engine's share and the stream measurement's.
+# ONLY_CMP=1 runs step 3 and 3b alone.
 # Loopback only; every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,8 +80,47 @@ compare() {
       printf "inferprobe / vegeta CPU per request over %d rounds: min %s, median %s, max %s\n", NR, a[1], (NR % 2 ? a[(NR+1)/2] : sprintf("%.3f", (a[NR/2]+a[NR/2+1])/2)), a[NR] }'
   fi
 }
+# median prints the median of its arguments.
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
+  printf "%s", (NR % 2 ? a[(NR+1)/2] : sprintf("%.3f", (a[NR/2]+a[NR/2+1])/2)) }'; }
+
+# Step 3b: each round runs vegeta and the engine at CMP_RATE at the same time, against the same
+# simulator; the ratio of a round is the engine's CPU per request over vegeta's in that round.
+paired() {
+  local body client r vf pf vp pp vcpu vok icpu ierr ratios
+  body=$(mktemp --suffix=.json)
+  /tmp/inferprobe-load --url=http://$SIM_ADDR --max-tokens=16 --body-out="$body"
+  echo "== step 3b: client CPU per request at ${CMP_RATE} req/s each, the two clients side by side for ${CMP_DURATION}, ${CMP_ROUNDS} rounds"
+  for client in inferprobe plain; do
+    ratios=()
+    for r in $(seq "$CMP_ROUNDS"); do
+      vf=$(mktemp) pf=$(mktemp)
+      /tmp/inferprobe-vegeta --url=http://$SIM_ADDR/v1/chat/completions --body="$body" \
+        --rate="$CMP_RATE" --duration="$CMP_DURATION" | awk 'NR==2{print $4, $3}' >"$vf" &
+      vp=$!
+      /tmp/inferprobe-load --url=http://$SIM_ADDR --rates="$CMP_RATE" --duration="$CMP_DURATION" \
+        --max-tokens=16 --client="$client" | awk 'NR==2{print $9, $8}' >"$pf" &
+      pp=$!
+      wait "$vp" "$pp"
+      read -r vcpu vok <"$vf"
+      read -r icpu ierr <"$pf"
+      rm -f "$vf" "$pf"
+      if [ "$vok" != "1.0000" ] || [ "$ierr" != "0" ]; then
+        echo "round $r: vegeta $vcpu (success $vok), $client $icpu ($ierr errors): not compared"
+        continue
+      fi
+      ratios+=("$(awk -v a="$icpu" -v b="$vcpu" 'BEGIN{printf "%.3f", a/b}')")
+    done
+    if [ ${#ratios[@]} -gt 0 ]; then
+      echo "engine with the $client client / vegeta, side by side: rounds ${ratios[*]}, median $(median "${ratios[@]}")"
+    fi
+  done
+  rm -f "$body"
+}
+
 if [ "$ONLY_CMP" = 1 ]; then
   compare
+  paired
   exit 0
 fi
 
@@ -117,3 +160,4 @@ rm -f "$cfg"
 kill "$dpid" 2>/dev/null || true
 
 compare
+paired

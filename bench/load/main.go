@@ -49,10 +49,24 @@ func run() int {
 	bodyOut := flag.String("body-out", "", "write the JSON body of the engine's first request to this file and exit (the plain-HTTP reference sends it)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the steps to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile (every allocation sampled) of the steps to this file")
+	client := flag.String("client", "inferprobe", "inferprobe: the target's own client; plain: a reference client that sends the same bodies with net/http and reads each response to its end unparsed, as a plain-HTTP load generator does (the engine's cost without the stream's measurement)")
 	via := flag.String("via", "engine", "engine: each step on engine.New with a statistics observer; run: through bench.Run, as `inferprobe run` (figures from the report's load_summary)")
 	flag.Parse()
 	if *via != "engine" && *via != "run" {
 		fmt.Fprintln(os.Stderr, "--via: want engine or run, not", *via)
+		return 2
+	}
+	var newClient func(config.Target) (prober.Client, error)
+	switch *client {
+	case "inferprobe":
+	case "plain":
+		if *via != "engine" {
+			fmt.Fprintln(os.Stderr, "--client=plain runs with --via=engine only")
+			return 2
+		}
+		newClient = newPlainClient
+	default:
+		fmt.Fprintln(os.Stderr, "--client: want inferprobe or plain, not", *client)
 		return 2
 	}
 	if *bodyOut != "" {
@@ -91,11 +105,12 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "bad step:", s)
 			return 2
 		}
-		run := step
+		var res result
 		if *via == "run" {
-			run = benchStep
+			res, err = benchStep(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight)
+		} else {
+			res, err = step(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight, newClient)
 		}
-		res, err := run(*url, v, closed, *duration, *maxTokens, *inputTokens, *maxInFlight)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -156,7 +171,8 @@ func (s *stats) Observe(ev prober.Event) {
 
 // step runs one stage of the given rate (or concurrency) for d through the engine: a target
 // with one stage, run once.
-func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputTokens, maxInFlight int) (result, error) {
+// newClient, when set, builds the target's client instead of the registry (--client=plain).
+func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputTokens, maxInFlight int, newClient func(config.Target) (prober.Client, error)) (result, error) {
 	stage := config.Stage{Rate: v, Duration: d}
 	if closed {
 		stage = config.Stage{Concurrency: int(v), Duration: d}
@@ -166,7 +182,7 @@ func step(url string, v float64, closed bool, d time.Duration, maxTokens, inputT
 		return result{}, err
 	}
 	st := &stats{results: map[string]int{}}
-	set := engine.New(context.Background(), engine.Options{Observers: []prober.Observer{st}, Once: true})
+	set := engine.New(context.Background(), engine.Options{Observers: []prober.Observer{st}, Once: true, NewClient: newClient})
 	var before, after syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	if err := set.Apply(cfg); err != nil {
