@@ -143,3 +143,30 @@ func slicesDelete(events []string, i int) []string {
 	}
 	return events
 }
+
+// BenchmarkDecodeChunk decodes one vLLM chunk with continuous usage (about 230 bytes) warm,
+// and with 1 MiB of other memory touched before each decode, as a prober's reading goroutine
+// finds its caches after the kernel and other goroutines ran between two chunks; "touch-only"
+// is that touching alone, to subtract.
+func BenchmarkDecodeChunk(b *testing.B) {
+	chunk := []byte(strings.TrimSuffix(strings.TrimPrefix(vllmContinuous(1, 1)[1], "data: "), "\n\n"))
+	other := make([]byte, 1<<20)
+	f := &openaiFlavour{}
+	for _, mode := range []string{"warm", "touch-only", "touch+decode"} {
+		b.Run(mode, func(b *testing.B) {
+			var ev StreamEvent
+			for range b.N {
+				if mode != "warm" {
+					for i := 0; i < len(other); i += 64 {
+						other[i]++
+					}
+				}
+				if mode != "touch-only" {
+					if err := f.decode(chunk, false, false, false, &ev); err != nil || !ev.HasUsage {
+						b.Fatalf("decode: %v (usage %v)", err, ev.HasUsage)
+					}
+				}
+			}
+		})
+	}
+}
