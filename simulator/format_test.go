@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -494,5 +495,65 @@ func TestTGIStreamErrors(t *testing.T) {
 				t.Errorf("error %+v (%v), want error_type %s: %s", e, err, tt.errType, b)
 			}
 		})
+	}
+}
+
+// TestTGIGeneratedText: /generate_stream's last event repeats the whole output in
+// generated_text (the text of every token that is not special), whether the generation ran to
+// max_new_tokens or ended with the EOS token; every earlier event has it null.
+func TestTGIGeneratedText(t *testing.T) {
+	_, ts := startServer(t, fastConfig())
+	reasons := map[string]int{}
+	for i := range 30 {
+		resp := post(t, context.Background(), ts, "/generate_stream", map[string]any{
+			"inputs": fmt.Sprintf("request %d of the test", i), "parameters": map[string]any{"max_new_tokens": 8, "details": true}})
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TGI writes "data:" without the space readSSE wants.
+		var events []string
+		for _, e := range strings.Split(strings.TrimSpace(string(raw)), "\n\n") {
+			data, ok := strings.CutPrefix(e, "data:")
+			if !ok {
+				t.Fatalf("request %d: event %q is not one data line", i, e)
+			}
+			events = append(events, data)
+		}
+		var text strings.Builder
+		for k, e := range events {
+			var ev struct {
+				Token struct {
+					Text    string `json:"text"`
+					Special bool   `json:"special"`
+				} `json:"token"`
+				GeneratedText *string `json:"generated_text"`
+				Details       *struct {
+					FinishReason string `json:"finish_reason"`
+				} `json:"details"`
+			}
+			if err := json.Unmarshal([]byte(e), &ev); err != nil {
+				t.Fatalf("request %d event %d: %v in %q", i, k, err, e)
+			}
+			if !ev.Token.Special {
+				text.WriteString(ev.Token.Text)
+			}
+			last := k == len(events)-1
+			switch {
+			case !last && ev.GeneratedText != nil:
+				t.Fatalf("request %d event %d of %d has generated_text %q, want null before the last", i, k, len(events), *ev.GeneratedText)
+			case last && (ev.GeneratedText == nil || ev.Details == nil):
+				t.Fatalf("request %d: last event %q lacks generated_text or details", i, e)
+			case last:
+				if *ev.GeneratedText != text.String() || text.Len() == 0 {
+					t.Errorf("request %d: generated_text %q, want the tokens' text %q", i, *ev.GeneratedText, text.String())
+				}
+				reasons[ev.Details.FinishReason]++
+			}
+		}
+	}
+	if reasons["length"] == 0 || reasons["eos_token"] == 0 {
+		t.Errorf("finish reasons %v: want both length and eos_token among 30 requests", reasons)
 	}
 }

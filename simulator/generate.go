@@ -121,6 +121,9 @@ type job struct {
 	head     []byte // the wire's pre-encoded prefix of every event
 	buf      []byte
 	pending  []byte // text of the tokens of the chunk being gathered
+	// text is the output so far, kept by wires whose last event repeats it whole (TGI's
+	// generated_text).
+	text []byte
 }
 
 // finish records the request's ground truth.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// TGI's native API: /generate_stream sends one event per token, the last one with
+// TGI's native API: /generate_stream sends one event per token, the last one with the whole
 // generated_text and (with details: true) details; /generate answers one JSON object.
 
 type tgiRequest struct {
@@ -57,11 +57,12 @@ func (tgiWire) token(j *job, b, text []byte, n int) []byte {
 		b = append(b, `,"token":{"id":`...)
 		b = strconv.AppendInt(b, int64(100+idx), 10)
 		b = append(b, `,"text":"`...)
-		b = append(b, word...)
+		b = append(b, word...) // vocabulary words need no JSON escaping
 		b = append(b, `","logprob":-0.25,"special":false},`...)
+		j.text = append(j.text, word...)
 		last := idx == j.p.length && j.p.finish == finishLength && j.p.truncateAfter < 0 && !j.p.resetMid
 		if last {
-			b = append(b, `"generated_text":"","details":`...)
+			b = tgiGenerated(j, b)
 			b = tgiDetails(j, b, "length", j.st.OutputTokens)
 		} else {
 			b = append(b, `"generated_text":null,"details":null`...)
@@ -69,6 +70,14 @@ func (tgiWire) token(j *job, b, text []byte, n int) []byte {
 		b = append(b, "}\n\n"...)
 	}
 	return b
+}
+
+// tgiGenerated writes the last event's generated_text, the whole output without special
+// tokens as TGI repeats it there, and the details key after it.
+func tgiGenerated(j *job, b []byte) []byte {
+	b = append(b, `"generated_text":"`...)
+	b = append(b, j.text...)
+	return append(b, `","details":`...)
 }
 
 func tgiDetails(j *job, b []byte, reason string, n int) []byte {
@@ -89,7 +98,8 @@ func tgiEOS(j *job, b []byte) []byte {
 	idx := j.st.OutputTokens + 1
 	b = append(b, `data:{"index":`...)
 	b = strconv.AppendInt(b, int64(idx), 10)
-	b = append(b, `,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},"generated_text":"","details":`...)
+	b = append(b, `,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},`...)
+	b = tgiGenerated(j, b)
 	b = tgiDetails(j, b, "eos_token", idx)
 	return append(b, "}\n\n"...)
 }
