@@ -382,11 +382,26 @@ func TestSharedTransportAllFlavours(t *testing.T) {
 // last token no earlier than the server's schedule.
 func TestFlavoursAgainstSimulator(t *testing.T) {
 	sim, url := simtest.Start(t, 7, func(c *simulator.Config) { c.ITLJitter = 0 })
+	type flavourCase struct {
+		name, api string
+		extra     map[string]any
+	}
+	var cases []flavourCase
 	for _, api := range append([]string{APIOpenAIChat, APIOpenAICompletions}, httpFlavours...) {
-		t.Run(api, func(t *testing.T) {
+		cases = append(cases, flavourCase{name: api, api: api})
+	}
+	// Triton with the vLLM backend's optional outputs: each response's own token count and the
+	// finish reason on the last.
+	vllmOutputs := map[string]any{"return_num_output_tokens": true, "return_finish_reason": true}
+	cases = append(cases, flavourCase{name: APITritonGenerate + "/vllm-outputs", api: APITritonGenerate, extra: vllmOutputs})
+	for _, tc := range cases {
+		api := tc.api
+		countsChunks := api == APITritonGenerate && tc.extra == nil
+		t.Run(tc.name, func(t *testing.T) {
 			tgt := flavourTarget(url, api)
 			tgt.Model = "inferprobe-sim"
 			tgt.Request.MaxTokens = 8
+			tgt.Request.ExtraBody = tc.extra
 			c, err := NewClient(tgt)
 			if err != nil {
 				t.Fatal(err)
@@ -404,10 +419,10 @@ func TestFlavoursAgainstSimulator(t *testing.T) {
 				}
 				truth := reqs[len(reqs)-1]
 				wantN, wantSource := truth.OutputTokens, SourceUsage
-				switch api {
-				case APITritonGenerate:
+				switch {
+				case countsChunks:
 					wantSource = SourceChunks
-				case APITGI:
+				case api == APITGI:
 					if truth.FinishReason == "stop" {
 						wantN++ // generated_tokens counts the EOS token
 					}
@@ -415,7 +430,7 @@ func TestFlavoursAgainstSimulator(t *testing.T) {
 				if rec.OutputTokens != wantN || rec.OutputSource != wantSource || rec.Chunks != truth.OutputTokens {
 					t.Errorf("N=%d from %s over %d chunks, want %d from %s over %d", rec.OutputTokens, rec.OutputSource, rec.Chunks, wantN, wantSource, truth.OutputTokens)
 				}
-				if api != APITritonGenerate && rec.FinishReason != truth.FinishReason {
+				if !countsChunks && rec.FinishReason != truth.FinishReason {
 					t.Errorf("finish %q, the server's %q", rec.FinishReason, truth.FinishReason)
 				}
 				if rec.PromptTokens != 4 {

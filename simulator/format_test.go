@@ -557,3 +557,66 @@ func TestTGIGeneratedText(t *testing.T) {
 		t.Errorf("finish reasons %v: want both length and eos_token among 30 requests", reasons)
 	}
 }
+
+// TestTritonVLLMOutputs: with the vLLM backend's return_finish_reason and
+// return_num_output_tokens, every generate_stream response carries its own token count and
+// finish_reason "None" but the last, which has the real reason; /generate carries the total.
+// Without them neither field is sent.
+func TestTritonVLLMOutputs(t *testing.T) {
+	_, ts := startServer(t, fastConfig())
+	type answer struct {
+		TextOutput      string  `json:"text_output"`
+		FinishReason    *string `json:"finish_reason"`
+		NumOutputTokens *int    `json:"num_output_tokens"`
+	}
+	for _, outputs := range []bool{true, false} {
+		body := map[string]any{"text_input": "one two three", "max_tokens": 6}
+		if outputs {
+			body["return_finish_reason"], body["return_num_output_tokens"] = true, true
+		}
+		resp := post(t, context.Background(), ts, "/v2/models/inferprobe-sim/generate_stream", body)
+		events, err := readSSE(resp.Body)
+		resp.Body.Close()
+		if err != nil || len(events) == 0 {
+			t.Fatalf("outputs %v: %d events, %v", outputs, len(events), err)
+		}
+		sum := 0
+		for k, e := range events {
+			var a answer
+			if err := json.Unmarshal([]byte(e.data), &a); err != nil {
+				t.Fatalf("event %d: %v in %q", k, err, e.data)
+			}
+			if !outputs {
+				if a.FinishReason != nil || a.NumOutputTokens != nil {
+					t.Errorf("event %d %q: vLLM outputs sent unasked", k, e.data)
+				}
+				continue
+			}
+			if a.FinishReason == nil || a.NumOutputTokens == nil || *a.NumOutputTokens != len(strings.Fields(a.TextOutput)) {
+				t.Fatalf("event %d %q: want finish_reason and num_output_tokens counting its words", k, e.data)
+			}
+			sum += *a.NumOutputTokens
+			last := k == len(events)-1
+			if got := *a.FinishReason; (got == "None") == last || (last && got != "length" && got != "stop") {
+				t.Errorf("event %d of %d: finish_reason %q", k, len(events), got)
+			}
+		}
+		if outputs && (sum == 0 || sum > 6) {
+			t.Errorf("num_output_tokens sum to %d, want 1..6", sum)
+		}
+
+		resp = post(t, context.Background(), ts, "/v2/models/inferprobe-sim/generate", body)
+		var a answer
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case outputs && (a.NumOutputTokens == nil || *a.NumOutputTokens != len(strings.Fields(a.TextOutput)) || a.FinishReason == nil):
+			t.Errorf("/generate %+v: want the total count and a finish reason", a)
+		case !outputs && (a.NumOutputTokens != nil || a.FinishReason != nil):
+			t.Errorf("/generate %+v: vLLM outputs sent unasked", a)
+		}
+	}
+}

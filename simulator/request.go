@@ -96,6 +96,10 @@ type genRequest struct {
 	ignoreEOS       bool
 	// details asks TGI for the details object (finish reason, token counts).
 	details bool
+	// returnFinish and returnCounts are the vLLM Triton backend's return_finish_reason and
+	// return_num_output_tokens inputs: every response then carries finish_reason ("None" until
+	// the last) and num_output_tokens (that response's tokens).
+	returnFinish, returnCounts bool
 }
 
 // parseRequest reads and validates a request body. Model acceptance is checked by the caller.
