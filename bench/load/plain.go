@@ -48,26 +48,31 @@ func newPlainClient(t config.Target) (prober.Client, error) {
 
 // Do implements prober.Client: success is a 2xx answer read to its end.
 func (c *plainClient) Do(ctx context.Context, req traffic.Request, rec *prober.Record) {
-	rec.Start = time.Now()
 	body, err := c.body.Body(req)
 	if err != nil {
-		rec.Result, rec.Err = prober.ResultProtocol, err
+		rec.Start, rec.Result, rec.Err = time.Now(), prober.ResultProtocol, err
 		return
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
-		rec.Result, rec.Err = prober.ResultProtocol, err
+		rec.Start, rec.Result, rec.Err = time.Now(), prober.ResultProtocol, err
 		return
 	}
 	hreq.Header = c.header
+	rec.Start = time.Now() // t0 just before the send, as the engine's client takes it
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		rec.End, rec.Result, rec.Err = time.Since(rec.Start), prober.ResultConnection, err
 		return
 	}
+	c.read(resp, rec)
+}
+
+// read reads the answer to its end and classes it.
+func (c *plainClient) read(resp *http.Response, rec *prober.Record) {
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
-	_, err = io.Copy(io.Discard, resp.Body)
+	_, err := io.Copy(io.Discard, resp.Body)
 	rec.End = time.Since(rec.Start)
 	switch {
 	case err != nil:
