@@ -156,8 +156,12 @@ func ReadTrace(r io.Reader, name, format string, skipInvalid bool) (*Trace, erro
 			continue
 		}
 		at, in, out, hashes, err := row(b, first)
-		if err == nil && !first && at < prev {
+		switch {
+		case err != nil || first:
+		case at < prev:
 			err = fmt.Errorf("timestamp is earlier than the row before (rows must be sorted by time)")
+		case at-base < 0: // the subtraction overflowed
+			err = fmt.Errorf("timestamp is more than %.0f years after the first row's", time.Duration(math.MaxInt64).Hours()/24/365.25)
 		}
 		if err == nil && len(t.at) >= MaxTraceRows {
 			return nil, &RowError{name, line, fmt.Sprintf("more than %d rows", MaxTraceRows)}
@@ -238,6 +242,11 @@ func parseAzureRow(b []byte, _ bool) (int64, int32, int32, []uint64, error) {
 	ts, err := time.Parse(azureLayout, string(bytes.TrimSpace(b[:c1])))
 	if err != nil {
 		return 0, 0, 0, nil, fmt.Errorf("TIMESTAMP %q is not a time like 2023-11-16 18:15:46.6805900", shorten(string(b[:c1])))
+	}
+	if ns := ts.UnixNano(); !time.Unix(0, ns).Equal(ts) {
+		// UnixNano is defined for 1678–2262 only: beyond, it wraps and the row would land at
+		// a meaningless offset.
+		return 0, 0, 0, nil, fmt.Errorf("TIMESTAMP %q is outside the years 1678 to 2262", shorten(string(b[:c1])))
 	}
 	in, err := tokenCount("ContextTokens", bytes.TrimSpace(b[c1+1:c2]), 1)
 	if err != nil {
