@@ -139,8 +139,9 @@ func classify(parent, reqCtx context.Context, err error, afterHeaders bool) stri
 	return ResultConnection
 }
 
-// classifyStatus maps a non-2xx HTTP status to a result class.
-func classifyStatus(code int) string {
+// ClassifyStatus maps a non-2xx HTTP status to a result class: 429, other 4xx, 5xx, and
+// protocol for anything else (a 1xx or 3xx answer is not one a prober expects).
+func ClassifyStatus(code int) string {
 	switch {
 	case code == http.StatusTooManyRequests:
 		return ResultHTTP429

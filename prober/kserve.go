@@ -479,7 +479,7 @@ func (c *KServeClient) failure(ctx, reqCtx context.Context, err error, st *kserv
 		}
 		if code, convErr := strconv.Atoi(rest); convErr == nil {
 			rec.Status = code
-			return classifyStatus(code), fmt.Errorf("HTTP %d from a non-gRPC server: %s", code, s.Message())
+			return ClassifyStatus(code), fmt.Errorf("HTTP %d from a non-gRPC server: %s", code, s.Message())
 		}
 	}
 	switch s.Code() {

@@ -210,7 +210,7 @@ func chunkError(ch *streamChunk) (string, error) {
 // that reports an error without one failed on its side.
 func classifyErrorCode(code json.RawMessage) string {
 	if n, _ := strconv.Atoi(strings.Trim(string(code), `"`)); n >= 400 {
-		return classifyStatus(n)
+		return ClassifyStatus(n)
 	}
 	return ResultHTTP5xx
 }

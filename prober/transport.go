@@ -177,7 +177,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		rec.End = time.Since(rec.Start)
-		rec.Result = classifyStatus(resp.StatusCode)
+		rec.Result = ClassifyStatus(resp.StatusCode)
 		rec.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 		return
 	}

@@ -42,6 +42,10 @@ for _ in $(seq 50); do curl -sf http://$SIM_ADDR/health >/dev/null && break; sle
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# median prints the median of its arguments.
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
+  printf "%s", (NR % 2 ? a[(NR+1)/2] : sprintf("%.3f", (a[NR/2]+a[NR/2+1])/2)) }'; }
+
 # Step 3: client CPU per request, inferprobe's engine against vegeta, same server, same body.
 compare() {
   local body ratios=() ip vg
@@ -76,13 +80,11 @@ compare() {
   done
   rm -f "$body"
   if [ ${#ratios[@]} -gt 0 ]; then
-    printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {
-      printf "inferprobe / vegeta CPU per request over %d rounds: min %s, median %s, max %s\n", NR, a[1], (NR % 2 ? a[(NR+1)/2] : sprintf("%.3f", (a[NR/2]+a[NR/2+1])/2)), a[NR] }'
+    local sorted
+    mapfile -t sorted < <(printf '%s\n' "${ratios[@]}" | sort -n)
+    echo "inferprobe / vegeta CPU per request over ${#sorted[@]} rounds: min ${sorted[0]}, median $(median "${ratios[@]}"), max ${sorted[-1]}"
   fi
 }
-# median prints the median of its arguments.
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
-  printf "%s", (NR % 2 ? a[(NR+1)/2] : sprintf("%.3f", (a[NR/2]+a[NR/2+1])/2)) }'; }
 
 # Step 3b: each round runs vegeta and the engine at CMP_RATE at the same time, against the same
 # simulator; the ratio of a round is the engine's CPU per request over vegeta's in that round.

@@ -58,13 +58,8 @@ func (tritonWire) token(j *job, b, text []byte, n int) []byte {
 		// The backend sends str() of vLLM's finish reason: "None" until the response that
 		// ends the generation.
 		reason := "None"
-		if j.st.OutputTokens == j.p.length && j.p.truncateAfter < 0 && !j.p.resetMid {
-			switch j.p.finish {
-			case finishLength:
-				reason = "length"
-			case finishStop:
-				reason = "stop"
-			}
+		if j.st.OutputTokens == j.p.length && j.p.truncateAfter < 0 && !j.p.resetMid && j.p.finish != finishAbort {
+			reason = j.p.finish // finishLength or finishStop, vLLM's own names
 		}
 		b = append(b, `,"finish_reason":"`...)
 		b = append(b, reason...)
@@ -96,9 +91,9 @@ func (tritonWire) body(j *job, text []byte, _ int64) []byte {
 	}
 	a := answer{ModelName: j.g.model, ModelVersion: "1", TextOutput: string(text)}
 	if j.g.returnFinish {
-		reason := "stop"
+		reason := finishStop
 		if j.p.finish == finishLength {
-			reason = "length"
+			reason = finishLength
 		}
 		a.FinishReason = &reason
 	}

@@ -77,12 +77,8 @@ func (c *plainClient) read(resp *http.Response, rec *prober.Record) {
 	switch {
 	case err != nil:
 		rec.Result, rec.Err = prober.ResultStreamTruncated, err
-	case resp.StatusCode == http.StatusTooManyRequests:
-		rec.Result = prober.ResultHTTP429
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		rec.Result = prober.ResultHTTP4xx
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		rec.Result = prober.ResultHTTP5xx
+		rec.Result = prober.ClassifyStatus(resp.StatusCode)
 	default:
 		rec.Result = prober.ResultSuccess
 	}
