@@ -1,0 +1,361 @@
+// Package h1 is the HTTP/1.1 client transport of inferprobe's http:// targets: one request at
+// a time per keep-alive connection, written and read on the caller's goroutine.
+//
+// net/http's Transport runs a reader and a writer goroutine per connection and hands every
+// request, response and end of body between them and the caller. At hundreds of streamed
+// requests per second those hand-offs, each a wake-up of another goroutine and often of another
+// thread, and the generality around them cost a prober more CPU than measuring the stream does
+// (docs/benchmarks.md). This transport does the exchange inline: it writes the request with one
+// write and reads the response head and body from the connection as the caller reads.
+//
+// It implements http.RoundTripper, so the shared HTTP client, its httptrace hooks (DNS and
+// connect through the dialer; GotConn, WroteRequest and GotFirstResponseByte from here) and its
+// callers stay the same. It speaks HTTP/1.1 without TLS, proxies, compression, redirects or
+// Expect: 100-continue: what a prober of an http:// model server needs, no more. https:// targets
+// keep net/http (TLS, HTTP/2).
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Transport is an HTTP/1.1 keep-alive client transport for http:// URLs. Its zero value is not
+// usable: Dial is required. It is safe for concurrent use.
+type Transport struct {
+	// Dial opens a connection to addr (host:port).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxIdle bounds the idle keep-alive connections kept (at least 1).
+	MaxIdle int
+	// IdleTimeout is how long an idle connection is kept for the next request (> 0).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a response head (DefaultMaxHeaderBytes when ≤ 0).
+	MaxHeaderBytes int
+
+	mu     sync.Mutex
+	idle   []*conn // oldest first; the newest is reused first
+	reaper *time.Timer
+}
+
+// conn is one keep-alive connection and its buffers.
+type conn struct {
+	c         net.Conn
+	br        *bufio.Reader
+	wbuf      []byte
+	idleSince time.Time
+	peek      peeker
+}
+
+func newConn(c net.Conn) *conn {
+	pc := &conn{c: c, br: bufio.NewReaderSize(c, 16<<10)}
+	pc.peek.init(c)
+	return pc
+}
+
+// peerOpen reports whether an idle connection may carry a request: the server has not closed
+// it, and sent nothing unasked.
+func (pc *conn) peerOpen() bool { return pc.br.Buffered() == 0 && pc.peek.open() }
+
+// traceKey is the context key of WithClientTrace.
+type traceKey struct{}
+
+// WithClientTrace returns a context whose requests this transport reports to trace, as
+// httptrace.WithClientTrace does (which works here too) but for one context value: the DNS
+// and connect hooks, which httptrace installs for the dialer on every request, are installed
+// only when a request dials.
+func WithClientTrace(ctx context.Context, trace *httptrace.ClientTrace) context.Context {
+	return context.WithValue(ctx, traceKey{}, trace)
+}
+
+func clientTrace(ctx context.Context) (trace *httptrace.ClientTrace, forDial bool) {
+	if t, ok := ctx.Value(traceKey{}).(*httptrace.ClientTrace); ok {
+		return t, true
+	}
+	return httptrace.ContextClientTrace(ctx), false
+}
+
+// ErrServerClosed is the error of a reused connection that the server closed before it
+// answered (the keep-alive race: the request may or may not have reached it).
+var ErrServerClosed = errors.New("h1: server closed the keep-alive connection before answering")
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	if req.Body != nil && req.Body != http.NoBody {
+		defer req.Body.Close() // a RoundTripper closes the body, whatever happens
+	}
+	bodyLen, whole, err := requestBody(req)
+	if err != nil {
+		return nil, err
+	}
+	if req.URL.Scheme != "http" {
+		return nil, fmt.Errorf("h1: unsupported scheme %q", req.URL.Scheme)
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
+
+	trace, forDial := clientTrace(ctx)
+	dialCtx := ctx
+	if forDial && trace != nil {
+		dialCtx = httptrace.WithClientTrace(ctx, trace) // built lazily: get dials rarely
+	}
+	pc, reused, err := t.get(ctx, dialCtx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if trace != nil && trace.GotConn != nil {
+		trace.GotConn(httptrace.GotConnInfo{Conn: pc.c, Reused: reused, WasIdle: reused})
+	}
+	// Canceling the request closes its connection, which ends a blocked write or read at once.
+	stop := context.AfterFunc(ctx, func() { _ = pc.c.Close() })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = pc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+
+	pc.wbuf, err = appendHead(pc.wbuf[:0], req, host, bodyLen)
+	if err != nil {
+		return fail(err)
+	}
+	if whole != nil {
+		pc.wbuf = append(pc.wbuf, whole...)
+	} else if bodyLen > 0 {
+		head := len(pc.wbuf)
+		pc.wbuf = slices.Grow(pc.wbuf, int(bodyLen))[:head+int(bodyLen)]
+		if _, err := io.ReadFull(req.Body, pc.wbuf[head:]); err != nil {
+			pc.wbuf = pc.wbuf[:0]
+			t.put(pc) // nothing was written: the connection is as good as before
+			stop()
+			return nil, fmt.Errorf("h1: reading the request body: %w", err)
+		}
+	}
+	_, err = pc.c.Write(pc.wbuf)
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := pc.br.Peek(1); err != nil {
+		if reused && errors.Is(err, io.EOF) {
+			err = ErrServerClosed
+		}
+		return fail(err)
+	}
+	if trace != nil && trace.GotFirstResponseByte != nil {
+		trace.GotFirstResponseByte()
+	}
+	var r response
+	for {
+		r, err = readResponse(pc.br, req, t.maxHeader())
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fail(err)
+		}
+		if r.resp.StatusCode == http.StatusSwitchingProtocols {
+			return fail(fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", ErrMalformed))
+		}
+		// Informational answers (103 Early Hints) come before the final one.
+		if r.resp.StatusCode >= 200 {
+			break
+		}
+	}
+	if req.Close {
+		r.resp.Close = true // the request asked for the connection's end
+	}
+	b := &responseBody{ctx: ctx, t: t, pc: pc, stop: stop, reusable: !r.resp.Close}
+	switch {
+	case r.chunked:
+		b.r = &chunkedBody{br: pc.br, maxHeader: t.maxHeader()}
+	case r.length >= 0:
+		b.r = &lengthBody{br: pc.br, left: r.length}
+	default:
+		b.r = pc.br // until the server closes
+	}
+	r.resp.Body = b
+	if r.length == 0 {
+		b.finish(true) // nothing to read: the connection is free now
+	}
+	return r.resp, nil
+}
+
+// requestBody returns the length of req's body: its ContentLength when that is known (the
+// body is then read into the write buffer), else the whole body, read here.
+func requestBody(req *http.Request) (int64, []byte, error) {
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		return 0, nil, nil
+	case req.ContentLength > 0:
+		return req.ContentLength, nil, nil
+	}
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("h1: reading the request body: %w", err)
+	}
+	return int64(len(b)), b, nil
+}
+
+func (t *Transport) maxHeader() int {
+	if t.MaxHeaderBytes <= 0 {
+		return DefaultMaxHeaderBytes
+	}
+	return t.MaxHeaderBytes
+}
+
+// responseBody is a response's body: it returns the connection to the idle pool once read to
+// its end, and closes it otherwise.
+type responseBody struct {
+	ctx      context.Context
+	r        io.Reader
+	t        *Transport
+	pc       *conn
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+// Read implements io.Reader.
+func (b *responseBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.finish(errors.Is(err, io.EOF))
+		if !errors.Is(err, io.EOF) && b.ctx.Err() != nil {
+			err = b.ctx.Err() // the cancellation closed the connection, which is not the cause
+		}
+	}
+	return n, err
+}
+
+// Close implements io.Closer: a body not read to its end closes its connection.
+func (b *responseBody) Close() error {
+	b.finish(false)
+	return nil
+}
+
+func (b *responseBody) finish(atEOF bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	// stop reports false when the cancellation already closed the connection.
+	if b.stop() && atEOF && b.reusable {
+		b.t.put(b.pc)
+		return
+	}
+	_ = b.pc.c.Close()
+}
+
+// get hands out the newest idle connection whose server end is still open, or dials one.
+// dialCtx is ctx with the dial's trace hooks.
+func (t *Transport) get(ctx, dialCtx context.Context, addr string) (*conn, bool, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			break
+		}
+		pc := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		if now.Sub(pc.idleSince) < t.IdleTimeout && pc.peerOpen() {
+			return pc, true, nil
+		}
+		_ = pc.c.Close()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	c, err := t.Dial(dialCtx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return newConn(c), false, nil
+}
+
+// put returns a connection whose answer was read to its end.
+func (t *Transport) put(pc *conn) {
+	pc.idleSince = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.idle) >= max(t.MaxIdle, 1) {
+		_ = pc.c.Close()
+		return
+	}
+	t.idle = append(t.idle, pc)
+	if t.reaper == nil {
+		t.reaper = time.AfterFunc(t.IdleTimeout, t.reap)
+	}
+}
+
+// reap closes the connections idle for IdleTimeout and comes back while any are left. It runs
+// on a timer; CloseIdleConnections stops it.
+func (t *Transport) reap() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.reaper == nil {
+		return // stopped while this call waited for the lock
+	}
+	// Connections are handed out newest first, so the idle list stays sorted oldest first.
+	cut := time.Now().Add(-t.IdleTimeout)
+	i := 0
+	for i < len(t.idle) && !t.idle[i].idleSince.After(cut) {
+		_ = t.idle[i].c.Close()
+		i++
+	}
+	t.idle = append(t.idle[:0], t.idle[i:]...)
+	clear(t.idle[len(t.idle):cap(t.idle)])
+	if len(t.idle) == 0 {
+		t.reaper = nil
+		return
+	}
+	t.reaper.Reset(t.idle[0].idleSince.Sub(cut))
+}
+
+// CloseIdleConnections closes every idle connection; connections in use close when their
+// response ends.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, pc := range t.idle {
+		_ = pc.c.Close()
+	}
+	t.idle = nil
+	if t.reaper != nil {
+		t.reaper.Stop()
+		t.reaper = nil
+	}
+}
+
+// IdleConns returns the number of idle connections held.
+func (t *Transport) IdleConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle)
+}
