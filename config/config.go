@@ -68,6 +68,10 @@ type Target struct {
 	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
 	// MaxResponseBytes caps the size of one response body.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// HTTPTransport picks the HTTP client of an http:// target: builtin (the default there),
+	// inferprobe's own HTTP/1.1 transport that reads each response on the request's goroutine,
+	// or net/http, Go's standard one. https:// targets always use net/http (TLS, HTTP/2).
+	HTTPTransport string `yaml:"http_transport"`
 
 	// TLS configures the client side of TLS.
 	TLS TLS `yaml:"tls"`

@@ -17,6 +17,12 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultIdleTimeout is Target.IdleTimeout's default (lowered to Timeout if that is smaller).
 	DefaultIdleTimeout = 30 * time.Second
+	// HTTPTransportBuiltin is Target.HTTPTransport's value for inferprobe's own HTTP/1.1
+	// transport, the default of http:// targets.
+	HTTPTransportBuiltin = "builtin"
+	// HTTPTransportNetHTTP is Target.HTTPTransport's value for Go's net/http transport, the
+	// only one of https:// targets.
+	HTTPTransportNetHTTP = "net/http"
 	// DefaultIdleConnTimeout is Target.IdleConnTimeout's default: below uvicorn's 5 s keep-alive.
 	DefaultIdleConnTimeout = 4 * time.Second
 	// DefaultRecoveryFailures is Warmup.RecoveryFailures's default.

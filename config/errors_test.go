@@ -137,6 +137,10 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 			[]wantErr{{"targets[0].idle_timeout", 6, "must not exceed timeout"}}},
 		{"max response bytes zero", base("    max_response_bytes: 0"),
 			[]wantErr{{"targets[0].max_response_bytes", 5, "must be > 0"}}},
+		{"http transport unknown", base("    http_transport: fasthttp"),
+			[]wantErr{{"targets[0].http_transport", 5, `"fasthttp" is not one of builtin, net/http`}}},
+		{"http transport builtin over https", doc("targets:", "  - name: t", "    url: https://h:1", "    model: m", "    http_transport: builtin"),
+			[]wantErr{{"targets[0].http_transport", 5, "for http:// urls"}}},
 		// tls
 		{"tls cert without key", base("    tls:", "      cert_file: "+notPEM),
 			[]wantErr{{"targets[0].tls.key_file", 5, "required when cert_file is set"}}},

@@ -234,6 +234,15 @@ func (v *validator) target(t *Target, tl loc, names map[string]loc) {
 	if t.IdleConnTimeout <= 0 {
 		v.errorf(v.at(tl, "idle_conn_timeout"), "must be > 0")
 	}
+	switch ht := v.at(tl, "http_transport"); t.HTTPTransport {
+	case "", HTTPTransportNetHTTP:
+	case HTTPTransportBuiltin:
+		if urlOK && !strings.HasPrefix(strings.ToLower(t.URL), "http://") {
+			v.errorf(ht, "builtin speaks HTTP/1.1 without TLS, for http:// urls; an https:// target uses net/http")
+		}
+	default:
+		v.errorf(ht, "%s is not one of builtin, net/http", quote(t.HTTPTransport))
+	}
 
 	v.tls(t.TLS, v.at(tl, "tls"))
 	v.traffic(t.Traffic, v.at(tl, "traffic"))

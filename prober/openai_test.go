@@ -15,6 +15,27 @@ import (
 	"github.com/inferprobe/inferprobe/traffic"
 )
 
+// testHTTPTransport is the http_transport of testTarget's targets: "" (the builtin one for
+// httptest's http:// servers) except while TestNetHTTPTransport runs the transport-sensitive
+// tests again with net/http. No prober test runs in parallel.
+var testHTTPTransport string
+
+// TestNetHTTPTransport runs the tests of the shared timing machinery, the error classes and the
+// server formats again with http_transport: net/http, so both transports meet the same cases.
+func TestNetHTTPTransport(t *testing.T) {
+	testHTTPTransport = config.HTTPTransportNetHTTP
+	defer func() { testHTTPTransport = "" }()
+	for name, test := range map[string]func(*testing.T){
+		"ServerFormats": TestOpenAIServerFormats, "ErrorClasses": TestOpenAIErrorClasses,
+		"KeepAlives": TestOpenAIKeepAlivesResetIdleTimeout, "BreakAfterFinish": TestOpenAIBreakAfterFinish,
+		"Drain": TestOpenAIDrainIsBounded, "Refused": TestOpenAIConnectionRefused,
+		"Canceled": TestOpenAICanceledByCaller, "SharedTransport": TestSharedTransportAllFlavours,
+		"FlavourErrorClasses": TestFlavourErrorClasses, "Unstreamed": TestUnstreamedAllFlavours,
+	} {
+		t.Run(name, test)
+	}
+}
+
 func testTarget(url string, api string) config.Target {
 	path := "/v1/chat/completions"
 	if api == APIOpenAICompletions {
@@ -24,8 +45,9 @@ func testTarget(url string, api string) config.Target {
 		Name: "t", URL: url, Path: path, API: api, Model: "m",
 		Timeout: 5 * time.Second, ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second,
 		IdleTimeout: 5 * time.Second, MaxResponseBytes: 1 << 20,
-		Traffic: config.Traffic{MaxInFlight: 4},
-		Request: config.Request{MaxTokens: 16},
+		Traffic:       config.Traffic{MaxInFlight: 4},
+		Request:       config.Request{MaxTokens: 16},
+		HTTPTransport: testHTTPTransport,
 	}
 }
 

@@ -2,10 +2,12 @@ package prober
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +27,7 @@ type phaseTrace struct {
 	phases   [NumPhases]time.Duration
 	set      uint8
 	conns    int            // connections handed to this send (more than one: the transport resent it)
+	dialed   bool           // a DNS lookup or a dial started for this send
 	conn     writtenCounter // the connection of the last GotConn, nil if none
 	written0 int64          // its byte count when it was handed out
 	ct       *httptrace.ClientTrace
@@ -45,6 +48,15 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
 	return n, err
+}
+
+// SyscallConn gives the builtin transport the connection's descriptor, to check an idle
+// connection with one non-blocking peek.
+func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("not a system connection")
 }
 
 // BytesWritten returns the bytes written so far.
@@ -73,6 +85,7 @@ func (t *phaseTrace) trace() *httptrace.ClientTrace {
 	t.ct = &httptrace.ClientTrace{
 		DNSStart: func(httptrace.DNSStartInfo) {
 			t.mu.Lock()
+			t.dialed = true
 			t.dnsAt = time.Now()
 			t.mu.Unlock()
 		},
@@ -85,6 +98,7 @@ func (t *phaseTrace) trace() *httptrace.ClientTrace {
 		},
 		ConnectStart: func(string, string) {
 			t.mu.Lock()
+			t.dialed = true
 			t.dialAt = time.Now()
 			t.mu.Unlock()
 		},
@@ -159,6 +173,19 @@ func (t *phaseTrace) end(rec *Record) {
 	if t.conns > 1 {
 		rec.Retries += t.conns - 1
 	}
+}
+
+// reusable reports whether no hook of this send can still run: it dialed nothing.
+func (t *phaseTrace) reusable() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done && !t.dialed
+}
+
+// reset clears a reusable trace for its next send, keeping its hooks.
+func (t *phaseTrace) reset() {
+	ct := t.ct
+	*t = phaseTrace{ct: ct}
 }
 
 // neverWritten reports whether the send got a connection and not one byte of the request

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/internal/h1"
 	"github.com/inferprobe/inferprobe/traffic"
 )
 
@@ -45,12 +47,18 @@ type eofEnder interface{ eofEnds() bool }
 // httpClient is the shared HTTP transport of every HTTP flavour: it sends a flavour's body,
 // times the response and fills the record through a StreamRecorder.
 type httpClient struct {
-	flavour   httpFlavour
-	http      *http.Client
-	transport *http.Transport
-	url       string
-	// header is shared by every request: net/http only reads a request's header (no cookie
-	// jar, no redirects), so no per-request clone is needed.
+	flavour httpFlavour
+	// transport is net/http's, or for an http:// target the builtin HTTP/1.1 one, which
+	// dials through netTransport's DialContext.
+	transport interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
+	netTransport *http.Transport
+	url          string
+	parsed       *url.URL // url, parsed once; read-only
+	// header is shared by every request: the transports only read a request's header (no
+	// cookie jar, no redirects), so no per-request clone is needed.
 	header     http.Header
 	maxBytes   int64
 	timeout    time.Duration
@@ -62,6 +70,8 @@ type httpClient struct {
 	bodySize   atomic.Int64 // the last body's size, to size the next one's buffer
 
 	scratch sync.Pool // *streamScratch, reused across requests
+	builtin bool      // transport is the builtin HTTP/1.1 one
+	traces  sync.Pool // *phaseTrace of the builtin transport's sends (newTrace)
 }
 
 // streamScratch is the per-request reading state that outlives no request: pooled, so that a
@@ -78,6 +88,19 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	if err != nil {
 		return nil, err
 	}
+	var rt interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	} = tr
+	builtin := builtinTransport(t)
+	if builtin {
+		rt = &h1.Transport{
+			// Read at each dial, so that a test that wraps the dialer wraps both transports'.
+			Dial:        func(ctx context.Context, n, a string) (net.Conn, error) { return tr.DialContext(ctx, n, a) },
+			MaxIdle:     tr.MaxIdleConns,
+			IdleTimeout: tr.IdleConnTimeout,
+		}
+	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	stream := t.Request.Streaming()
@@ -93,17 +116,23 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 		h.Set(k, v)
 	}
 	c := &httpClient{
-		flavour:    f,
-		http:       &http.Client{Transport: tr, CheckRedirect: noRedirects},
-		transport:  tr,
-		url:        strings.TrimRight(t.URL, "/") + strings.ReplaceAll(t.Path, "{model}", url.PathEscape(t.Model)),
-		header:     h,
-		maxBytes:   t.MaxResponseBytes,
-		timeout:    t.Timeout,
-		firstByte:  t.FirstByteTimeout,
-		idle:       t.IdleTimeout,
-		allowEmpty: t.Request.AllowEmpty,
-		stream:     stream,
+		flavour:      f,
+		transport:    rt,
+		netTransport: tr,
+		builtin:      builtin,
+		url:          strings.TrimRight(t.URL, "/") + strings.ReplaceAll(t.Path, "{model}", url.PathEscape(t.Model)),
+		header:       h,
+		maxBytes:     t.MaxResponseBytes,
+		timeout:      t.Timeout,
+		firstByte:    t.FirstByteTimeout,
+		idle:         t.IdleTimeout,
+		allowEmpty:   t.Request.AllowEmpty,
+		stream:       stream,
+	}
+	// A redirect is not followed (requests go straight to the transport): a POST that is
+	// redirected is not measured, and its 3xx is a visible failure.
+	if c.parsed, err = url.Parse(c.url); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
 	}
 	if e, ok := f.(eofEnder); ok {
 		c.eofEnds = e.eofEnds()
@@ -111,8 +140,38 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	return c, nil
 }
 
-// noRedirects makes a redirect a visible failure: a POST that is redirected is not measured.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+// sendBody is a request body: a bytes.Reader that closes, in one allocation.
+type sendBody struct{ bytes.Reader }
+
+// Close implements io.Closer.
+func (*sendBody) Close() error { return nil }
+
+// newTrace returns the phase trace of one send. The builtin transport calls every hook of a
+// send that reused a connection before RoundTrip returns, so those traces are pooled; with
+// net/http, or after a dial (whose happy-eyeballs racer may report late), a hook may still
+// run after the send was abandoned, so that trace is fresh and left to the collector.
+func (c *httpClient) newTrace() *phaseTrace {
+	if c.builtin {
+		if tr, ok := c.traces.Get().(*phaseTrace); ok {
+			return tr
+		}
+	}
+	return &phaseTrace{}
+}
+
+// doneTrace takes back a trace from newTrace once its send returned.
+func (c *httpClient) doneTrace(tr *phaseTrace) {
+	if c.builtin && tr.reusable() {
+		tr.reset()
+		c.traces.Put(tr)
+	}
+}
+
+// builtinTransport reports whether t is sent with the builtin HTTP/1.1 transport: an http://
+// target, unless http_transport asks for net/http.
+func builtinTransport(t config.Target) bool {
+	return strings.HasPrefix(strings.ToLower(t.URL), "http://") && t.HTTPTransport != config.HTTPTransportNetHTTP
+}
 
 // Close releases idle connections.
 func (c *httpClient) Close() { c.transport.CloseIdleConnections() }
@@ -138,23 +197,31 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 	defer wd.stop()
 
 	var resp *http.Response
-	bodyReader := bytes.NewReader(body)
+	bodyReader := &sendBody{}
 	for attempt := 0; ; attempt++ {
-		// A trace per send: hooks of an abandoned send may still run on transport goroutines.
-		tr := &phaseTrace{}
+		tr := c.newTrace()
 		bodyReader.Reset(body)
-		hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(reqCtx, tr.trace()), http.MethodPost, c.url, bodyReader)
-		if err != nil {
-			rec.Start = time.Now()
-			rec.Result, rec.Err = ResultProtocol, err
-			return
+		// The request is built from the parsed URL, not from the string each time, and sent
+		// straight to the transport: with redirects refused, http.Client would add nothing.
+		hreq := &http.Request{
+			Method: http.MethodPost, URL: c.parsed, Host: c.parsed.Host,
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: WithTraceparent(c.header, rec), Body: bodyReader, ContentLength: int64(len(body)),
 		}
-		hreq.Header = WithTraceparent(c.header, rec)
+		if c.builtin {
+			hreq = hreq.WithContext(h1.WithClientTrace(reqCtx, tr.trace()))
+		} else {
+			// net/http resends a request by itself when nothing of it was written.
+			hreq.GetBody = func() (io.ReadCloser, error) { return &sendBody{Reader: *bytes.NewReader(body)}, nil }
+			hreq = hreq.WithContext(httptrace.WithClientTrace(reqCtx, tr.trace()))
+		}
 
 		rec.Start = time.Now()
 		tr.begin(rec.Start)
-		resp, err = c.http.Do(hreq)
+		resp, err = c.transport.RoundTrip(hreq)
 		tr.end(rec)
+		never := tr.neverWritten()
+		c.doneTrace(tr)
 		if err == nil {
 			break
 		}
@@ -162,7 +229,7 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 		// before one byte of the request went into it — the keep-alive race with a server
 		// closing idle connections) is safe to send again, once; a dial that failed is a
 		// real connection failure and is not retried.
-		if attempt == 0 && tr.neverWritten() && ctx.Err() == nil && reqCtx.Err() == nil {
+		if attempt == 0 && never && ctx.Err() == nil && reqCtx.Err() == nil {
 			rec.Retries++
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/inferprobe/inferprobe/config"
+	"github.com/inferprobe/inferprobe/internal/h1"
 	"github.com/inferprobe/inferprobe/traffic"
 )
 
@@ -263,65 +264,102 @@ func (f *failFirstWrite) Write(p []byte) (int, error) {
 	return f.countingConn.Write(p)
 }
 
+// TestRetryWhenNothingWasWritten runs with both HTTP transports: the resend rule is the shared
+// client's, whichever transport failed.
 func TestRetryWhenNothingWasWritten(t *testing.T) {
-	var served atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served.Add(1)
-		transcript(sse, 0, vllmChat...)(w, r)
-	}))
-	defer srv.Close()
-	c, err := NewOpenAIClient(testTarget(srv.URL, APIOpenAIChat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var dials atomic.Int32
-	inner := c.transport.DialContext
-	c.transport.DialContext = func(ctx context.Context, n, a string) (net.Conn, error) {
-		conn, err := inner(ctx, n, a)
-		if err != nil {
-			return nil, err
-		}
-		if dials.Add(1) == 1 {
-			return &failFirstWrite{countingConn: conn.(*countingConn)}, nil
-		}
-		return conn, nil
-	}
-	rec := &Record{}
-	c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-	if rec.Result != ResultSuccess || rec.Retries != 1 || served.Load() != 1 {
-		t.Fatalf("result %s (%v) retries %d served %d, want success after one retry", rec.Result, rec.Err, rec.Retries, served.Load())
-	}
+	for _, transport := range []string{config.HTTPTransportBuiltin, config.HTTPTransportNetHTTP} {
+		t.Run(transport, func(t *testing.T) {
+			var served atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				served.Add(1)
+				transcript(sse, 0, vllmChat...)(w, r)
+			}))
+			defer srv.Close()
+			c, err := NewOpenAIClient(withTransport(testTarget(srv.URL, APIOpenAIChat), transport))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var dials atomic.Int32
+			inner := c.netTransport.DialContext
+			c.netTransport.DialContext = func(ctx context.Context, n, a string) (net.Conn, error) {
+				conn, err := inner(ctx, n, a)
+				if err != nil {
+					return nil, err
+				}
+				if dials.Add(1) == 1 {
+					return &failFirstWrite{countingConn: conn.(*countingConn)}, nil
+				}
+				return conn, nil
+			}
+			rec := &Record{}
+			c.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+			if rec.Result != ResultSuccess || rec.Retries != 1 || served.Load() != 1 {
+				t.Fatalf("result %s (%v) retries %d served %d, want success after one retry", rec.Result, rec.Err, rec.Retries, served.Load())
+			}
 
-	// A server that read the request and then broke the connection may have acted on it:
-	// no retry.
-	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
+			// A server that read the request and then broke the connection may have acted on it:
+			// no retry.
+			broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			}))
+			defer broken.Close()
+			c2, err := NewOpenAIClient(withTransport(testTarget(broken.URL, APIOpenAIChat), transport))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			rec.Reset()
+			c2.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+			if rec.Result != ResultConnection || rec.Retries != 0 {
+				t.Errorf("result %s retries %d, want connection without a retry", rec.Result, rec.Retries)
+			}
+			// A refused dial is not retried either.
+			l, _ := net.Listen("tcp", "127.0.0.1:0")
+			addr := l.Addr().String()
+			l.Close()
+			c3, _ := NewOpenAIClient(withTransport(testTarget("http://"+addr, APIOpenAIChat), transport))
+			rec.Reset()
+			c3.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
+			if rec.Result != ResultConnection || rec.Retries != 0 {
+				t.Errorf("refused: result %s retries %d", rec.Result, rec.Retries)
+			}
+		})
+	}
+}
+
+func withTransport(t config.Target, transport string) config.Target {
+	t.HTTPTransport = transport
+	return t
+}
+
+// TestTransportChoice: http:// targets get the builtin transport unless http_transport says
+// net/http; https:// targets always get net/http.
+func TestTransportChoice(t *testing.T) {
+	for _, c := range []struct {
+		url, setting string
+		builtin      bool
+	}{
+		{"http://127.0.0.1:1", "", true},
+		{"http://127.0.0.1:1", config.HTTPTransportBuiltin, true},
+		{"http://127.0.0.1:1", config.HTTPTransportNetHTTP, false},
+		{"HTTP://127.0.0.1:1", "", true},
+		{"https://127.0.0.1:1", "", false},
+	} {
+		c2, err := NewOpenAIClient(withTransport(testTarget(c.url, APIOpenAIChat), c.setting))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	defer broken.Close()
-	c2, err := NewOpenAIClient(testTarget(broken.URL, APIOpenAIChat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	rec.Reset()
-	c2.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-	if rec.Result != ResultConnection || rec.Retries != 0 {
-		t.Errorf("result %s retries %d, want connection without a retry", rec.Result, rec.Retries)
-	}
-	// A refused dial is not retried either.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	c3, _ := NewOpenAIClient(testTarget("http://"+addr, APIOpenAIChat))
-	rec.Reset()
-	c3.Do(context.Background(), traffic.Request{Prompt: "x"}, rec)
-	if rec.Result != ResultConnection || rec.Retries != 0 {
-		t.Errorf("refused: result %s retries %d", rec.Result, rec.Retries)
+		_, isBuiltin := c2.transport.(*h1.Transport)
+		_, isNet := c2.transport.(*http.Transport)
+		if isBuiltin != c.builtin || isNet == c.builtin || c2.builtin != c.builtin {
+			t.Errorf("%s with %q: builtin %v, net/http %v, want builtin %v", c.url, c.setting, isBuiltin, isNet, c.builtin)
+		}
+		c2.Close()
 	}
 }
 
