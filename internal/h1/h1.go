@@ -26,6 +26,7 @@ import (
 	"net/http/httptrace"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,9 @@ func newConn(c net.Conn) *conn {
 // peerOpen reports whether an idle connection may carry a request: the server has not closed
 // it, and sent nothing unasked.
 func (pc *conn) peerOpen() bool { return pc.br.Buffered() == 0 && pc.peek.open() }
+
+// maxInformational bounds the 1xx responses before the final one, as net/http does.
+const maxInformational = 5
 
 // traceKey is the context key of WithClientTrace.
 type traceKey struct{}
@@ -143,8 +147,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pc.wbuf = slices.Grow(pc.wbuf, int(bodyLen))[:head+int(bodyLen)]
 		if _, err := io.ReadFull(req.Body, pc.wbuf[head:]); err != nil {
 			pc.wbuf = pc.wbuf[:0]
-			t.put(pc) // nothing was written: the connection is as good as before
-			stop()
+			// Nothing was written: the connection is as good as before, unless the
+			// cancellation closed it meanwhile.
+			if stop() {
+				t.put(pc)
+			} else {
+				_ = pc.c.Close()
+			}
 			return nil, fmt.Errorf("h1: reading the request body: %w", err)
 		}
 	}
@@ -165,7 +174,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		trace.GotFirstResponseByte()
 	}
 	var r response
-	for {
+	for informational := 0; ; informational++ {
+		if informational > maxInformational {
+			return fail(fmt.Errorf("%w: more than %d informational (1xx) responses", ErrMalformed, maxInformational))
+		}
 		r, err = readResponse(pc.br, req, t.maxHeader())
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -196,6 +208,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.resp.Body = b
 	if r.length == 0 {
 		b.finish(true) // nothing to read: the connection is free now
+		b.err = io.EOF
 	}
 	return r.resp, nil
 }
@@ -224,7 +237,9 @@ func (t *Transport) maxHeader() int {
 }
 
 // responseBody is a response's body: it returns the connection to the idle pool once read to
-// its end, and closes it otherwise.
+// its end, and closes it otherwise. Close may be called while a Read is in progress on another
+// goroutine (it then ends that Read by closing the connection); the first of the two to finish
+// decides the connection's fate.
 type responseBody struct {
 	ctx      context.Context
 	r        io.Reader
@@ -232,13 +247,17 @@ type responseBody struct {
 	pc       *conn
 	stop     func() bool
 	reusable bool
-	done     bool
+	finished atomic.Bool
+	err      error // sticky: the first Read error, or ErrBodyReadAfterClose; Read's goroutine only
 }
 
 // Read implements io.Reader.
 func (b *responseBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.finished.Load() {
+		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.r.Read(p)
 	if err != nil {
@@ -246,6 +265,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		if !errors.Is(err, io.EOF) && b.ctx.Err() != nil {
 			err = b.ctx.Err() // the cancellation closed the connection, which is not the cause
 		}
+		b.err = err
 	}
 	return n, err
 }
@@ -257,10 +277,9 @@ func (b *responseBody) Close() error {
 }
 
 func (b *responseBody) finish(atEOF bool) {
-	if b.done {
+	if !b.finished.CompareAndSwap(false, true) {
 		return
 	}
-	b.done = true
 	// stop reports false when the cancellation already closed the connection.
 	if b.stop() && atEOF && b.reusable {
 		b.t.put(b.pc)
@@ -338,8 +357,8 @@ func (t *Transport) reap() {
 	t.reaper.Reset(t.idle[0].idleSince.Sub(cut))
 }
 
-// CloseIdleConnections closes every idle connection; connections in use close when their
-// response ends.
+// CloseIdleConnections closes every idle connection. A connection in use goes back to the pool
+// when its response ends, and the reaper closes it after IdleTimeout.
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -202,8 +202,14 @@ func TestWireFormats(t *testing.T) {
 			response: "HTTP/1.1 429\r\nContent-Length: 0\r\n\r\n", status: 429},
 		{name: "HTTP/1.0 without length reads to close",
 			response: "HTTP/1.0 200 OK\r\n\r\nuntil close", status: 200, body: "until close", close: true},
-		{name: "Transfer-Encoding overrides Content-Length",
-			response: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", status: 200, body: "hi"},
+		{name: "Transfer-Encoding overrides Content-Length, and the connection is not reused",
+			response: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", status: 200, body: "hi", close: true},
+		{name: "a later HTTP/1.x minor reads as 1.1",
+			response: "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nhi", status: 200, body: "hi"},
+		{name: "an unregistered status class is the caller's",
+			response: "HTTP/1.1 600 Odd\r\nContent-Length: 0\r\n\r\n", status: 600},
+		{name: "too many informational answers",
+			response: strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", err: "informational"},
 		{name: "repeated equal Content-Length",
 			response: "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nhi", status: 200, body: "hi"},
 		{name: "differing Content-Length", response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", err: "differing Content-Length"},
@@ -248,6 +254,73 @@ func TestWireFormats(t *testing.T) {
 	}
 }
 
+// TestHeadAndBodyAfterEnd: a HEAD answer has no body whatever its fields say; a body's error
+// stays, and a read after Close says so.
+func TestHeadAndBodyAfterEnd(t *testing.T) {
+	srv := newRawServer(t, false, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	tr := newTransport()
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodHead, srv.url(), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != 0 {
+		t.Fatalf("HEAD body %q %v, want none", b, err)
+	}
+	resp, err = post(t, tr, context.Background(), srv.url(), "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 4)); !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Errorf("read after Close: %v", err)
+	}
+
+	srv = newRawServer(t, true, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhi")
+	resp, err = post(t, tr, context.Background(), srv.url(), "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err1 := io.ReadAll(resp.Body)
+	_, err2 := resp.Body.Read(make([]byte, 4))
+	if !errors.Is(err1, io.ErrUnexpectedEOF) || !errors.Is(err2, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated body: %v, then %v; want ErrUnexpectedEOF both times", err1, err2)
+	}
+}
+
+// TestCloseDuringRead: Close from another goroutine ends a blocked Read, and the connection is
+// not pooled.
+func TestCloseDuringRead(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "data: 0\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	tr := newTransport()
+	resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { resp.Body.Close() })
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a Read that Close ended reported a clean end")
+	}
+	if tr.IdleConns() != 0 {
+		t.Error("a closed body's connection went back to the pool")
+	}
+}
+
 func TestHeaderLimit(t *testing.T) {
 	srv := newRawServer(t, true, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 40<<10)+"\r\nContent-Length: 0\r\n\r\n")
 	tr := newTransport()
@@ -273,6 +346,7 @@ func TestRequestWire(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.url()+"/v2/models/m%2Fx/generate?a=1", strings.NewReader("body"))
 	req.Header.Set("Authorization", "Bearer k")
 	req.Header.Set("User-Agent", "probe")
+	req.Header.Set("X-Spaced", " v ")
 	req.Header.Set("Content-Length", "999")
 	req.Header.Set("Transfer-Encoding", "gzip")
 	req.Close = true
@@ -284,7 +358,7 @@ func TestRequestWire(t *testing.T) {
 	srv.mu.Lock()
 	head := srv.heads[0]
 	srv.mu.Unlock()
-	for _, want := range []string{"POST /v2/models/m%2Fx/generate?a=1 " + srv.l.Addr().String(), "Authorization: Bearer k", "User-Agent: probe", "Connection: close"} {
+	for _, want := range []string{"POST /v2/models/m%2Fx/generate?a=1 " + srv.l.Addr().String(), "Authorization: Bearer k", "User-Agent: probe", "X-Spaced: v\r\n", "Connection: close"} {
 		if !strings.Contains(head, want) {
 			t.Errorf("request head lacks %q:\n%s", want, head)
 		}
@@ -301,6 +375,20 @@ func TestRequestWire(t *testing.T) {
 		if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "invalid") {
 			t.Errorf("header %v: err %v, want it refused", bad, err)
 		}
+	}
+	// An explicitly empty User-Agent sends none.
+	req, _ = http.NewRequest(http.MethodPost, srv.url(), strings.NewReader("x"))
+	req.Header.Set("User-Agent", "")
+	resp, err = tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	srv.mu.Lock()
+	second := srv.heads[1]
+	srv.mu.Unlock()
+	if strings.Contains(second, "User-Agent") {
+		t.Errorf("an empty User-Agent went out:\n%s", second)
 	}
 	req, _ = http.NewRequest(http.MethodPost, "https://"+srv.l.Addr().String(), nil)
 	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "scheme") {

@@ -54,6 +54,9 @@ func appendHead(dst []byte, req *http.Request, host string, bodyLen int64) ([]by
 			continue // framing is the transport's
 		case "User-Agent":
 			agent = true
+			if len(vs) == 0 || vs[0] == "" {
+				continue // explicitly empty: none is sent, as with net/http
+			}
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
 			return dst, fmt.Errorf("h1: invalid header name %q", k)
@@ -64,7 +67,7 @@ func appendHead(dst []byte, req *http.Request, host string, bodyLen int64) ([]by
 			}
 			dst = append(dst, k...)
 			dst = append(dst, ": "...)
-			dst = append(dst, strings.TrimSpace(v)...)
+			dst = append(dst, textproto.TrimString(v)...)
 			dst = append(dst, "\r\n"...)
 		}
 	}
@@ -163,16 +166,20 @@ func parseStatusLine(line []byte, r *http.Response) error {
 	if !ok {
 		return malformed("status line %q", clip(line))
 	}
-	switch string(proto) {
-	case "HTTP/1.1":
+	switch {
+	case string(proto) == "HTTP/1.1":
 		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	case "HTTP/1.0":
+	case string(proto) == "HTTP/1.0":
 		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.0", 1, 0
+	case len(proto) == 8 && string(proto[:7]) == "HTTP/1." && digits(proto[7:]):
+		// A later 1.x minor version: read as 1.1, whose rules it must keep (RFC 9110 §2.5).
+		r.Proto, r.ProtoMajor, r.ProtoMinor = string(proto), 1, 1
 	default:
 		return malformed("status line %q: not HTTP/1.x", clip(line))
 	}
 	code, reason, _ := bytes.Cut(rest, []byte{' '})
-	if len(code) != 3 || code[0] < '1' || code[0] > '5' || !digits(code) {
+	// Any three digits, as net/http reads them: an unregistered class is the caller's to judge.
+	if len(code) != 3 || code[0] == '0' || !digits(code) {
 		return malformed("status line %q: bad status code", clip(line))
 	}
 	r.StatusCode = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
@@ -232,13 +239,16 @@ var commonFields = func() map[string]string {
 	return m
 }()
 
-// frame decides how r's body ends (RFC 9112 §6.3) and whether the connection stays open.
+// frame decides how r's body ends (RFC 9112 §6.3) and whether the connection stays open. An
+// HTTP/1.0 response with Transfer-Encoding is read to close, coding and all (§6.1: its framing
+// is faulty; the connection is closed after it).
 func frame(r *http.Response) (response, error) {
 	conn := r.Header["Connection"]
 	persistent := (r.ProtoMinor == 1 && !hasToken(conn, "close")) || (r.ProtoMinor == 0 && hasToken(conn, "keep-alive"))
 	out := response{resp: r, length: -1, keepAlive: persistent}
 	switch te, cl := r.Header["Transfer-Encoding"], r.Header["Content-Length"]; {
-	case r.StatusCode <= 199 || r.StatusCode == http.StatusNoContent || r.StatusCode == http.StatusNotModified:
+	case r.StatusCode <= 199 || r.StatusCode == http.StatusNoContent || r.StatusCode == http.StatusNotModified,
+		r.Request != nil && r.Request.Method == http.MethodHead:
 		out.length = 0 // no content, whatever the fields say (§6.3 item 1)
 	case len(te) > 0:
 		lastField := te[len(te)-1]
@@ -249,7 +259,12 @@ func frame(r *http.Response) (response, error) {
 		} else {
 			out.keepAlive = false // not chunked last: the body ends at close (§6.3 item 4)
 		}
-		r.Header.Del("Content-Length") // Transfer-Encoding overrides it (§6.3 item 3)
+		if len(cl) > 0 {
+			// Transfer-Encoding overrides it, and the connection is not reused: a message
+			// framed both ways is what request smuggling is made of (§6.3 item 3).
+			r.Header.Del("Content-Length")
+			out.keepAlive = false
+		}
 	case len(cl) > 0:
 		n, err := contentLength(cl)
 		if err != nil {
