@@ -292,19 +292,9 @@ func TestHeadAndBodyAfterEnd(t *testing.T) {
 // TestCloseDuringRead: Close from another goroutine ends a blocked Read, and the connection is
 // not pooled.
 func TestCloseDuringRead(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "data: 0\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := stallingServer(t)
 	tr := newTransport()
-	resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+	resp, err := post(t, tr, context.Background(), srv.URL+"/body", "{}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +457,10 @@ func TestServerClosedIdleIsNotReused(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
+// stallingServer answers /body with one event and /head with nothing, then holds the response
+// open until the client goes or the test ends.
+func stallingServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/body" {
@@ -480,8 +473,12 @@ func TestCancel(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
-	defer close(release)
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
+}
+
+func TestCancel(t *testing.T) {
+	srv := stallingServer(t)
 	tr := newTransport()
 	defer tr.CloseIdleConnections()
 
