@@ -64,7 +64,7 @@ func newPipeline(s Settings, t *Telemetry) (*pipeline, error) {
 	if s.Delta {
 		bridged = t.delta
 	}
-	reader := sdkmetric.NewPeriodicReader(&countingMetricExporter{Exporter: mexp, t: t},
+	reader := sdkmetric.NewPeriodicReader(&countingMetricExporter{Exporter: mexp, t: t, delta: s.Delta},
 		sdkmetric.WithInterval(s.Interval), sdkmetric.WithTimeout(s.Timeout),
 		sdkmetric.WithProducer(bridged))
 	p := &pipeline{settings: s, done: make(chan struct{})}

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -306,12 +307,24 @@ func (t *Telemetry) logLimited(key, msg string, args ...any) {
 // again (ours is rate limited).
 type countingMetricExporter struct {
 	sdkmetric.Exporter
-	t *Telemetry
+	t     *Telemetry
+	delta bool // the pipeline exports deltas
 }
 
-// Export implements sdkmetric.Exporter.
+// Export implements sdkmetric.Exporter. An export that the periodic reader itself canceled (its
+// shutdown, at the daemon's stop or when a reload retires the pipeline, stops the export in
+// flight) did not fail at the receiver: the shutdown's final export that follows carries the
+// cumulative totals again, so it is no export error; with delta temporality its points are lost
+// and counted as dropped.
 func (e *countingMetricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	if err := e.Exporter.Export(ctx, rm); err != nil {
+	err := e.Exporter.Export(ctx, rm)
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.Canceled):
+		if e.delta {
+			e.t.dropped.WithLabelValues(SignalMetrics).Add(float64(countPoints(rm)))
+		}
+	default:
 		e.t.exportFailed(SignalMetrics, err, countPoints(rm))
 	}
 	return nil
