@@ -50,10 +50,7 @@ type httpClient struct {
 	flavour httpFlavour
 	// transport is net/http's, or for an http:// target the builtin HTTP/1.1 one, which
 	// dials through netTransport's DialContext.
-	transport interface {
-		http.RoundTripper
-		CloseIdleConnections()
-	}
+	transport    roundTripper
 	netTransport *http.Transport
 	url          string
 	parsed       *url.URL // url, parsed once; read-only
@@ -74,6 +71,12 @@ type httpClient struct {
 	traces  sync.Pool // *phaseTrace of the builtin transport's sends (newTrace)
 }
 
+// roundTripper is what httpClient needs of either transport.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // streamScratch is the per-request reading state that outlives no request: pooled, so that a
 // stream allocates nothing for its reader or its event.
 type streamScratch struct {
@@ -88,10 +91,7 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	if err != nil {
 		return nil, err
 	}
-	var rt interface {
-		http.RoundTripper
-		CloseIdleConnections()
-	} = tr
+	var rt roundTripper = tr
 	builtin := builtinTransport(t)
 	if builtin {
 		rt = &h1.Transport{

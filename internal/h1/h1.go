@@ -146,15 +146,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		head := len(pc.wbuf)
 		pc.wbuf = slices.Grow(pc.wbuf, int(bodyLen))[:head+int(bodyLen)]
 		if _, err := io.ReadFull(req.Body, pc.wbuf[head:]); err != nil {
-			pc.wbuf = pc.wbuf[:0]
-			// Nothing was written: the connection is as good as before, unless the
-			// cancellation closed it meanwhile.
-			if stop() {
-				t.put(pc)
-			} else {
-				_ = pc.c.Close()
-			}
-			return nil, fmt.Errorf("h1: reading the request body: %w", err)
+			return fail(fmt.Errorf("h1: reading the request body: %w", err))
 		}
 	}
 	_, err = pc.c.Write(pc.wbuf)

@@ -33,6 +33,19 @@ func post(t *testing.T, tr *Transport, ctx context.Context, url, body string) (*
 	return tr.RoundTrip(req)
 }
 
+// postAndDrain posts a small body to url and reads the answer to its end.
+func postAndDrain(t *testing.T, tr *Transport, ctx context.Context, url string) {
+	t.Helper()
+	resp, err := post(t, tr, ctx, url, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
 // countConns counts the connections a test server accepted.
 func countConns(srv *httptest.Server) *atomic.Int32 {
 	var n atomic.Int32
@@ -111,12 +124,7 @@ func TestAgainstNetHTTPServer(t *testing.T) {
 	if tr.IdleConns() != 0 {
 		t.Errorf("the connection the server closed is still idle")
 	}
-	resp, err := post(t, tr, context.Background(), srv.URL+"/length", "again")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	postAndDrain(t, tr, context.Background(), srv.URL+"/length")
 	if conns.Load() != 2 {
 		t.Errorf("after Connection: close, %d connections, want a second one", conns.Load())
 	}
@@ -435,12 +443,7 @@ func TestServerClosedIdleIsNotReused(t *testing.T) {
 	tr := newTransport()
 	defer tr.CloseIdleConnections()
 	for i := range 2 {
-		resp, err := post(t, tr, context.Background(), srv.url(), "{}")
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		postAndDrain(t, tr, context.Background(), srv.url())
 		if i == 0 {
 			// Let the server's close reach this side before the next request looks.
 			deadline := time.Now().Add(2 * time.Second)
@@ -523,12 +526,7 @@ func TestIdleReaper(t *testing.T) {
 	defer srv.Close()
 	tr := newTransport()
 	tr.IdleTimeout = 50 * time.Millisecond
-	resp, err := post(t, tr, context.Background(), srv.URL, "{}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	postAndDrain(t, tr, context.Background(), srv.URL)
 	if tr.IdleConns() != 1 {
 		t.Fatalf("%d idle connections after a request, want 1", tr.IdleConns())
 	}
@@ -562,12 +560,7 @@ func TestTraceHooks(t *testing.T) {
 			if viaHTTPTrace {
 				ctx = httptrace.WithClientTrace(context.Background(), ct)
 			}
-			resp, err := post(t, tr, ctx, srv.URL, "{}")
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			postAndDrain(t, tr, ctx, srv.URL)
 			want := "connect,conn reused=false,wrote,first byte"
 			if i == 1 {
 				want = "conn reused=true,wrote,first byte"
