@@ -69,22 +69,129 @@ func (pc *conn) peerOpen() bool { return pc.br.Buffered() == 0 && pc.peek.open()
 // maxInformational bounds the 1xx responses before the final one, as net/http does.
 const maxInformational = 5
 
-// traceKey is the context key of WithClientTrace.
-type traceKey struct{}
+// optionsKey is the context key of WithOptions.
+type optionsKey struct{}
 
-// WithClientTrace returns a context whose requests this transport reports to trace, as
-// httptrace.WithClientTrace does (which works here too) but for one context value: the DNS
-// and connect hooks, which httptrace installs for the dialer on every request, are installed
-// only when a request dials.
-func WithClientTrace(ctx context.Context, trace *httptrace.ClientTrace) context.Context {
-	return context.WithValue(ctx, traceKey{}, trace)
+// Options are a request's extras for this transport, carried in its context by WithOptions.
+// The transport reads them while RoundTrip runs, so they may be changed between requests.
+type Options struct {
+	// Trace receives the request's httptrace hooks, as httptrace.WithClientTrace's (which
+	// works here too) but for one context value: the DNS and connect hooks, which httptrace
+	// installs for the dialer on every request, are installed only when the request dials.
+	Trace *httptrace.ClientTrace
+	// Canceler, if set, ends the request when its Cancel is called, as well as when the
+	// context ends. It is how the request's owner bounds it without a cancelable context of
+	// its own per request (and the transport's registration with that context).
+	Canceler *Canceler
 }
 
-func clientTrace(ctx context.Context) (trace *httptrace.ClientTrace, forDial bool) {
-	if t, ok := ctx.Value(traceKey{}).(*httptrace.ClientTrace); ok {
-		return t, true
+// WithOptions returns a context whose requests carry o.
+func WithOptions(ctx context.Context, o *Options) context.Context {
+	return context.WithValue(ctx, optionsKey{}, o)
+}
+
+// WithClientTrace returns a context whose requests this transport reports to trace (see
+// Options.Trace).
+func WithClientTrace(ctx context.Context, trace *httptrace.ClientTrace) context.Context {
+	return WithOptions(ctx, &Options{Trace: trace})
+}
+
+func requestOptions(ctx context.Context) (trace *httptrace.ClientTrace, forDial bool, cn *Canceler) {
+	if o, ok := ctx.Value(optionsKey{}).(*Options); ok && o != nil {
+		return o.Trace, true, o.Canceler
 	}
-	return httptrace.ContextClientTrace(ctx), false
+	return httptrace.ContextClientTrace(ctx), false, nil
+}
+
+// Canceler ends one request from another goroutine (a watchdog's timeout): Cancel closes the
+// request's connection, which ends a blocked write or read at once, and the request then fails
+// with Cancel's cause. The zero value is ready; a Canceler serves one request.
+type Canceler struct {
+	mu    sync.Mutex
+	cause error
+	conn  net.Conn                // the request's connection while it is in use
+	dial  context.CancelCauseFunc // ends the dial in progress, if any
+}
+
+// Cancel ends the request with cause (context.Canceled if nil); the first cause is kept.
+func (cn *Canceler) Cancel(cause error) {
+	if cause == nil {
+		cause = context.Canceled
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.cause != nil {
+		return
+	}
+	cn.cause = cause
+	if cn.conn != nil {
+		_ = cn.conn.Close()
+	}
+	if cn.dial != nil {
+		cn.dial(cause)
+	}
+}
+
+// Cause returns the cause Cancel was called with, nil before.
+func (cn *Canceler) Cause() error {
+	if cn == nil {
+		return nil
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.cause
+}
+
+// attach makes c the connection Cancel closes; it reports false (and closes nothing) if the
+// request was canceled already.
+func (cn *Canceler) attach(c net.Conn) bool {
+	if cn == nil {
+		return true
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.cause != nil {
+		return false
+	}
+	cn.conn = c
+	return true
+}
+
+// detach takes the connection back, once the response is done with it; false means Cancel
+// closed it.
+func (cn *Canceler) detach() bool {
+	if cn == nil {
+		return true
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.conn = nil
+	return cn.cause == nil
+}
+
+// dialing registers (or with nil, removes) the function that ends a dial in progress; false
+// means the request was canceled already.
+func (cn *Canceler) dialing(cancel context.CancelCauseFunc) bool {
+	if cn == nil {
+		return true
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.dial = cancel
+	return cn.cause == nil
+}
+
+// why returns the error a failed request reports: the Canceler's cause, else the context's
+// error, else err (a cancellation closed the connection, and the read error that made is not
+// the reason).
+func why(ctx context.Context, cn *Canceler, err error) error {
+	if cause := cn.Cause(); cause != nil {
+		return cause
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // ErrServerClosed is the error of a reused connection that the server closed before it
@@ -113,14 +220,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		addr = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
 
-	trace, forDial := clientTrace(ctx)
-	dialCtx := ctx
-	if forDial && trace != nil {
-		dialCtx = httptrace.WithClientTrace(ctx, trace) // built lazily: get dials rarely
+	trace, forDial, cn := requestOptions(ctx)
+	var dialTrace *httptrace.ClientTrace
+	if forDial {
+		dialTrace = trace
 	}
-	pc, reused, err := t.get(ctx, dialCtx, addr)
+	pc, reused, err := t.get(ctx, dialTrace, cn, addr)
 	if err != nil {
-		return nil, err
+		return nil, why(ctx, cn, err)
+	}
+	if !cn.attach(pc.c) {
+		_ = pc.c.Close()
+		return nil, cn.Cause()
 	}
 	if trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: pc.c, Reused: reused, WasIdle: reused})
@@ -129,11 +240,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = pc.c.Close() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
+		cn.detach()
 		_ = pc.c.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, why(ctx, cn, err)
 	}
 
 	pc.wbuf, err = appendHead(pc.wbuf[:0], req, host, bodyLen)
@@ -188,7 +297,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Close {
 		r.resp.Close = true // the request asked for the connection's end
 	}
-	b := &responseBody{ctx: ctx, t: t, pc: pc, stop: stop, reusable: !r.resp.Close}
+	b := &responseBody{ctx: ctx, cn: cn, t: t, pc: pc, stop: stop, reusable: !r.resp.Close}
 	switch {
 	case r.chunked:
 		b.r = &chunkedBody{br: pc.br, maxHeader: t.maxHeader()}
@@ -234,6 +343,7 @@ func (t *Transport) maxHeader() int {
 // decides the connection's fate.
 type responseBody struct {
 	ctx      context.Context
+	cn       *Canceler // nil if none
 	r        io.Reader
 	t        *Transport
 	pc       *conn
@@ -254,8 +364,8 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil {
 		b.finish(errors.Is(err, io.EOF))
-		if !errors.Is(err, io.EOF) && b.ctx.Err() != nil {
-			err = b.ctx.Err() // the cancellation closed the connection, which is not the cause
+		if !errors.Is(err, io.EOF) {
+			err = why(b.ctx, b.cn, err)
 		}
 		b.err = err
 	}
@@ -272,8 +382,9 @@ func (b *responseBody) finish(atEOF bool) {
 	if !b.finished.CompareAndSwap(false, true) {
 		return
 	}
-	// stop reports false when the cancellation already closed the connection.
-	if b.stop() && atEOF && b.reusable {
+	// stop and detach report false when a cancellation already closed the connection.
+	stopped := b.stop()
+	if b.cn.detach() && stopped && atEOF && b.reusable {
 		b.t.put(b.pc)
 		return
 	}
@@ -281,8 +392,10 @@ func (b *responseBody) finish(atEOF bool) {
 }
 
 // get hands out the newest idle connection whose server end is still open, or dials one.
-// dialCtx is ctx with the dial's trace hooks.
-func (t *Transport) get(ctx, dialCtx context.Context, addr string) (*conn, bool, error) {
+// A dial reports to dialTrace's DNS and connect hooks; their context is built only then, since
+// most requests reuse a connection.
+// A dial also ends when cn (if set) is canceled.
+func (t *Transport) get(ctx context.Context, dialTrace *httptrace.ClientTrace, cn *Canceler, addr string) (*conn, bool, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -302,6 +415,19 @@ func (t *Transport) get(ctx, dialCtx context.Context, addr string) (*conn, bool,
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
+	}
+	dialCtx := ctx
+	if dialTrace != nil {
+		dialCtx = httptrace.WithClientTrace(ctx, dialTrace)
+	}
+	if cn != nil {
+		var cancel context.CancelCauseFunc
+		dialCtx, cancel = context.WithCancelCause(dialCtx)
+		defer cancel(nil)
+		if !cn.dialing(cancel) {
+			return nil, false, cn.Cause()
+		}
+		defer cn.dialing(nil)
 	}
 	c, err := t.Dial(dialCtx, "tcp", addr)
 	if err != nil {

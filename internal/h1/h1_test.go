@@ -514,6 +514,94 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// TestCanceler: a request whose Options carry a Canceler ends when Cancel is called, with
+// Cancel's cause, while waiting for headers, mid-body, before it was sent and while dialing;
+// its connection never goes back to the pool; the context still ends it too; and a Canceler
+// never used leaves the connection to the pool.
+func TestCanceler(t *testing.T) {
+	srv := stallingServer(t)
+	tr := newTransport()
+	defer tr.CloseIdleConnections()
+	cause := errors.New("watchdog")
+	with := func(cn *Canceler) context.Context {
+		return WithOptions(context.Background(), &Options{Canceler: cn})
+	}
+
+	t.Run("waiting for headers", func(t *testing.T) {
+		cn := &Canceler{}
+		time.AfterFunc(50*time.Millisecond, func() { cn.Cancel(cause) })
+		start := time.Now()
+		if _, err := post(t, tr, with(cn), srv.URL+"/head", "{}"); !errors.Is(err, cause) {
+			t.Fatalf("err %v, want the cause", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("cancel took %v", d)
+		}
+	})
+	t.Run("mid-body", func(t *testing.T) {
+		cn := &Canceler{}
+		resp, err := post(t, tr, with(cn), srv.URL+"/body", "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if _, err := resp.Body.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(50*time.Millisecond, func() { cn.Cancel(cause) })
+		if _, err := io.ReadAll(resp.Body); !errors.Is(err, cause) {
+			t.Fatalf("err %v, want the cause", err)
+		}
+		resp.Body.Close()
+		if tr.IdleConns() != 0 {
+			t.Errorf("a canceled request's connection went back to the pool")
+		}
+	})
+	t.Run("before the request", func(t *testing.T) {
+		cn := &Canceler{}
+		cn.Cancel(nil)
+		if _, err := post(t, tr, with(cn), srv.URL+"/head", "{}"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled (Cancel's nil cause)", err)
+		}
+		if cn.Cancel(cause); !errors.Is(cn.Cause(), context.Canceled) {
+			t.Errorf("cause %v after a second Cancel, want the first", cn.Cause())
+		}
+	})
+	t.Run("while dialing", func(t *testing.T) {
+		cn := &Canceler{}
+		dialing := newTransport()
+		dialing.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			cn.Cancel(cause)
+			<-ctx.Done() // the dial must be told
+			return nil, context.Cause(ctx)
+		}
+		if _, err := post(t, dialing, with(cn), srv.URL+"/head", "{}"); !errors.Is(err, cause) {
+			t.Fatalf("err %v, want the cause", err)
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := post(t, tr, WithOptions(ctx, &Options{Canceler: &Canceler{}}), srv.URL+"/head", "{}"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	})
+	t.Run("unused", func(t *testing.T) {
+		ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+		defer ok.Close()
+		pool := newTransport()
+		defer pool.CloseIdleConnections()
+		cn := &Canceler{}
+		postAndDrain(t, pool, with(cn), ok.URL)
+		if pool.IdleConns() != 1 {
+			t.Errorf("%d idle connections after a request with a Canceler, want 1", pool.IdleConns())
+		}
+		if cn.Cause() != nil {
+			t.Errorf("cause %v, want none", cn.Cause())
+		}
+	})
+}
+
 func TestIdleReaper(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	var closed atomic.Int32
