@@ -58,7 +58,7 @@ func BenchmarkStreamPerChunk(b *testing.B) {
 				sse.Reset(r)
 				rec.Reset()
 				rec.Start = time.Now()
-				c.readStream(ctx, ctx, sse, ev, rec)
+				c.readStream(ctx, nil, sse, ev, rec)
 				if rec.Result != ResultSuccess || rec.Chunks != n {
 					b.Fatalf("result %s, %d chunks", rec.Result, rec.Chunks)
 				}

@@ -112,9 +112,10 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 }
 
 // classify maps a transport or read error to a result class. parent is the caller's context:
-// its end means the request was canceled by us (stop or reload), not timed out.
-func classify(parent, reqCtx context.Context, err error, afterHeaders bool) string {
-	if cause := context.Cause(reqCtx); cause != nil && parent.Err() == nil {
+// its end means the request was canceled by us (stop or reload), not timed out. cause is what
+// the request's own bounds ended it with (a timeout), nil if they did not.
+func classify(parent context.Context, cause, err error, afterHeaders bool) string {
+	if cause != nil && parent.Err() == nil {
 		switch {
 		case errors.Is(cause, errFirstByteTimeout), errors.Is(cause, errIdleTimeout), errors.Is(cause, errTotalTimeout):
 			return ResultTimeout

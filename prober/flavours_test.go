@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -322,6 +323,16 @@ func TestSharedTransportAllFlavours(t *testing.T) {
 			}
 		}
 	}
+	// No headers at all: the first-byte bound (stallAfter sends headers, then nothing).
+	stallBeforeHeaders := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body, so the server watches the connection and ends r's context when
+		// the client gives up.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
 	for _, api := range append([]string{APIOpenAIChat}, httpFlavours...) {
 		var events []string
 		if api == APIOpenAIChat {
@@ -330,25 +341,26 @@ func TestSharedTransportAllFlavours(t *testing.T) {
 			events = golden(t, api)
 		}
 		cases := []struct {
-			name   string
-			h      http.Handler
-			mutate func(*config.Target)
-			want   string
+			name    string
+			h       http.Handler
+			mutate  func(*config.Target)
+			want    string
+			wantErr error // the error's cause, if it must be one
 		}{
-			{"first byte timeout", stallAfter(), func(tg *config.Target) {
+			{"first byte timeout", stallBeforeHeaders, func(tg *config.Target) {
 				short(tg)
 				tg.FirstByteTimeout = 100 * time.Millisecond
-			}, ResultTimeout},
-			{"idle timeout", stallAfter(events[:2]...), short, ResultTimeout},
-			{"total timeout", transcript(sse, 60*time.Millisecond, events...), func(tg *config.Target) { tg.Timeout = 100 * time.Millisecond }, ResultTimeout},
-			{"size cap", transcript(sse, 0, events...), func(tg *config.Target) { tg.MaxResponseBytes = 200 }, ResultProtocol},
-			{"not an event stream", transcript("text/html", 0, "<html></html>"), nil, ResultProtocol},
+			}, ResultTimeout, errFirstByteTimeout},
+			{"idle timeout", stallAfter(events[:2]...), short, ResultTimeout, errIdleTimeout},
+			{"total timeout", transcript(sse, 60*time.Millisecond, events...), func(tg *config.Target) { tg.Timeout = 100 * time.Millisecond }, ResultTimeout, errTotalTimeout},
+			{"size cap", transcript(sse, 0, events...), func(tg *config.Target) { tg.MaxResponseBytes = 200 }, ResultProtocol, errTooLarge},
+			{"not an event stream", transcript("text/html", 0, "<html></html>"), nil, ResultProtocol, nil},
 		}
 		for _, tc := range cases {
 			t.Run(api+"/"+tc.name, func(t *testing.T) {
 				rec := doFlavour(t, api, tc.h, tc.mutate)
-				if rec.Result != tc.want || rec.Err == nil {
-					t.Fatalf("result %s (%v), want %s with an error", rec.Result, rec.Err, tc.want)
+				if rec.Result != tc.want || rec.Err == nil || tc.wantErr != nil && !errors.Is(rec.Err, tc.wantErr) {
+					t.Fatalf("result %s (%v), want %s with an error (%v)", rec.Result, rec.Err, tc.want, tc.wantErr)
 				}
 			})
 		}

@@ -41,13 +41,13 @@ func fuzzStream(f *testing.F, c *httpClient) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ctx := context.Background()
 		rec := &Record{Start: time.Now()}
-		c.readStream(ctx, ctx, NewSSEReader(bytes.NewReader(body), maxEventBytes), &StreamEvent{}, rec)
+		c.readStream(ctx, nil, NewSSEReader(bytes.NewReader(body), maxEventBytes), &StreamEvent{}, rec)
 		if c.stream {
 			checkRecord(t, rec)
 		}
 		// The same bytes as a whole non-streaming body.
 		whole := &Record{Start: time.Now()}
-		c.readWhole(ctx, ctx, bytes.NewReader(body), whole)
+		c.readWhole(ctx, nil, bytes.NewReader(body), whole)
 		checkRecord(t, whole)
 		if whole.Chunks != 0 || len(whole.Gaps) != 0 {
 			t.Fatalf("a whole body recorded %d chunks", whole.Chunks)

@@ -463,7 +463,7 @@ func (c *KServeClient) readStream(ctx, reqCtx context.Context, stream grpc.BidiS
 // failure (or a cut stream, once responses came).
 func (c *KServeClient) failure(ctx, reqCtx context.Context, err error, st *kserveState, rec *Record) (string, error) {
 	if reqCtx.Err() != nil {
-		return classify(ctx, reqCtx, err, rec.Chunks > 0), errCause(reqCtx, err)
+		return classify(ctx, context.Cause(reqCtx), err, rec.Chunks > 0), errCause(ctx, context.Cause(reqCtx), err)
 	}
 	s := status.Convert(err)
 	if st.answered.Load() {

@@ -140,6 +140,16 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	return c, nil
 }
 
+// sendCall is one request's state that its send and its reading share, in one allocation: the
+// watchdog, the request body's reader and, for the builtin transport, the Canceler through
+// which the watchdog ends the request and the options that carry it.
+type sendCall struct {
+	wd   watchdog
+	body sendBody
+	cn   h1.Canceler
+	opts h1.Options
+}
+
 // sendBody is a request body: a bytes.Reader that closes, in one allocation.
 type sendBody struct{ bytes.Reader }
 
@@ -189,15 +199,25 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 		rec.PromptTokens, rec.PromptSource = req.PromptTokens, SourceEstimate
 	}
 
-	reqCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	// One timer serves the total bound, the first-byte bound and then the idle bound between
-	// reads.
-	wd := startWatchdog(cancel, c.timeout, c.firstByte)
+	// reads. With the builtin transport it ends the request through the call's Canceler, so
+	// the request needs no cancelable context of its own.
+	call := &sendCall{}
+	wd := &call.wd
+	reqCtx := ctx
+	if c.builtin {
+		call.opts.Canceler = &call.cn
+		wd.start(call.cn.Cancel, c.timeout, c.firstByte)
+	} else {
+		var cancel context.CancelCauseFunc
+		reqCtx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		wd.start(cancel, c.timeout, c.firstByte)
+	}
 	defer wd.stop()
 
 	var resp *http.Response
-	bodyReader := &sendBody{}
+	bodyReader := &call.body
 	for attempt := 0; ; attempt++ {
 		tr := c.newTrace()
 		bodyReader.Reset(body)
@@ -209,7 +229,8 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 			Header: WithTraceparent(c.header, rec), Body: bodyReader, ContentLength: int64(len(body)),
 		}
 		if c.builtin {
-			hreq = hreq.WithContext(h1.WithClientTrace(reqCtx, tr.trace()))
+			call.opts.Trace = tr.trace()
+			hreq = hreq.WithContext(h1.WithOptions(ctx, &call.opts))
 		} else {
 			// net/http resends a request by itself when nothing of it was written.
 			hreq.GetBody = func() (io.ReadCloser, error) { return &sendBody{Reader: *bytes.NewReader(body)}, nil }
@@ -229,12 +250,12 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 		// before one byte of the request went into it — the keep-alive race with a server
 		// closing idle connections) is safe to send again, once; a dial that failed is a
 		// real connection failure and is not retried.
-		if attempt == 0 && never && ctx.Err() == nil && reqCtx.Err() == nil {
+		if attempt == 0 && never && ctx.Err() == nil && wd.fired() == nil {
 			rec.Retries++
 			continue
 		}
 		rec.End = time.Since(rec.Start)
-		rec.Result, rec.Err = classify(ctx, reqCtx, err, false), errCause(reqCtx, err)
+		rec.Result, rec.Err = classify(ctx, wd.fired(), err, false), errCause(ctx, wd.fired(), err)
 		return
 	}
 	defer resp.Body.Close()
@@ -271,9 +292,9 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 			sc.sse.Reset(nil) // drop the body before pooling the reader
 			c.scratch.Put(sc)
 		}()
-		c.readStream(ctx, reqCtx, sc.sse, &sc.ev, rec)
+		c.readStream(ctx, wd, sc.sse, &sc.ev, rec)
 	} else {
-		c.readWhole(ctx, reqCtx, limited, rec)
+		c.readWhole(ctx, wd, limited, rec)
 	}
 	if rec.Result == ResultSuccess {
 		// Let the connection be reused: read what is left after the end (usually just the
@@ -285,8 +306,9 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 }
 
 // readStream reads SSE events until the flavour's end, a failure or the end of the body.
-// ev is scratch space for decoding.
-func (c *httpClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, ev *StreamEvent, rec *Record) {
+// ev is scratch space for decoding; wd (nil in tests that feed a body directly) tells a
+// timeout from another failure.
+func (c *httpClient) readStream(ctx context.Context, wd *watchdog, sse *SSEReader, ev *StreamEvent, rec *Record) {
 	var sr StreamRecorder
 	sr.Begin(rec, RecorderOptions{AllowEmpty: c.allowEmpty})
 	for {
@@ -299,7 +321,7 @@ func (c *httpClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, ev 
 			case err == io.EOF:
 				sr.Interrupted(now, ResultStreamTruncated, errors.New("stream ended without a finish or end event"), ctx.Err() != nil)
 			default:
-				sr.Interrupted(now, classify(ctx, reqCtx, err, true), errCause(reqCtx, err), ctx.Err() != nil)
+				sr.Interrupted(now, classify(ctx, wd.fired(), err, true), errCause(ctx, wd.fired(), err), ctx.Err() != nil)
 			}
 			return
 		}
@@ -314,7 +336,7 @@ func (c *httpClient) readStream(ctx, reqCtx context.Context, sse *SSEReader, ev 
 }
 
 // readWhole reads a non-streaming response: one JSON body, decoded once at its end.
-func (c *httpClient) readWhole(ctx, reqCtx context.Context, body io.Reader, rec *Record) {
+func (c *httpClient) readWhole(ctx context.Context, wd *watchdog, body io.Reader, rec *Record) {
 	var (
 		sr StreamRecorder
 		ev StreamEvent
@@ -323,7 +345,7 @@ func (c *httpClient) readWhole(ctx, reqCtx context.Context, body io.Reader, rec 
 	data, err := io.ReadAll(body)
 	now := time.Since(rec.Start)
 	if err != nil {
-		sr.Fail(now, classify(ctx, reqCtx, err, true), errCause(reqCtx, err))
+		sr.Fail(now, classify(ctx, wd.fired(), err, true), errCause(ctx, wd.fired(), err))
 		return
 	}
 	if err := c.flavour.decode(data, false, true, rec.CaptureText, &ev); err != nil {
@@ -354,9 +376,13 @@ func jsonType(contentType string) bool {
 	return err == nil && (ct == "application/json" || strings.HasSuffix(ct, "+json"))
 }
 
-// errCause prefers the timeout cause we set over the transport's generic "context canceled".
-func errCause(reqCtx context.Context, err error) error {
-	if cause := context.Cause(reqCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+// errCause prefers a cause of our own (a timeout, or the caller's cancellation cause) over the
+// transport's generic "context canceled". cause is the request's own, as for classify.
+func errCause(parent context.Context, cause, err error) error {
+	if cause == nil {
+		cause = context.Cause(parent)
+	}
+	if cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
 	return err

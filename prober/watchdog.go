@@ -25,16 +25,39 @@ type watchdog struct {
 	reading bool          // headers came: the idle bound applies
 	idle    time.Duration // the idle bound
 	stopped bool
+	cause   error // the bound that passed, once cancel was called
 }
 
 // startWatchdog starts the bounds now; cancel is called with the cause of the bound that
 // passed first (errTotalTimeout, errFirstByteTimeout or errIdleTimeout).
 func startWatchdog(cancel context.CancelCauseFunc, total, firstByte time.Duration) *watchdog {
-	w := &watchdog{base: time.Now(), total: total, firstByte: firstByte, cancel: cancel}
+	w := &watchdog{}
+	w.start(cancel, total, firstByte)
+	return w
+}
+
+// start starts a zero watchdog (one embedded in a request's state) as startWatchdog does.
+func (w *watchdog) start(cancel context.CancelCauseFunc, total, firstByte time.Duration) {
+	w.base, w.total, w.firstByte, w.cancel = time.Now(), total, firstByte, cancel
 	w.mu.Lock()
 	w.t = time.AfterFunc(min(total, firstByte), w.fire)
 	w.mu.Unlock()
-	return w
+}
+
+// end cancels with the cause of the bound that passed. w.mu is held.
+func (w *watchdog) end(cause error) {
+	w.cause = cause
+	w.cancel(cause)
+}
+
+// fired returns the cause the watchdog canceled with, nil if it did not (or w is nil).
+func (w *watchdog) fired() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cause
 }
 
 func (w *watchdog) fire() {
@@ -45,20 +68,20 @@ func (w *watchdog) fire() {
 	}
 	now := time.Since(w.base)
 	if now >= w.total {
-		w.cancel(errTotalTimeout)
+		w.end(errTotalTimeout)
 		return
 	}
 	next := w.total - now
 	if !w.reading {
 		if now >= w.firstByte {
-			w.cancel(errFirstByteTimeout)
+			w.end(errFirstByteTimeout)
 			return
 		}
 		next = min(next, w.firstByte-now)
 	} else {
 		quiet := now - time.Duration(w.last.Load())
 		if quiet >= w.idle {
-			w.cancel(errIdleTimeout)
+			w.end(errIdleTimeout)
 			return
 		}
 		next = min(next, w.idle-quiet)

@@ -54,6 +54,9 @@ func TestWatchdogBounds(t *testing.T) {
 		if !errors.Is(cause, errFirstByteTimeout) || at.Sub(start) < 30*time.Millisecond {
 			t.Errorf("cause %v after %v, want the first-byte timeout after ≥ 30ms", cause, at.Sub(start))
 		}
+		if got := w.fired(); got != cause {
+			t.Errorf("fired() %v, want the cause it canceled with", got)
+		}
 	})
 	t.Run("total", func(t *testing.T) {
 		c := newCancelRecorder()
@@ -148,6 +151,9 @@ func TestWatchdogBounds(t *testing.T) {
 		defer c.mu.Unlock()
 		if c.calls != 0 {
 			t.Errorf("a stopped watchdog canceled (%v)", c.cause)
+		}
+		if got := w.fired(); got != nil {
+			t.Errorf("fired() %v on a watchdog that never fired", got)
 		}
 	})
 }
