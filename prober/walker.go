@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 )
 
 // walker reads one JSON text in a single pass, checking its syntax as it goes: json.Valid's
@@ -109,13 +110,20 @@ func (w *walker) str() []byte {
 	w.lastEscaped = false
 	for {
 		i := w.i
-		// Eight bytes at a time while none of them is special, then byte by byte.
-		for i+8 <= len(w.b) && !hasStringSpecial(binary.LittleEndian.Uint64(w.b[i:])) {
+		// Eight bytes at a time: the lowest flagged byte of a word is the first special one
+		// (the SWAR flags are exact up to it), so a string of any length ends in one or two
+		// words; only the last seven bytes of the input go byte by byte.
+		for i+8 <= len(w.b) {
+			if m := stringSpecials(binary.LittleEndian.Uint64(w.b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto special
+			}
 			i += 8
 		}
 		for i < len(w.b) && plainStringByte[w.b[i]] {
 			i++
 		}
+	special:
 		w.i = i
 		if i >= len(w.b) {
 			w.fail()
@@ -137,15 +145,17 @@ func (w *walker) str() []byte {
 	}
 }
 
-// hasStringSpecial reports whether any of the eight bytes in x is a quote, a backslash or a
-// control character (the classic SWAR tests: a byte below n sets its high bit in
-// (x - n*ones) &^ x; a zero byte of x^c is a byte equal to c). The test is exact for "any".
-func hasStringSpecial(x uint64) bool {
+// stringSpecials flags the bytes of x (little-endian) that are a quote, a backslash or a
+// control character: the high bit of each such byte is set in the result (the classic SWAR
+// tests: a byte below n sets its high bit in (x - n*ones) &^ x; a zero byte of x^c is a byte
+// equal to c). A borrow can flag a byte above a flagged one, never one below, so the lowest
+// flag is exact.
+func stringSpecials(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	below := (x - 0x20*ones) &^ x
 	quote := x ^ '"'*ones
 	backslash := x ^ '\\'*ones
-	return (below|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
+	return (below | (quote-ones)&^quote | (backslash-ones)&^backslash) & highs
 }
 
 // plainStringByte marks the bytes a JSON string holds as they are: all but the quote, the
@@ -241,15 +251,25 @@ func (w *walker) literal(word string) {
 	w.fail()
 }
 
-// skip moves past one value, checking it.
+// skip moves past one value, checking it. Its loops are written out, not object's and array's
+// callbacks: most of a chunk is values nobody reads.
 func (w *walker) skip() {
 	switch c := w.peek(); {
 	case c == '"':
 		w.str()
 	case c == '{':
-		_ = w.object(func([]byte) error { w.skip(); return nil })
+		for ok := w.open('}'); ok; ok = w.more('}') {
+			if _, ok := w.member(); !ok {
+				return
+			}
+			w.skip()
+		}
+		w.leave()
 	case c == '[':
-		_ = w.array(func() error { w.skip(); return nil })
+		for ok := w.open(']'); ok; ok = w.more(']') {
+			w.skip()
+		}
+		w.leave()
 	case c == 't':
 		w.literal("true")
 	case c == 'f':
@@ -301,23 +321,31 @@ func (w *walker) more(close byte) bool {
 	return false
 }
 
+// member reads an object member's key and its colon, leaving w.i at the value; ok is false
+// at a syntax error. An escaped key (rare) is unescaped into w.key.
+func (w *walker) member() (key []byte, ok bool) {
+	w.ws()
+	key = w.str()
+	if w.syntax {
+		return nil, false
+	}
+	if w.lastEscaped {
+		var s string
+		_ = json.Unmarshal(w.b[w.i-len(key)-2:w.i], &s)
+		w.key = append(w.key[:0], s...)
+		key = w.key
+	}
+	return key, w.expect(':')
+}
+
 // object calls member for each key of the object at w.i; member consumes the value. It stops
-// at member's first error; a syntax error stops it too (w.syntax, for finish to report).
+// at member's first error; a syntax error stops it too (w.syntax, for finish to report). The
+// hottest readers loop with open, member and more themselves instead.
 func (w *walker) object(member func(key []byte) error) error {
 	defer w.leave()
 	for ok := w.open('}'); ok; ok = w.more('}') {
-		w.ws()
-		key := w.str()
-		if w.syntax {
-			return nil
-		}
-		if w.lastEscaped {
-			var s string
-			_ = json.Unmarshal(w.b[w.i-len(key)-2:w.i], &s)
-			w.key = append(w.key[:0], s...)
-			key = w.key
-		}
-		if !w.expect(':') {
+		key, ok := w.member()
+		if !ok {
 			return nil
 		}
 		if err := member(key); err != nil {

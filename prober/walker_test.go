@@ -1,7 +1,10 @@
 package prober
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -78,21 +81,50 @@ func FuzzWalkerSyntax(f *testing.F) {
 	})
 }
 
-// TestHasStringSpecial checks the eight-byte test against the byte table for every byte
-// value at every position, with plain bytes around it.
-func TestHasStringSpecial(t *testing.T) {
-	for pos := range 8 {
-		for c := range 256 {
-			b := []byte("abcdefgh")
-			b[pos] = byte(c)
-			x := uint64(0)
-			for i := 7; i >= 0; i-- {
-				x = x<<8 | uint64(b[i])
+// TestStringSpecials checks that the lowest byte the eight-byte test flags is the first byte
+// the byte table calls special: for every pair of byte values at every pair of positions, with
+// plain bytes around them (a borrow from the first may flag the second, which must not matter),
+// and for random words.
+func TestStringSpecials(t *testing.T) {
+	first := func(b []byte) int {
+		for i, c := range b {
+			if !plainStringByte[c] {
+				return i
 			}
-			want := !plainStringByte[c]
-			if got := hasStringSpecial(x); got != want {
-				t.Errorf("byte %#x at %d: special %v, want %v", c, pos, got, want)
+		}
+		return 8
+	}
+	check := func(b []byte) bool {
+		m := stringSpecials(binary.LittleEndian.Uint64(b))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if want := first(b); got != want {
+			t.Errorf("%q: first special at %d, want %d", b, got, want)
+			return false
+		}
+		return true
+	}
+	b := make([]byte, 8)
+	for p := range 8 {
+		for q := p; q < 8; q++ {
+			for c := range 256 {
+				for d := range 256 {
+					copy(b, "abcdefgh")
+					b[p], b[q] = byte(c), byte(d)
+					if !check(b) {
+						return
+					}
+				}
 			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1 << 20 {
+		binary.LittleEndian.PutUint64(b, r.Uint64())
+		if !check(b) {
+			return
 		}
 	}
 }
