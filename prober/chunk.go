@@ -54,6 +54,15 @@ var errChunkType = errors.New("a field has the wrong JSON type")
 // keys are unescaped. It differs only for duplicate keys, where encoding/json merges into what
 // it decoded before and this decoder takes the union; no server sends duplicate keys.
 func decodeChunk(data []byte, f *chunkFacts) error {
+	if decodeChunkFast(data, f) {
+		return nil
+	}
+	return decodeChunkWalker(data, f)
+}
+
+// decodeChunkWalker is decodeChunk with the walker: every chunk the fast path leaves, errors
+// included (chunkfast.go).
+func decodeChunkWalker(data []byte, f *chunkFacts) error {
 	*f = chunkFacts{}
 	w := walker{b: data}
 	var err error
@@ -61,7 +70,7 @@ func decodeChunk(data []byte, f *chunkFacts) error {
 	case 'n':
 		w.skip()
 	case '{':
-		err = w.object(func(key []byte) error { return f.top(&w, key) })
+		err = f.top(&w)
 	default:
 		w.skip() // a syntax error in it is reported before the type
 		err = fmt.Errorf("chunk is not a JSON object: %w", errChunkType)
@@ -69,121 +78,180 @@ func decodeChunk(data []byte, f *chunkFacts) error {
 	return w.finish(err)
 }
 
-func (f *chunkFacts) top(w *walker, key []byte) error {
-	switch {
-	case keyIs(key, "choices"):
-		switch w.peek() {
-		case 'n':
+// The readers below loop over their objects with open, member and more rather than through
+// walker.object's callback: this is the per-chunk path, and the indirect calls were a good
+// part of its time. Each stops at its first type error (the walk ends there; finish then
+// checks the syntax of the rest), and a syntax error ends every loop at once.
+
+// top reads the chunk's top-level object, at w.i.
+func (f *chunkFacts) top(w *walker) error {
+	for ok := w.open('}'); ok; ok = w.more('}') {
+		key, ok := w.member()
+		if !ok {
+			break
+		}
+		var err error
+		switch {
+		case keyIs(key, "choices"):
+			err = f.choices(w)
+		case keyIs(key, "usage"):
+			switch w.peek() {
+			case 'n':
+				w.skip()
+				f.hasUsage, f.promptTokens, f.completionTokens = false, 0, 0
+				f.hasReasoningTokens, f.reasoningTokens, f.hasCachedTokens, f.cachedTokens = false, 0, false, 0
+			case '{':
+				f.hasUsage = true
+				err = f.usage(w)
+			default:
+				err = fmt.Errorf("usage: %w", errChunkType)
+			}
+		case keyIs(key, "error"):
+			if w.peek() != 'n' {
+				f.isError = true
+			}
 			w.skip()
-			return nil
-		case '[':
-			return w.array(func() error {
-				switch w.peek() {
-				case 'n':
-					w.skip()
-					return nil
-				case '{':
-					return w.object(func(key []byte) error { return f.choice(w, key) })
-				}
-				return fmt.Errorf("choices[]: %w", errChunkType)
-			})
+		case keyIs(key, "object"):
+			var raw []byte
+			if raw, ok, err = w.stringOrNull("object"); ok && string(raw) == "error" {
+				f.isError = true
+			}
+		case keyIs(key, "message"):
+			_, _, err = w.stringOrNull("message")
+		case keyIs(key, "model"):
+			var raw []byte
+			if raw, ok, err = w.stringOrNull("model"); ok {
+				// w.i is past the closing quote.
+				f.modelEnd = w.i - 1
+				f.modelStart = f.modelEnd - len(raw)
+				f.modelEscaped = w.lastEscaped
+			}
+		default:
+			w.skip() // "code" (any JSON) and every field inferprobe does not read
 		}
-		return fmt.Errorf("choices: %w", errChunkType)
-	case keyIs(key, "usage"):
-		switch w.peek() {
-		case 'n':
-			w.skip()
-			f.hasUsage, f.promptTokens, f.completionTokens = false, 0, 0
-			f.hasReasoningTokens, f.reasoningTokens, f.hasCachedTokens, f.cachedTokens = false, 0, false, 0
-			return nil
-		case '{':
-			f.hasUsage = true
-			return w.object(func(key []byte) error { return f.usage(w, key) })
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("usage: %w", errChunkType)
-	case keyIs(key, "error"):
-		if w.peek() != 'n' {
-			f.isError = true
-		}
+	}
+	w.leave()
+	return nil
+}
+
+// choices reads the choices array (or null), at w.i.
+func (f *chunkFacts) choices(w *walker) error {
+	switch w.peek() {
+	case 'n':
 		w.skip()
 		return nil
-	case keyIs(key, "object"):
-		raw, ok, err := w.stringOrNull("object")
-		if err != nil {
-			return err
-		}
-		if ok && string(raw) == "error" {
-			f.isError = true
-		}
-		return nil
-	case keyIs(key, "message"):
-		_, _, err := w.stringOrNull("message")
-		return err
-	case keyIs(key, "model"):
-		raw, ok, err := w.stringOrNull("model")
-		if err != nil {
-			return err
-		}
-		if ok {
-			// w.i is past the closing quote.
-			f.modelEnd = w.i - 1
-			f.modelStart = f.modelEnd - len(raw)
-			f.modelEscaped = w.lastEscaped
-		}
-		return nil
+	case '[':
+	default:
+		return fmt.Errorf("choices: %w", errChunkType)
 	}
-	w.skip() // "code" (any JSON) and every field inferprobe does not read
-	return nil
-}
-
-func (f *chunkFacts) choice(w *walker, key []byte) error {
-	switch {
-	case keyIs(key, "delta"):
+	for ok := w.open(']'); ok; ok = w.more(']') {
 		switch w.peek() {
 		case 'n':
 			w.skip()
-			return nil
 		case '{':
-			return w.object(func(key []byte) error {
-				switch {
-				case keyIs(key, "content"):
-					return w.text(&f.content, "delta.content")
-				case keyIs(key, "reasoning_content"):
-					return w.text(&f.reasoning, "delta.reasoning_content")
-				case keyIs(key, "reasoning"):
-					return w.text(&f.reasoning, "delta.reasoning")
-				}
-				w.skip()
-				return nil
-			})
+			if err := f.choice(w); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("choices[]: %w", errChunkType)
 		}
-		return fmt.Errorf("delta: %w", errChunkType)
-	case keyIs(key, "text"):
-		return w.text(&f.content, "text")
-	case keyIs(key, "finish_reason"):
-		raw, ok, err := w.stringOrNull("finish_reason")
-		if err != nil || !ok || len(raw) == 0 || f.finish != "" {
-			return err
-		}
-		f.finish = normaliseFinishBytes(raw, w.lastEscaped)
-		return nil
 	}
-	w.skip()
+	w.leave()
 	return nil
 }
 
-func (f *chunkFacts) usage(w *walker, key []byte) error {
-	switch {
-	case keyIs(key, "prompt_tokens"):
-		return w.integer(&f.promptTokens, "usage.prompt_tokens")
-	case keyIs(key, "completion_tokens"):
-		return w.integer(&f.completionTokens, "usage.completion_tokens")
-	case keyIs(key, "completion_tokens_details"):
-		return w.details(&f.hasReasoningTokens, &f.reasoningTokens, "reasoning_tokens")
-	case keyIs(key, "prompt_tokens_details"):
-		return w.details(&f.hasCachedTokens, &f.cachedTokens, "cached_tokens")
+// choice reads one choice object, at w.i.
+func (f *chunkFacts) choice(w *walker) error {
+	for ok := w.open('}'); ok; ok = w.more('}') {
+		key, ok := w.member()
+		if !ok {
+			break
+		}
+		var err error
+		switch {
+		case keyIs(key, "delta"):
+			err = f.delta(w)
+		case keyIs(key, "text"):
+			err = w.text(&f.content, "text")
+		case keyIs(key, "finish_reason"):
+			var raw []byte
+			raw, ok, err = w.stringOrNull("finish_reason")
+			if ok && len(raw) > 0 && f.finish == "" {
+				f.finish = normaliseFinishBytes(raw, w.lastEscaped)
+			}
+		default:
+			w.skip()
+		}
+		if err != nil {
+			return err
+		}
 	}
-	w.skip()
+	w.leave()
+	return nil
+}
+
+// delta reads a choice's delta object (or null), at w.i.
+func (f *chunkFacts) delta(w *walker) error {
+	switch w.peek() {
+	case 'n':
+		w.skip()
+		return nil
+	case '{':
+	default:
+		return fmt.Errorf("delta: %w", errChunkType)
+	}
+	for ok := w.open('}'); ok; ok = w.more('}') {
+		key, ok := w.member()
+		if !ok {
+			break
+		}
+		var err error
+		switch {
+		case keyIs(key, "content"):
+			err = w.text(&f.content, "delta.content")
+		case keyIs(key, "reasoning_content"):
+			err = w.text(&f.reasoning, "delta.reasoning_content")
+		case keyIs(key, "reasoning"):
+			err = w.text(&f.reasoning, "delta.reasoning")
+		default:
+			w.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.leave()
+	return nil
+}
+
+// usage reads the usage object, at w.i.
+func (f *chunkFacts) usage(w *walker) error {
+	for ok := w.open('}'); ok; ok = w.more('}') {
+		key, ok := w.member()
+		if !ok {
+			break
+		}
+		var err error
+		switch {
+		case keyIs(key, "prompt_tokens"):
+			err = w.integer(&f.promptTokens, "usage.prompt_tokens")
+		case keyIs(key, "completion_tokens"):
+			err = w.integer(&f.completionTokens, "usage.completion_tokens")
+		case keyIs(key, "completion_tokens_details"):
+			err = w.details(&f.hasReasoningTokens, &f.reasoningTokens, "reasoning_tokens")
+		case keyIs(key, "prompt_tokens_details"):
+			err = w.details(&f.hasCachedTokens, &f.cachedTokens, "cached_tokens")
+		default:
+			w.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.leave()
 	return nil
 }
 
@@ -315,14 +383,21 @@ func (w *walker) details(has *bool, v *int, name string) error {
 		*has, *v = false, 0
 		return nil
 	case '{':
-		*has = true
-		return w.object(func(key []byte) error {
-			if keyIs(key, name) {
-				return w.integer(v, name)
-			}
-			w.skip()
-			return nil
-		})
+	default:
+		return fmt.Errorf("%s details: %w", name, errChunkType)
 	}
-	return fmt.Errorf("%s details: %w", name, errChunkType)
+	*has = true
+	for ok := w.open('}'); ok; ok = w.more('}') {
+		key, ok := w.member()
+		if !ok {
+			break
+		}
+		if !keyIs(key, name) {
+			w.skip()
+		} else if err := w.integer(v, name); err != nil {
+			return err
+		}
+	}
+	w.leave()
+	return nil
 }

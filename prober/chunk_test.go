@@ -172,3 +172,72 @@ func hasDuplicateKeys(data []byte) bool {
 	}
 	return walk()
 }
+
+// fastPathCases are chunks the fast path must take itself (valid, the right types, no
+// escaped key), beyond every chunk of the server transcripts: duplicate keys, capitals,
+// whitespace, nesting in skipped fields and the usage resets.
+var fastPathCases = []string{
+	`{}`, `{"choices":null,"usage":null}`, `{"choices":[]}`, `{"choices":[null,{}]}`,
+	`{"choices":[null,{"delta":null},{"delta":{"content":null}}]}`,
+	`{"Choices":[{"Delta":{"CONTENT":"x"}}]}`, `{"MODEL":"x","Usage":{"Prompt_Tokens":3}}`,
+	` { "choices" : [ { "delta" : { "content" : "a" } } ] } `,
+	"{\t\"usage\"\n:\r{\"prompt_tokens\" :1 , \"completion_tokens\": 2}}",
+	`{"usage":{"prompt_tokens":1},"usage":{"completion_tokens":2}}`,
+	`{"usage":{"prompt_tokens":1,"completion_tokens_details":{"reasoning_tokens":4}},"usage":null}`,
+	`{"usage":{"prompt_tokens_details":{"cached_tokens":5},"prompt_tokens_details":null}}`,
+	`{"usage":{"completion_tokens_details":{},"prompt_tokens_details":{"cached_tokens":null}}}`,
+	`{"choices":[{"finish_reason":"","text":""},{"finish_reason":"length"},{"finish_reason":"stop"}]}`,
+	`{"choices":[{"finish_reason":"\u0073top"}]}`, `{"model":"a\/b\"c"}`, `{"model":"x","model":null}`,
+	`{"error":null}`, `{"error":{"message":"x","code":429}}`, `{"error":"text"}`, `{"error":[1,true,false]}`,
+	`{"error":-1.5e3}`, `{"error":false}`, `{"object":"error","message":"m","code":400}`,
+	`{"code":{"a":[1,"]",{"b":[[]]}],"text":5,"content":5}}`, `{"text":5,"delta":5,"prompt_tokens":"x"}`,
+	`{"choices":[{"delta":{"content":"a\"b]}","role":"assistant"},"x":[{"y":"}"}],"logprobs":null,"index":0}]}`,
+	`{"usage":{"completion_tokens":-9223372036854775808,"prompt_tokens":0,"total_tokens":-0.5e-3}}`,
+}
+
+// TestDecodeChunkFastPath: the fast path takes every chunk of the server transcripts and the
+// cases above, with the walker's facts; and it leaves to the walker what the walker refuses.
+func TestDecodeChunkFastPath(t *testing.T) {
+	var cases []string
+	for _, c := range chunkCases() {
+		if strings.HasPrefix(c, `{"id"`) {
+			cases = append(cases, c) // the transcripts' events
+		}
+	}
+	if len(cases) < 15 {
+		t.Fatalf("only %d transcript chunks", len(cases))
+	}
+	for _, c := range append(cases, fastPathCases...) {
+		var fast, slow chunkFacts
+		if !decodeChunkFast([]byte(c), &fast) {
+			t.Errorf("%s: the fast path left it to the walker", c)
+			continue
+		}
+		if err := decodeChunkWalker([]byte(c), &slow); err != nil || fast != slow {
+			t.Errorf("%s:\nfast   %+v\nwalker %+v (%v)", c, fast, slow, err)
+		}
+	}
+	for _, c := range chunkCases() {
+		var f chunkFacts
+		if decodeChunkWalker([]byte(c), &f) != nil && decodeChunkFast([]byte(c), &f) {
+			t.Errorf("%s: the fast path took a chunk the walker refuses", c)
+		}
+	}
+}
+
+// FuzzDecodeChunkPaths holds the fast path to the walker on arbitrary input, duplicate keys
+// and escapes included: wherever it takes a chunk, the walker accepts it with the same facts.
+func FuzzDecodeChunkPaths(f *testing.F) {
+	for _, c := range append(chunkCases(), fastPathCases...) {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast, slow chunkFacts
+		if !decodeChunkFast(data, &fast) {
+			return
+		}
+		if err := decodeChunkWalker(data, &slow); err != nil || fast != slow {
+			t.Fatalf("%q:\nfast   %+v\nwalker %+v (%v)", data, fast, slow, err)
+		}
+	})
+}
