@@ -51,8 +51,10 @@ var errChunkType = errors.New("a field has the wrong JSON type")
 // decodeChunk reads one chunk into f. It accepts exactly what decoding into streamChunk with
 // encoding/json accepts (valid JSON, an object or null at the top, the right types for the
 // fields read) and reads the same values: keys match case-insensitively (ASCII) and escaped
-// keys are unescaped. It differs only for duplicate keys, where encoding/json merges into what
-// it decoded before and this decoder takes the union; no server sends duplicate keys.
+// keys are unescaped. It differs for duplicate keys, where encoding/json merges into what it
+// decoded before and this decoder takes the union, and for keys that match a field only under
+// Unicode case folding ("uſage", with ſ for s), which encoding/json folds and this decoder,
+// folding ASCII only, does not; no server sends either.
 func decodeChunk(data []byte, f *chunkFacts) error {
 	if decodeChunkFast(data, f) {
 		return nil

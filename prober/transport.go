@@ -377,9 +377,10 @@ func jsonType(contentType string) bool {
 }
 
 // errCause prefers a cause of our own (a timeout, or the caller's cancellation cause) over the
-// transport's generic "context canceled". cause is the request's own, as for classify.
+// transport's generic "context canceled". cause is the request's own, as for classify; the
+// caller's end comes first, as it does for the class.
 func errCause(parent context.Context, cause, err error) error {
-	if cause == nil {
+	if cause == nil || parent.Err() != nil {
 		cause = context.Cause(parent)
 	}
 	if cause != nil && !errors.Is(cause, context.Canceled) {

@@ -105,7 +105,8 @@ func requestOptions(ctx context.Context) (trace *httptrace.ClientTrace, forDial 
 
 // Canceler ends one request from another goroutine (a watchdog's timeout): Cancel closes the
 // request's connection, which ends a blocked write or read at once, and the request then fails
-// with Cancel's cause. The zero value is ready; a Canceler serves one request.
+// with Cancel's cause. The zero value is ready; a Canceler serves one request (and its resend
+// when nothing of it was sent), and once canceled it stays so.
 type Canceler struct {
 	mu    sync.Mutex
 	cause error

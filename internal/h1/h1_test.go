@@ -557,6 +557,24 @@ func TestCanceler(t *testing.T) {
 			t.Errorf("a canceled request's connection went back to the pool")
 		}
 	})
+	t.Run("before the body's end", func(t *testing.T) {
+		// The whole answer is in the transport's buffer when RoundTrip returns, so the body
+		// reads to its end after Cancel closed the connection: it must not go to the pool.
+		whole := newRawServer(t, false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		pool := newTransport()
+		defer pool.CloseIdleConnections()
+		cn := &Canceler{}
+		resp, err := post(t, pool, with(cn), whole.url(), "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.Cancel(cause)
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if pool.IdleConns() != 0 {
+			t.Errorf("a connection closed by Cancel went back to the pool")
+		}
+	})
 	t.Run("before the request", func(t *testing.T) {
 		cn := &Canceler{}
 		cn.Cancel(nil)
