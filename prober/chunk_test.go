@@ -209,7 +209,7 @@ func TestDecodeChunkFastPath(t *testing.T) {
 	}
 	for _, c := range append(cases, fastPathCases...) {
 		var fast, slow chunkFacts
-		if !decodeChunkFast([]byte(c), &fast) {
+		if !decodeChunkFast([]byte(c), &fast, nil) {
 			t.Errorf("%s: the fast path left it to the walker", c)
 			continue
 		}
@@ -219,7 +219,7 @@ func TestDecodeChunkFastPath(t *testing.T) {
 	}
 	for _, c := range chunkCases() {
 		var f chunkFacts
-		if decodeChunkWalker([]byte(c), &f) != nil && decodeChunkFast([]byte(c), &f) {
+		if decodeChunkWalker([]byte(c), &f) != nil && decodeChunkFast([]byte(c), &f, nil) {
 			t.Errorf("%s: the fast path took a chunk the walker refuses", c)
 		}
 	}
@@ -233,11 +233,71 @@ func FuzzDecodeChunkPaths(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fast, slow chunkFacts
-		if !decodeChunkFast(data, &fast) {
+		if !decodeChunkFast(data, &fast, nil) {
 			return
 		}
 		if err := decodeChunkWalker(data, &slow); err != nil || fast != slow {
 			t.Fatalf("%q:\nfast   %+v\nwalker %+v (%v)", data, fast, slow, err)
+		}
+	})
+}
+
+// chunkStreams are the server transcripts' chunks, stream by stream.
+func chunkStreams() [][]string {
+	var streams [][]string
+	for _, tr := range [][]string{vllmChat, llamacppChat, tgiChat, ollamaChat, reasoningChat, noUsageNoDone,
+		vllmCompletions, vllmContinuous(1, 4, 3), vllmContinuous(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)} {
+		var chunks []string
+		for _, ev := range tr {
+			for _, line := range strings.Split(ev, "\n") {
+				line = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+				if strings.HasPrefix(line, "{") {
+					chunks = append(chunks, line)
+				}
+			}
+		}
+		streams = append(streams, chunks)
+	}
+	return streams
+}
+
+// TestDecodeChunkMemo: every transcript's chunks read in turn through one memo give what each
+// gives alone, and the memo is used: vLLM's chunks after the first text one start from it.
+func TestDecodeChunkMemo(t *testing.T) {
+	for n, stream := range chunkStreams() {
+		memo := &chunkMemo{}
+		for _, c := range stream {
+			var got, want chunkFacts
+			gotErr, wantErr := decodeChunkMemo([]byte(c), &got, memo), decodeChunk([]byte(c), &want)
+			if (gotErr != nil) != (wantErr != nil) || got != want {
+				t.Errorf("stream %d, %s:\nmemo %+v (%v)\nalone %+v (%v)", n, c, got, gotErr, want, wantErr)
+			}
+		}
+		if n == len(chunkStreams())-1 && memo.hits < 14 {
+			t.Errorf("the 16-token vLLM stream started %d chunks from the memo, want at least 14", memo.hits)
+		}
+	}
+}
+
+// FuzzDecodeChunkMemo holds a chunk read through the memo another chunk left to the same chunk
+// read alone: the same error or not and the same facts, whatever the two are.
+func FuzzDecodeChunkMemo(f *testing.F) {
+	for _, stream := range chunkStreams() {
+		for i := 1; i < len(stream); i++ {
+			f.Add([]byte(stream[i-1]), []byte(stream[i]))
+		}
+	}
+	cases := append(chunkCases(), fastPathCases...)
+	for i := 1; i < len(cases); i++ {
+		f.Add([]byte(cases[i-1]), []byte(cases[i]))
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		memo := &chunkMemo{}
+		var got, want chunkFacts
+		_ = decodeChunkMemo(first, &got, memo)
+		gotErr, wantErr := decodeChunkMemo(second, &got, memo), decodeChunk(second, &want)
+		if (gotErr != nil) != (wantErr != nil) || gotErr == nil && got != want {
+			t.Fatalf("%q after %q:\nmemo %+v (%v)\nalone %+v (%v)", second, first, got, gotErr, want, wantErr)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 )
@@ -116,25 +117,58 @@ func fieldOf(r chunkRole, key []byte) chunkField {
 	return fieldNone
 }
 
-// decodeChunkFast reads data into f and reports whether it could; see above.
-func decodeChunkFast(data []byte, f *chunkFacts) bool {
+// chunkMemo is where the fast path stood in an earlier chunk, to start the next one there when
+// it begins with the same bytes. The chunks of one stream repeat everything up to the text:
+// {"id":"chatcmpl-…","object":"chat.completion.chunk","created":…,"model":"…","choices":
+// [{"index":0,"delta":{"content": — half of a vLLM chunk. The fast path reads a chunk left
+// to right, and what it has found and where it is after a prefix depends on that prefix's
+// bytes alone (its one look past a byte, the eight-byte string test, cannot change a result:
+// see stringSpecials). So a chunk that begins with the saved prefix is read from the saved
+// state on, the prefix checked with one comparison instead of parsed. The state is taken at
+// the chunk's first text value, and the prefix runs to that value's first byte.
+type chunkMemo struct {
+	prefix []byte // empty: nothing saved
+	i      int
+	depth  int
+	roles  [fastMaxDepth]chunkRole
+	isObj  [fastMaxDepth]bool
+	field  chunkField
+	facts  chunkFacts
+	hits   int // chunks started from the memo (for tests)
+}
+
+// decodeChunkFast reads data into f and reports whether it could; see above. memo, if not
+// nil, is the stream's chunkMemo: used when data begins with its prefix, and saved anew
+// otherwise.
+func decodeChunkFast(data []byte, f *chunkFacts, memo *chunkMemo) bool {
 	*f = chunkFacts{}
 	b := data
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false // null, another type or a syntax error: the walker's
-	}
 	var (
 		roles [fastMaxDepth]chunkRole
 		isObj [fastMaxDepth]bool
 		depth int
 		field = fieldTop
+		i     int
+		// saved says the memo needs no saving in this chunk: there is none, or it was used.
+		saved = memo == nil
 	)
+	if !saved && len(memo.prefix) > 0 && len(b) >= len(memo.prefix) && bytes.Equal(b[:len(memo.prefix)], memo.prefix) {
+		i, depth, field, roles, isObj, *f = memo.i, memo.depth, memo.field, memo.roles, memo.isObj, memo.facts
+		memo.hits++
+		saved = true
+	} else if i = skipWS(b, 0); i >= len(b) || b[i] != '{' {
+		return false // null, another type or a syntax error: the walker's
+	}
 	// Each turn of the loop reads one value at b[i], whose field is field, then what follows
 	// it up to the next value.
 	for {
 		if i >= len(b) {
 			return false
+		}
+		if !saved && (field == fieldText || field == fieldReasoning) {
+			saved = true
+			memo.prefix = append(memo.prefix[:0], b[:i+1]...)
+			memo.i, memo.depth, memo.field, memo.roles, memo.isObj, memo.facts = i, depth, field, roles, isObj, *f
 		}
 		switch c := b[i]; c {
 		case '"':

@@ -139,7 +139,10 @@ func (f *openaiFlavour) decode(data []byte, isError, whole, capture bool, ev *St
 		return nil
 	}
 	var facts chunkFacts
-	if err := decodeChunk(data, &facts); err != nil {
+	if ev.memo == nil {
+		ev.memo = &chunkMemo{} // once per pooled event: it lives as long as the event
+	}
+	if err := decodeChunkMemo(data, &facts, ev.memo); err != nil {
 		return err
 	}
 	if facts.isError {

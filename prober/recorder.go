@@ -39,12 +39,17 @@ type StreamEvent struct {
 	// message.model, Responses' response.model, KServe's model_name), nil if it names none;
 	// it may alias the event's bytes, valid until the next event.
 	Model []byte
+
+	// memo is the OpenAI decoder's memo of the stream's earlier chunks (chunkMemo), kept
+	// across Reset: one event value serves a stream's events in turn.
+	memo *chunkMemo
 }
 
-// Reset clears the event for the next decode, keeping Text's backing array.
+// Reset clears the event for the next decode, keeping Text's backing array and the decoder's
+// memo.
 func (e *StreamEvent) Reset() {
-	text := e.Text[:0]
-	*e = StreamEvent{ReasoningTokens: -1, CachedTokens: -1, Text: text}
+	text, memo := e.Text[:0], e.memo
+	*e = StreamEvent{ReasoningTokens: -1, CachedTokens: -1, Text: text, memo: memo}
 }
 
 // RecorderOptions are a target's choices that change how a finished stream is judged.
