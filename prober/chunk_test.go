@@ -264,7 +264,8 @@ func chunkStreams() [][]string {
 // TestDecodeChunkMemo: every transcript's chunks read in turn through one memo give what each
 // gives alone, and the memo is used: vLLM's chunks after the first text one start from it.
 func TestDecodeChunkMemo(t *testing.T) {
-	for n, stream := range chunkStreams() {
+	streams := chunkStreams()
+	for n, stream := range streams {
 		memo := &chunkMemo{}
 		for _, c := range stream {
 			var got, want chunkFacts
@@ -273,7 +274,7 @@ func TestDecodeChunkMemo(t *testing.T) {
 				t.Errorf("stream %d, %s:\nmemo %+v (%v)\nalone %+v (%v)", n, c, got, gotErr, want, wantErr)
 			}
 		}
-		if n == len(chunkStreams())-1 && memo.hits < 14 {
+		if n == len(streams)-1 && memo.hits < 14 {
 			t.Errorf("the 16-token vLLM stream started %d chunks from the memo, want at least 14", memo.hits)
 		}
 	}
@@ -292,12 +293,20 @@ func FuzzDecodeChunkMemo(f *testing.F) {
 		f.Add([]byte(cases[i-1]), []byte(cases[i]))
 	}
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		memo := &chunkMemo{}
-		var got, want chunkFacts
-		_ = decodeChunkMemo(first, &got, memo)
-		gotErr, wantErr := decodeChunkMemo(second, &got, memo), decodeChunk(second, &want)
-		if (gotErr != nil) != (wantErr != nil) || gotErr == nil && got != want {
-			t.Fatalf("%q after %q:\nmemo %+v (%v)\nalone %+v (%v)", second, first, got, gotErr, want, wantErr)
+		// Mutated apart, the two seldom share a prefix, which is what the memo acts on: so
+		// second is also tried after the start of first (its length picks how much).
+		k := 0
+		if len(first) > 0 {
+			k = len(second) % (len(first) + 1)
+		}
+		for _, next := range [][]byte{second, append(first[:k:k], second...)} {
+			memo := &chunkMemo{}
+			var got, want chunkFacts
+			_ = decodeChunkMemo(first, &got, memo)
+			gotErr, wantErr := decodeChunkMemo(next, &got, memo), decodeChunk(next, &want)
+			if (gotErr != nil) != (wantErr != nil) || gotErr == nil && got != want {
+				t.Fatalf("%q after %q:\nmemo %+v (%v)\nalone %+v (%v)", next, first, got, gotErr, want, wantErr)
+			}
 		}
 	})
 }

@@ -126,6 +126,10 @@ func fieldOf(r chunkRole, key []byte) chunkField {
 // see stringSpecials). So a chunk that begins with the saved prefix is read from the saved
 // state on, the prefix checked with one comparison instead of parsed. The state is taken at
 // the chunk's first text value, and the prefix runs to that value's first byte.
+// memoMaxPrefix bounds the prefix a memo keeps (a pooled event holds it): real prefixes are
+// a few hundred bytes.
+const memoMaxPrefix = 2048
+
 type chunkMemo struct {
 	prefix []byte // empty: nothing saved
 	i      int
@@ -165,7 +169,9 @@ func decodeChunkFast(data []byte, f *chunkFacts, memo *chunkMemo) bool {
 		if i >= len(b) {
 			return false
 		}
-		if !saved && (field == fieldText || field == fieldReasoning) {
+		// Everything above this point reads no byte past b[i] (and no len(b)) in a way that
+		// could change its result: the memo relies on it. Keep it so.
+		if !saved && (field == fieldText || field == fieldReasoning) && i < memoMaxPrefix {
 			saved = true
 			memo.prefix = append(memo.prefix[:0], b[:i+1]...)
 			memo.i, memo.depth, memo.field, memo.roles, memo.isObj, memo.facts = i, depth, field, roles, isObj, *f
@@ -398,7 +404,10 @@ func skipWS(b []byte, i int) int {
 
 // scanString reads a string's content starting at b[i] (past the opening quote) and returns
 // the index of its closing quote and whether it has escapes; end < 0 is a syntax error (no
-// closing quote, a control character, a bad escape). It accepts what walker.str accepts.
+// closing quote, a control character, a bad escape). It accepts what walker.str accepts. Its
+// eight-byte reads look past the closing quote, but the result depends on the bytes up to it
+// alone (the lowest flag is exact, and the byte loop agrees with the words), which chunkMemo
+// relies on.
 func scanString(b []byte, i int) (end int, escaped bool) {
 	for {
 		for i+8 <= len(b) {
