@@ -404,7 +404,7 @@ func skipWS(b []byte, i int) int {
 
 // scanString reads a string's content starting at b[i] (past the opening quote) and returns
 // the index of its closing quote and whether it has escapes; end < 0 is a syntax error (no
-// closing quote, a control character, a bad escape). It accepts what walker.str accepts. Its
+// closing quote, a control character, a bad escape); walker.str is built on it. Its
 // eight-byte reads look past the closing quote, but the result depends on the bytes up to it
 // alone (the lowest flag is exact, and the byte loop agrees with the words), which chunkMemo
 // relies on.
@@ -449,8 +449,8 @@ func scanString(b []byte, i int) (end int, escaped bool) {
 	}
 }
 
-// scanNumber returns the index past the JSON number at b[i], or -1 if there is none: the
-// grammar of walker.number.
+// scanNumber returns the index past the JSON number at b[i], or -1 if there is none (the
+// walker's numbers too).
 func scanNumber(b []byte, i int) int {
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -487,4 +487,30 @@ func scanNumber(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// stringSpecials flags the bytes of x (little-endian) that are a quote, a backslash or a
+// control character: the high bit of each such byte is set in the result (the classic SWAR
+// tests: a byte below n sets its high bit in (x - n*ones) &^ x; a zero byte of x^c is a byte
+// equal to c). A borrow can flag a byte above a flagged one, never one below, so the lowest
+// flag is exact.
+func stringSpecials(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	quote := x ^ '"'*ones
+	backslash := x ^ '\\'*ones
+	return (below | (quote-ones)&^quote | (backslash-ones)&^backslash) & highs
+}
+
+// plainStringByte marks the bytes a JSON string holds as they are: all but the quote, the
+// backslash and control characters. A table, so the string loop takes one branch per byte.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

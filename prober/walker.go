@@ -1,10 +1,8 @@
 package prober
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"math/bits"
 )
 
 // walker reads one JSON text in a single pass, checking its syntax as it goes: json.Valid's
@@ -99,147 +97,32 @@ func (w *walker) expect(c byte) bool {
 
 // str reads the string at w.i and returns its raw content (escapes left as they are). A
 // string must start at w.i; control characters and unknown escapes are syntax errors, and
-// invalid UTF-8 is not (encoding/json replaces it when decoding).
+// invalid UTF-8 is not (encoding/json replaces it when decoding). The scan is the fast path's
+// (scanString).
 func (w *walker) str() []byte {
 	if w.i >= len(w.b) || w.b[w.i] != '"' {
 		w.fail()
 		return nil
 	}
-	w.i++
-	start := w.i
-	w.lastEscaped = false
-	for {
-		i := w.i
-		// Eight bytes at a time: the lowest flagged byte of a word is the first special one
-		// (the SWAR flags are exact up to it), so a string of any length ends in one or two
-		// words; only the last seven bytes of the input go byte by byte.
-		for i+8 <= len(w.b) {
-			if m := stringSpecials(binary.LittleEndian.Uint64(w.b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				goto special
-			}
-			i += 8
-		}
-		for i < len(w.b) && plainStringByte[w.b[i]] {
-			i++
-		}
-	special:
-		w.i = i
-		if i >= len(w.b) {
-			w.fail()
-			return nil
-		}
-		switch w.b[i] {
-		case '"':
-			w.i++
-			return w.b[start:i]
-		case '\\':
-			w.lastEscaped = true
-			if !w.escape() {
-				return nil
-			}
-		default: // a control character
-			w.fail()
-			return nil
-		}
-	}
-}
-
-// stringSpecials flags the bytes of x (little-endian) that are a quote, a backslash or a
-// control character: the high bit of each such byte is set in the result (the classic SWAR
-// tests: a byte below n sets its high bit in (x - n*ones) &^ x; a zero byte of x^c is a byte
-// equal to c). A borrow can flag a byte above a flagged one, never one below, so the lowest
-// flag is exact.
-func stringSpecials(x uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	below := (x - 0x20*ones) &^ x
-	quote := x ^ '"'*ones
-	backslash := x ^ '\\'*ones
-	return (below | (quote-ones)&^quote | (backslash-ones)&^backslash) & highs
-}
-
-// plainStringByte marks the bytes a JSON string holds as they are: all but the quote, the
-// backslash and control characters. A table, so the string loop takes one branch per byte.
-var plainStringByte = func() (t [256]bool) {
-	for c := range t {
-		t[c] = c >= 0x20 && c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// escape consumes the escape sequence at w.i (its backslash included).
-func (w *walker) escape() bool {
-	if w.i+1 >= len(w.b) {
+	start := w.i + 1
+	end, escaped := scanString(w.b, start)
+	if end < 0 {
 		w.fail()
-		return false
+		return nil
 	}
-	switch w.b[w.i+1] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		w.i += 2
-		return true
-	case 'u':
-		if w.i+6 > len(w.b) {
-			w.fail()
-			return false
-		}
-		for _, h := range w.b[w.i+2 : w.i+6] {
-			if !isHex(h) {
-				w.fail()
-				return false
-			}
-		}
-		w.i += 6
-		return true
-	}
-	w.fail()
-	return false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	w.i, w.lastEscaped = end+1, escaped
+	return w.b[start:end]
 }
 
 // number consumes a JSON number at w.i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// (scanNumber).
 func (w *walker) number() {
-	b, i := w.b, w.i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-	default:
+	end := scanNumber(w.b, w.i)
+	if end < 0 {
 		w.fail()
 		return
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			w.fail()
-			return
-		}
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			w.fail()
-			return
-		}
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-	}
-	w.i = i
+	w.i = end
 }
 
 // literal consumes true, false or null at w.i.
