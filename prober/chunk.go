@@ -55,10 +55,8 @@ var errChunkType = errors.New("a field has the wrong JSON type")
 // decoded before and this decoder takes the union, and for keys that match a field only under
 // Unicode case folding ("uſage", with ſ for s), which encoding/json folds and this decoder,
 // folding ASCII only, does not; no server sends either.
-func decodeChunk(data []byte, f *chunkFacts) error { return decodeChunkMemo(data, f, nil) }
-
-// decodeChunkMemo is decodeChunk with the stream's chunkMemo (nil for none).
-func decodeChunkMemo(data []byte, f *chunkFacts, memo *chunkMemo) error {
+// memo is the stream's chunkMemo, nil for none.
+func decodeChunk(data []byte, f *chunkFacts, memo *chunkMemo) error {
 	if decodeChunkFast(data, f, memo) {
 		return nil
 	}

@@ -92,7 +92,7 @@ func TestDecodeChunkAgreesWithEncodingJSON(t *testing.T) {
 	for _, c := range chunkCases() {
 		want, wantModel, wantErr := referenceFacts([]byte(c))
 		var raw chunkFacts
-		gotErr := decodeChunk([]byte(c), &raw)
+		gotErr := decodeChunk([]byte(c), &raw, nil)
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Errorf("%s: error %v, encoding/json %v", c, gotErr, wantErr)
 			continue
@@ -114,7 +114,7 @@ func FuzzDecodeChunk(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var raw chunkFacts
-		gotErr := decodeChunk(data, &raw) // must not panic
+		gotErr := decodeChunk(data, &raw, nil) // must not panic
 		if bytes.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) || bytes.Contains(data, []byte(`\u`)) || hasDuplicateKeys(data) {
 			return
 		}
@@ -269,7 +269,7 @@ func TestDecodeChunkMemo(t *testing.T) {
 		memo := &chunkMemo{}
 		for _, c := range stream {
 			var got, want chunkFacts
-			gotErr, wantErr := decodeChunkMemo([]byte(c), &got, memo), decodeChunk([]byte(c), &want)
+			gotErr, wantErr := decodeChunk([]byte(c), &got, memo), decodeChunk([]byte(c), &want, nil)
 			if (gotErr != nil) != (wantErr != nil) || got != want {
 				t.Errorf("stream %d, %s:\nmemo %+v (%v)\nalone %+v (%v)", n, c, got, gotErr, want, wantErr)
 			}
@@ -302,8 +302,8 @@ func FuzzDecodeChunkMemo(f *testing.F) {
 		for _, next := range [][]byte{second, append(first[:k:k], second...)} {
 			memo := &chunkMemo{}
 			var got, want chunkFacts
-			_ = decodeChunkMemo(first, &got, memo)
-			gotErr, wantErr := decodeChunkMemo(next, &got, memo), decodeChunk(next, &want)
+			_ = decodeChunk(first, &got, memo)
+			gotErr, wantErr := decodeChunk(next, &got, memo), decodeChunk(next, &want, nil)
 			if (gotErr != nil) != (wantErr != nil) || gotErr == nil && got != want {
 				t.Fatalf("%q after %q:\nmemo %+v (%v)\nalone %+v (%v)", next, first, got, gotErr, want, wantErr)
 			}

@@ -142,7 +142,7 @@ func (f *openaiFlavour) decode(data []byte, isError, whole, capture bool, ev *St
 	if ev.memo == nil {
 		ev.memo = &chunkMemo{} // once per pooled event: it lives as long as the event
 	}
-	if err := decodeChunkMemo(data, &facts, ev.memo); err != nil {
+	if err := decodeChunk(data, &facts, ev.memo); err != nil {
 		return err
 	}
 	if facts.isError {

@@ -53,7 +53,9 @@ type httpClient struct {
 	transport    roundTripper
 	netTransport *http.Transport
 	url          string
-	parsed       *url.URL // url, parsed once; read-only
+	// template is the request every send copies (WithContext): method, protocol and the
+	// URL parsed once, read-only; a send sets its header and body on the copy.
+	template *http.Request
 	// header is shared by every request: the transports only read a request's header (no
 	// cookie jar, no redirects), so no per-request clone is needed.
 	header     http.Header
@@ -131,8 +133,13 @@ func newHTTPClient(t config.Target, f httpFlavour, header http.Header) (*httpCli
 	}
 	// A redirect is not followed (requests go straight to the transport): a POST that is
 	// redirected is not measured, and its 3xx is a visible failure.
-	if c.parsed, err = url.Parse(c.url); err != nil {
+	parsed, err := url.Parse(c.url)
+	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
+	}
+	c.template = &http.Request{
+		Method: http.MethodPost, URL: parsed, Host: parsed.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}
 	if e, ok := f.(eofEnder); ok {
 		c.eofEnds = e.eofEnds()
@@ -221,21 +228,19 @@ func (c *httpClient) Do(ctx context.Context, req traffic.Request, rec *Record) {
 	for attempt := 0; ; attempt++ {
 		tr := c.newTrace()
 		bodyReader.Reset(body)
-		// The request is built from the parsed URL, not from the string each time, and sent
-		// straight to the transport: with redirects refused, http.Client would add nothing.
-		hreq := &http.Request{
-			Method: http.MethodPost, URL: c.parsed, Host: c.parsed.Host,
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: WithTraceparent(c.header, rec), Body: bodyReader, ContentLength: int64(len(body)),
-		}
+		// The request is a copy of the client's template (the URL parsed once, one allocation
+		// with its context) sent straight to the transport: with redirects refused,
+		// http.Client would add nothing.
+		var hreq *http.Request
 		if c.builtin {
 			call.opts.Trace = tr.trace()
-			hreq = hreq.WithContext(h1.WithOptions(ctx, &call.opts))
+			hreq = c.template.WithContext(h1.WithOptions(ctx, &call.opts))
 		} else {
+			hreq = c.template.WithContext(httptrace.WithClientTrace(reqCtx, tr.trace()))
 			// net/http resends a request by itself when nothing of it was written.
 			hreq.GetBody = func() (io.ReadCloser, error) { return &sendBody{Reader: *bytes.NewReader(body)}, nil }
-			hreq = hreq.WithContext(httptrace.WithClientTrace(reqCtx, tr.trace()))
 		}
+		hreq.Header, hreq.Body, hreq.ContentLength = WithTraceparent(c.header, rec), bodyReader, int64(len(body))
 
 		rec.Start = time.Now()
 		tr.begin(rec.Start)

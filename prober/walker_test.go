@@ -50,12 +50,12 @@ func TestWalkerSyntaxMatchesEncodingJSON(t *testing.T) {
 // syntax error, with encoding/json's offset.
 func TestWalkerSyntaxErrorFirst(t *testing.T) {
 	var f chunkFacts
-	err := decodeChunk([]byte(`{"choices":7,"x":}`), &f)
+	err := decodeChunk([]byte(`{"choices":7,"x":}`), &f, nil)
 	var syn *json.SyntaxError
 	if !asSyntax(err, &syn) {
 		t.Fatalf("error %v (%T), want a *json.SyntaxError", err, err)
 	}
-	if err := decodeChunk([]byte(`{"choices":7}`), &f); err == nil || asSyntax(err, &syn) {
+	if err := decodeChunk([]byte(`{"choices":7}`), &f, nil); err == nil || asSyntax(err, &syn) {
 		t.Fatalf("a type error came back as %v", err)
 	}
 }

@@ -28,15 +28,9 @@ type watchdog struct {
 	cause   error // the bound that passed, once cancel was called
 }
 
-// startWatchdog starts the bounds now; cancel is called with the cause of the bound that
-// passed first (errTotalTimeout, errFirstByteTimeout or errIdleTimeout).
-func startWatchdog(cancel context.CancelCauseFunc, total, firstByte time.Duration) *watchdog {
-	w := &watchdog{}
-	w.start(cancel, total, firstByte)
-	return w
-}
-
-// start starts a zero watchdog (one embedded in a request's state) as startWatchdog does.
+// start starts the bounds of a zero watchdog (one embedded in a request's state) now; cancel is
+// called with the cause of the bound that passed first (errTotalTimeout, errFirstByteTimeout
+// or errIdleTimeout).
 func (w *watchdog) start(cancel context.CancelCauseFunc, total, firstByte time.Duration) {
 	w.base, w.total, w.firstByte, w.cancel = time.Now(), total, firstByte, cancel
 	w.mu.Lock()

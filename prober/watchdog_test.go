@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -38,6 +39,13 @@ func (c *cancelRecorder) wait(t *testing.T) (time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.at, c.cause
+}
+
+// startWatchdog starts a watchdog of its own, as a request's state holds one.
+func startWatchdog(cancel context.CancelCauseFunc, total, firstByte time.Duration) *watchdog {
+	w := &watchdog{}
+	w.start(cancel, total, firstByte)
+	return w
 }
 
 // TestWatchdogBounds: each bound cancels with its own cause, never before it passed: first

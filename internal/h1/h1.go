@@ -90,17 +90,14 @@ func WithOptions(ctx context.Context, o *Options) context.Context {
 	return context.WithValue(ctx, optionsKey{}, o)
 }
 
-// WithClientTrace returns a context whose requests this transport reports to trace (see
-// Options.Trace).
-func WithClientTrace(ctx context.Context, trace *httptrace.ClientTrace) context.Context {
-	return WithOptions(ctx, &Options{Trace: trace})
-}
-
-func requestOptions(ctx context.Context) (trace *httptrace.ClientTrace, forDial bool, cn *Canceler) {
+// requestOptions returns a request's trace, the trace its dial reports to when the transport
+// must install the dial hooks itself (Options.Trace; httptrace's context has them already),
+// and its Canceler.
+func requestOptions(ctx context.Context) (trace, dialTrace *httptrace.ClientTrace, cn *Canceler) {
 	if o, ok := ctx.Value(optionsKey{}).(*Options); ok && o != nil {
-		return o.Trace, true, o.Canceler
+		return o.Trace, o.Trace, o.Canceler
 	}
-	return httptrace.ContextClientTrace(ctx), false, nil
+	return httptrace.ContextClientTrace(ctx), nil, nil
 }
 
 // Canceler ends one request from another goroutine (a watchdog's timeout): Cancel closes the
@@ -221,11 +218,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		addr = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
 
-	trace, forDial, cn := requestOptions(ctx)
-	var dialTrace *httptrace.ClientTrace
-	if forDial {
-		dialTrace = trace
-	}
+	trace, dialTrace, cn := requestOptions(ctx)
 	pc, reused, err := t.get(ctx, dialTrace, cn, addr)
 	if err != nil {
 		return nil, why(ctx, cn, err)

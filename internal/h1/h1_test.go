@@ -645,7 +645,7 @@ func TestIdleReaper(t *testing.T) {
 	}
 }
 
-// TestTraceHooks checks the httptrace hooks, through WithClientTrace (dial hooks only when
+// TestTraceHooks checks the httptrace hooks, through Options.Trace (dial hooks only when
 // dialing) and through httptrace's own context.
 func TestTraceHooks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -662,7 +662,7 @@ func TestTraceHooks(t *testing.T) {
 				WroteRequest:         func(httptrace.WroteRequestInfo) { got = append(got, "wrote") },
 				GotFirstResponseByte: func() { got = append(got, "first byte") },
 			}
-			ctx := WithClientTrace(context.Background(), ct)
+			ctx := WithOptions(context.Background(), &Options{Trace: ct})
 			if viaHTTPTrace {
 				ctx = httptrace.WithClientTrace(context.Background(), ct)
 			}
